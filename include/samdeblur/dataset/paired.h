@@ -1,0 +1,47 @@
+#pragma once
+// Benchmark folders in the official test layout (SAM-Deblur
+// basicsr/data/paired_image*_dataset.py): dataroot_lq / dataroot_gt paired by
+// file name (gt stem -> filename_tmpl.format(stem) in lq and mask folders),
+// plus dataroot_mask as grouped masks (.npz, key `masks`, bool (M,1,H,W)) or
+// as label-map PNGs (the CAT input channel, grey / 255).
+//
+// Deviation: the official mask datasets pair the three folders by position in
+// unsorted os.scandir order; we pair by name and fail when a name is missing,
+// which gives the same pairs whenever the official ones are right.
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "samdeblur/config/options.h"
+#include "samdeblur/models/network.h"
+
+namespace samdeblur::dataset {
+
+struct SamplePaths {
+  std::string name;  // gt file stem: the key of metrics.csv and images/<name>.png
+  std::string lq, gt, mask;
+};
+
+// Lists the samples of a dataset, sorted by gt file name. Throws FileError /
+// Error naming the folder or file for: a missing folder, an empty folder,
+// different file counts, a gt name without lq (or mask) partner.
+std::vector<SamplePaths> list_samples(const config::DatasetOptions& options);
+
+struct Sample {
+  std::string name;
+  torch::Tensor lq;  // (C, H, W) float32 RGB in [0, 1]; C = 4 for the CAT variant
+  torch::Tensor gt;  // (3, H, W) float32 RGB in [0, 1]
+  cv::Mat lq_u8;     // (H, W, 3) uint8 BGR as read (for PSNR(input, gt))
+  cv::Mat gt_u8;     // (H, W, 3) uint8 BGR as read
+  std::optional<models::SegMasks> masks;  // grouped masks (SegNAFNet*)
+};
+
+// Reads one sample exactly as the official test loader does (BGR uint8 ->
+// float / 255 -> RGB CHW). Sizes of lq, gt and masks must agree: otherwise an
+// Error naming the files and both sizes.
+Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& options);
+
+}  // namespace samdeblur::dataset

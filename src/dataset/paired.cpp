@@ -1,0 +1,139 @@
+#include "samdeblur/dataset/paired.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "samdeblur/core/error.h"
+#include "samdeblur/core/log.h"
+#include "samdeblur/io/image.h"
+#include "samdeblur/io/npy.h"
+
+namespace samdeblur::dataset {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool is_image_ext(const std::string& ext) {
+  static const char* const exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"};
+  const std::string e = lower(ext);
+  return std::any_of(std::begin(exts), std::end(exts), [&](const char* x) { return e == x; });
+}
+
+// stem -> full path of the files in `dir` accepted by `accept`. Hidden files and
+// sub-folders are skipped as by BasicSR's scandir; other files are reported.
+std::map<std::string, std::string> scan(const std::string& dir, const std::string& what,
+                                        bool (*accept)(const std::string&)) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw FileError(dir, what + " folder does not exist");
+  std::map<std::string, std::string> out;
+  std::vector<std::string> rejected;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string fname = e.path().filename().string();
+    if (fname.empty() || fname[0] == '.' || !e.is_regular_file()) continue;
+    if (!accept(e.path().extension().string())) {
+      rejected.push_back(fname);
+      continue;
+    }
+    const std::string stem = e.path().stem().string();
+    auto [it, inserted] = out.emplace(stem, e.path().string());
+    if (!inserted)
+      throw FileError(dir, fmt::format("two {} files share the name '{}': {} and {}", what, stem,
+                                       fs::path(it->second).filename().string(), fname));
+  }
+  if (ec) throw FileError(dir, "cannot list folder: " + ec.message());
+  if (!rejected.empty()) {
+    std::sort(rejected.begin(), rejected.end());
+    log::warn(fmt::format("{}: ignoring {} file(s) that are not {} files, e.g. '{}'", dir,
+                          rejected.size(), what, rejected.front()));
+  }
+  if (out.empty()) throw FileError(dir, what + " folder holds no usable file");
+  return out;
+}
+
+std::string format_tmpl(const std::string& tmpl, const std::string& stem) {
+  const auto pos = tmpl.find("{}");
+  if (pos == std::string::npos) return tmpl;
+  return tmpl.substr(0, pos) + stem + tmpl.substr(pos + 2);
+}
+
+}  // namespace
+
+std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
+  const auto gt = scan(o.dataroot_gt, "gt image", is_image_ext);
+  const auto lq = scan(o.dataroot_lq, "lq image", is_image_ext);
+  std::map<std::string, std::string> mask;
+  if (o.grouped_masks()) {
+    mask = scan(o.dataroot_mask, "grouped mask (.npz)", [](const std::string& ext) { return lower(ext) == ".npz"; });
+  } else if (o.needs_masks()) {
+    mask = scan(o.dataroot_mask, "mask image", is_image_ext);
+  }
+  if (gt.size() != lq.size())
+    throw Error(fmt::format("dataset '{}': {} has {} images but {} has {}", o.name, o.dataroot_lq,
+                            lq.size(), o.dataroot_gt, gt.size()));
+  if (o.needs_masks() && mask.size() != gt.size())
+    throw Error(fmt::format("dataset '{}': {} has {} mask files but {} has {} images", o.name,
+                            o.dataroot_mask, mask.size(), o.dataroot_gt, gt.size()));
+  std::vector<SamplePaths> out;
+  out.reserve(gt.size());
+  for (const auto& [stem, gt_path] : gt) {
+    SamplePaths p;
+    p.name = stem;
+    p.gt = gt_path;
+    const std::string key = format_tmpl(o.filename_tmpl, stem);
+    auto it = lq.find(key);
+    if (it == lq.end())
+      throw FileError(gt_path, fmt::format("no input image named '{}.*' in {}", key, o.dataroot_lq));
+    p.lq = it->second;
+    if (o.needs_masks()) {
+      auto mit = mask.find(key);
+      if (mit == mask.end())
+        throw FileError(gt_path, fmt::format("no mask file named '{}.*' in {}", key, o.dataroot_mask));
+      p.mask = mit->second;
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& o) {
+  Sample s;
+  s.name = paths.name;
+  s.gt_u8 = io::read_image_bgr(paths.gt);
+  s.lq_u8 = io::read_image_bgr(paths.lq);
+  if (s.gt_u8.size() != s.lq_u8.size())
+    throw Error(fmt::format("size mismatch: {} is {}x{} but {} is {}x{} (HxW)", paths.lq,
+                            s.lq_u8.rows, s.lq_u8.cols, paths.gt, s.gt_u8.rows, s.gt_u8.cols));
+  const int64_t h = s.gt_u8.rows, w = s.gt_u8.cols;
+  s.gt = io::image_to_tensor(s.gt_u8);
+  s.lq = io::image_to_tensor(s.lq_u8);
+  if (o.grouped_masks()) {
+    torch::Tensor m = io::read_npz_array(paths.mask, "masks");
+    if (m.dim() == 3) m = m.unsqueeze(1);  // (M, H, W) is accepted too
+    if (m.dim() != 4 || m.size(1) != 1)
+      throw FileError(paths.mask, fmt::format("'masks' must have shape (M,1,H,W), got {}", fmt::join(m.sizes(), "x")));
+    if (m.size(2) != h || m.size(3) != w)
+      throw Error(fmt::format("size mismatch: masks in {} are {}x{} but {} is {}x{} (HxW)", paths.mask,
+                              m.size(2), m.size(3), paths.gt, h, w));
+    const double value = o.mask_encoding == config::MaskEncoding::official ? 1.0 / 255.0 : 1.0;
+    s.masks = models::SegMasks::from_masks(m, value);
+    if (s.masks->num_masks == 0)
+      throw FileError(paths.mask, "every mask is empty (the official loader fails on such a file too)");
+  } else if (o.needs_masks()) {
+    torch::Tensor mask = io::read_mask_png(paths.mask);  // (1, H, W) float in [0, 1]
+    if (mask.size(1) != h || mask.size(2) != w)
+      throw Error(fmt::format("size mismatch: mask {} is {}x{} but {} is {}x{} (HxW)", paths.mask,
+                              mask.size(1), mask.size(2), paths.gt, h, w));
+    s.lq = torch::cat({s.lq, mask}, 0);
+  }
+  return s;
+}
+
+}  // namespace samdeblur::dataset

@@ -1,0 +1,194 @@
+// End-to-end: the real sdb-eval executable on the committed tiny benchmark
+// (tests/data/eval, made by scripts/make_eval_fixtures.py with the official
+// SAM-Deblur code) must reproduce the official outputs and metrics.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kData = std::string(SAMDEBLUR_TEST_DATA) + "/eval";
+const std::string kBin = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-eval";
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Variant {
+  std::string name, type, dataset_type, mask_dir, extra;
+};
+
+std::string config_for(const Variant& v, const std::string& data) {
+  std::ostringstream y;
+  y << "name: e2e-" << v.name << "\nmodel_type: ImageRestorationModel\nscale: 1\nnum_gpu: 1\nmanual_seed: 10\n";
+  if (v.dataset_type == "PairedImageGroupMaskDataset") y << "grouped_masks: true\n";
+  y << "datasets:\n  test:\n    name: tiny\n    type: " << v.dataset_type << "\n"
+    << "    dataroot_gt: " << data << "/target\n    dataroot_lq: " << data << "/input\n";
+  if (!v.mask_dir.empty()) y << "    dataroot_mask: " << data << "/" << v.mask_dir << "\n";
+  y << "    io_backend:\n      type: disk\n";
+  y << "network_g:\n  type: " << v.type << "\n  width: 8\n  enc_blk_nums: [1, 1]\n  middle_blk_num: 1\n"
+    << "  dec_blk_nums: [1, 1]\n" << v.extra;
+  y << "path:\n  pretrain_network_g: " << data << "/checkpoints/" << v.name << ".pth\n  strict_load_g: true\n"
+    << "  resume_state: ~\n";
+  y << "val:\n  save_img: true\n  grids: false\n  metrics:\n    psnr:\n      type: calculate_psnr\n"
+    << "      crop_border: 0\n      test_y_channel: false\n    ssim:\n      type: calculate_ssim\n"
+    << "      crop_border: 0\n      test_y_channel: false\n";
+  y << "dist_params:\n  backend: nccl\n  port: 29500\n";
+  return y.str();
+}
+
+struct Run {
+  int code;
+  std::string log;
+};
+
+Run run_eval(const std::string& args, const fs::path& workdir) {
+  const fs::path log = workdir / "log.txt";
+  const std::string cmd = "OMP_NUM_THREADS=1 " + kBin + " -q " + args + " > " + log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  return {WEXITSTATUS(status), read_text(log)};
+}
+
+std::vector<std::vector<std::string>> read_csv(const fs::path& p) {
+  std::vector<std::vector<std::string>> rows;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    std::string cell;
+    while (std::getline(ss, cell, ',')) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+class SdbEvalParity : public ::testing::TestWithParam<Variant> {};
+
+}  // namespace
+
+TEST_P(SdbEvalParity, MatchesOfficialPipeline) {
+  const Variant v = GetParam();
+  const nlohmann::json expected = nlohmann::json::parse(read_text(kData + "/expected.json"));
+  const auto& exp_images = expected["models"][v.name]["images"];
+  const fs::path work = fs::temp_directory_path() / ("sdb_eval_e2e_" + v.name);
+  fs::remove_all(work);
+  fs::create_directories(work);
+  { std::ofstream(work / "cfg.yml") << config_for(v, kData); }
+  // --set also exercised: threshold 1 dB makes some images "collapsed".
+  const Run r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string() +
+                             " --set val.mcr_threshold=1.0",
+                         work);
+  ASSERT_EQ(r.code, 0) << r.log;
+
+  const auto rows = read_csv(work / "out" / "metrics.csv");
+  ASSERT_EQ(rows.size(), 4u);
+  const auto& header = rows[0];
+  auto col = [&](const std::string& name) {
+    auto it = std::find(header.begin(), header.end(), name);
+    EXPECT_NE(it, header.end()) << "column " << name;
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  const std::size_t c_name = col("name"), c_psnr = col("psnr"), c_ssim = col("ssim"), c_in = col("psnr_input"),
+                    c_col = col("collapsed");
+  double sum_psnr = 0, sum_ssim = 0;
+  int collapsed = 0;
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    const std::string name = rows[i][c_name];
+    ASSERT_TRUE(exp_images.contains(name)) << name;
+    const auto& e = exp_images[name];
+    const double psnr = std::stod(rows[i][c_psnr]), ssim = std::stod(rows[i][c_ssim]);
+    EXPECT_NEAR(psnr, e["psnr"].get<double>(), 5e-3) << name;
+    EXPECT_NEAR(ssim, e["ssim"].get<double>(), 1e-4) << name;
+    EXPECT_NEAR(std::stod(rows[i][c_in]), e["psnr_input"].get<double>(), 1e-6) << name;
+    const bool exp_collapsed = e["psnr_input"].get<double>() - e["psnr"].get<double>() > 1.0;
+    EXPECT_EQ(rows[i][c_col], exp_collapsed ? "1" : "0") << name;
+    collapsed += exp_collapsed;
+    sum_psnr += e["psnr"].get<double>();
+    sum_ssim += e["ssim"].get<double>();
+    // Output images: at most off by one grey level on a handful of pixels.
+    const cv::Mat ours = cv::imread((work / "out" / "images" / (name + ".png")).string(), cv::IMREAD_UNCHANGED);
+    const cv::Mat ref = cv::imread(kData + "/expected_" + v.name + "_" + name + ".png", cv::IMREAD_UNCHANGED);
+    ASSERT_FALSE(ours.empty()) << name;
+    ASSERT_EQ(ours.size(), ref.size());
+    cv::Mat diff;
+    cv::absdiff(ours, ref, diff);
+    double max_diff = 0;
+    cv::minMaxLoc(diff.reshape(1), nullptr, &max_diff);
+    EXPECT_LE(max_diff, 1.0) << name;
+    EXPECT_LE(cv::countNonZero(diff.reshape(1)), static_cast<int>(diff.total() * 3 / 200)) << name;
+  }
+  const nlohmann::json summary = nlohmann::json::parse(read_text(work / "out" / "summary.json"));
+  EXPECT_EQ(summary["count"].get<int>(), 3);
+  EXPECT_NEAR(summary["psnr"].get<double>(), sum_psnr / 3, 5e-3);
+  EXPECT_NEAR(summary["ssim"].get<double>(), sum_ssim / 3, 1e-4);
+  EXPECT_NEAR(summary["mcr"].get<double>(), collapsed / 3.0, 1e-12);
+  EXPECT_TRUE(summary.contains("config"));
+  EXPECT_EQ(summary["config"]["val"]["mcr_threshold"].get<double>(), 1.0);
+  EXPECT_TRUE(fs::exists(work / "out" / "config.yml"));
+  fs::remove_all(work);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Official, SdbEvalParity,
+    ::testing::Values(Variant{"NAFNet", "NAFNetLocal", "PairedImageDataset", "", "  train_size: [1, 3, 16, 16]\n"},
+                      Variant{"MaskNAFNet", "NAFNetLocal", "PairedImageMaskDataset", "input_mask",
+                              "  mask: true\n  train_size: [1, 3, 16, 16]\n"},
+                      Variant{"SegNAFNet", "SegNAFNetLocal", "PairedImageGroupMaskDataset", "grouped_masks",
+                              "  seg_channel: 2\n  train_size: [1, 3, 16, 16]\n"},
+                      Variant{"SegNAFNet-plain", "SegNAFNet", "PairedImageGroupMaskDataset", "grouped_masks",
+                              "  seg_channel: 2\n"}),
+    [](const ::testing::TestParamInfo<Variant>& info) {
+      std::string n = info.param.name;
+      std::replace(n.begin(), n.end(), '-', '_');
+      return n;
+    });
+
+// Bad input: a clear error naming the file, a non-zero exit code, no outputs.
+TEST(SdbEvalErrors, MissingPartnerAndSizeMismatch) {
+  const fs::path work = fs::temp_directory_path() / "sdb_eval_errors";
+  fs::remove_all(work);
+  fs::create_directories(work / "data");
+  fs::copy(kData + "/input", work / "data" / "input");
+  fs::copy(kData + "/target", work / "data" / "target");
+  const Variant v{"NAFNet", "NAFNetLocal", "PairedImageDataset", "", "  train_size: [1, 3, 16, 16]\n"};
+  std::string cfg = config_for(v, (work / "data").string());
+  const std::string ckpt = kData + "/checkpoints/NAFNet.pth";
+  cfg.replace(cfg.find((work / "data").string() + "/checkpoints/NAFNet.pth"),
+              ((work / "data").string() + "/checkpoints/NAFNet.pth").size(), ckpt);
+  { std::ofstream(work / "cfg.yml") << cfg; }
+
+  // 1. An input renamed: its gt has no partner.
+  fs::rename(work / "data" / "input" / "img_b.png", work / "data" / "input" / "img_x.png");
+  Run r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string(), work);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.log.find("img_b"), std::string::npos) << r.log;
+  EXPECT_FALSE(fs::exists(work / "out" / "summary.json"));
+  fs::rename(work / "data" / "input" / "img_x.png", work / "data" / "input" / "img_b.png");
+
+  // 2. Input and target sizes differ.
+  fs::copy_file(kData + "/input/img_a.png", work / "data" / "input" / "img_b.png",
+                fs::copy_options::overwrite_existing);
+  r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string(), work);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.log.find("size mismatch"), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find("img_b.png"), std::string::npos) << r.log;
+  EXPECT_FALSE(fs::exists(work / "out" / "summary.json"));
+
+  // 3. A misspelt key is an error naming it.
+  r = run_eval("--config " + (work / "cfg.yml").string() + " --set val.sav_img=true", work);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.log.find("val.sav_img"), std::string::npos) << r.log;
+  fs::remove_all(work);
+}
