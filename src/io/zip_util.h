@@ -1,0 +1,45 @@
+#pragma once
+// Private helpers over libzip shared by the .npz and .pth readers/writers.
+// Not installed; include only from src/io/*.cpp.
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+struct zip;
+
+namespace samdeblur::io::detail {
+
+// Read-only view of a zip archive held in memory. All failures raise FileError(path, ...).
+class ZipReader {
+ public:
+  // Takes ownership of the archive bytes; `path` is used in error messages.
+  ZipReader(std::vector<uint8_t> bytes, std::string path);
+  ~ZipReader();
+  ZipReader(const ZipReader&) = delete;
+  ZipReader& operator=(const ZipReader&) = delete;
+
+  const std::vector<std::string>& names() const { return names_; }
+  // Index of `name`, or -1.
+  int64_t find(const std::string& name) const;
+  // Decompressed contents of entry `index`, CRC-checked; the size must equal the
+  // size recorded in the directory, and may not exceed `max_size`.
+  std::vector<uint8_t> read(int64_t index, uint64_t max_size = (uint64_t{1} << 36)) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  std::string path_;
+  ::zip* archive_ = nullptr;
+  std::vector<std::string> names_;
+};
+
+// True when the bytes start like a zip archive (local file header or empty archive).
+bool looks_like_zip(const uint8_t* data, size_t size);
+
+// Builds a zip archive in memory. Entries are stored (compressed == false) or deflated.
+// `path` is used in error messages only.
+std::vector<uint8_t> build_zip(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& entries,
+                               bool compressed, const std::string& path);
+
+}  // namespace samdeblur::io::detail
