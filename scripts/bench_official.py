@@ -21,9 +21,11 @@ import torch
 
 def load_arch(root, name):
     # Import the arch files directly: the basicsr package pulls in torchvision etc.
-    for pkg in ["basicsr", "basicsr.models", "basicsr.models.archs"]:
+    for pkg in ["basicsr", "basicsr.models", "basicsr.models.archs", "basicsr.utils"]:
         if pkg not in sys.modules:
             sys.modules[pkg] = types.ModuleType(pkg)
+    import logging
+    sys.modules["basicsr.utils"].get_root_logger = lambda *a, **k: logging.getLogger("basicsr")
     modname = f"basicsr.models.archs.{name}"
     if modname in sys.modules:
         return sys.modules[modname]
