@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   app.add_option("--set", overrides, "override a config key: key.path=value (repeatable)");
   app.add_option("--threads", threads, "intra-op CPU threads (default: torch's choice)");
   app.add_flag("-q,--quiet", quiet, "no progress bar");
+  bool check_only = false;
+  app.add_flag("--check", check_only, "validate the config and list the datasets' files, then exit");
   CLI11_PARSE(app, argc, argv);
 
   namespace log = samdeblur::log;
@@ -34,6 +36,13 @@ int main(int argc, char** argv) {
     log::info("command: " + cmdline);
     log::info(fmt::format("LibTorch {}, {} intra-op threads", TORCH_VERSION, torch::get_num_threads()));
     const auto cfg = samdeblur::config::load_eval_config(config_path, overrides);
+    if (check_only) {
+      for (const auto& ds : cfg.datasets)
+        std::cout << fmt::format("{}: {} ({}): {} samples", cfg.source, ds.name, ds.type,
+                                 samdeblur::dataset::list_samples(ds).size())
+                  << std::endl;
+      return 0;
+    }
     samdeblur::eval::RunOptions run;
     run.output_dir = output_dir;
     run.device = device;

@@ -1,0 +1,120 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "samdeblur/core/error.h"
+#include "samdeblur/dataset/paired.h"
+
+namespace fs = std::filesystem;
+using samdeblur::config::DatasetOptions;
+using samdeblur::config::MaskEncoding;
+using namespace samdeblur::dataset;
+
+namespace {
+
+const std::string kData = std::string(SAMDEBLUR_TEST_DATA) + "/eval";
+
+DatasetOptions options(const std::string& type, const std::string& root = kData) {
+  DatasetOptions o;
+  o.key = "test";
+  o.name = "tiny";
+  o.type = type;
+  o.dataroot_gt = root + "/target";
+  o.dataroot_lq = root + "/input";
+  if (type == "PairedImageGroupMaskDataset") o.dataroot_mask = root + "/grouped_masks";
+  if (type == "PairedImageMaskDataset") o.dataroot_mask = root + "/input_mask";
+  return o;
+}
+
+std::string error_of(const DatasetOptions& o) {
+  try {
+    list_samples(o);
+  } catch (const samdeblur::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+fs::path copy_dataset(const std::string& tag) {
+  const fs::path dir = fs::temp_directory_path() / ("sdb_paired_" + tag);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* sub : {"input", "target", "grouped_masks", "input_mask"})
+    fs::copy(kData + "/" + sub, dir / sub);
+  return dir;
+}
+
+}  // namespace
+
+TEST(PairedDataset, ListsSortedTriples) {
+  const auto samples = list_samples(options("PairedImageGroupMaskDataset"));
+  ASSERT_EQ(samples.size(), 3u);
+  EXPECT_EQ(samples[0].name, "img_a");
+  EXPECT_EQ(samples[2].name, "img_c");
+  EXPECT_EQ(fs::path(samples[1].mask).filename(), "img_b.npz");
+  EXPECT_EQ(fs::path(samples[1].lq).filename(), "img_b.png");
+}
+
+TEST(PairedDataset, LoadsOfficialConversions) {
+  const auto o = options("PairedImageGroupMaskDataset");
+  const Sample s = load_sample(list_samples(o)[0], o);
+  ASSERT_EQ(s.lq.dim(), 3);
+  EXPECT_EQ(s.lq.size(0), 3);
+  EXPECT_EQ(s.lq.size(1), s.gt_u8.rows);
+  // RGB order: channel 0 of the tensor is the R (index 2) of the BGR image.
+  const auto px = s.lq_u8.at<cv::Vec3b>(5, 7);
+  EXPECT_FLOAT_EQ(s.lq[0][5][7].item<float>(), static_cast<float>(px[2]) / 255.0f);
+  EXPECT_FLOAT_EQ(s.lq[2][5][7].item<float>(), static_cast<float>(px[0]) / 255.0f);
+  ASSERT_TRUE(s.masks.has_value());
+  EXPECT_GT(s.masks->num_masks, 1);
+  EXPECT_NEAR(s.masks->value, 1.0 / 255.0, 1e-12);  // official masks2tensor quirk
+  EXPECT_TRUE(s.masks->labels.defined());          // a partition takes the fast path
+}
+
+TEST(PairedDataset, CleanEncodingAndCatChannel) {
+  auto o = options("PairedImageGroupMaskDataset");
+  o.mask_encoding = MaskEncoding::clean;
+  EXPECT_DOUBLE_EQ(load_sample(list_samples(o)[1], o).masks->value, 1.0);
+  const auto cat = options("PairedImageMaskDataset");
+  const Sample s = load_sample(list_samples(cat)[1], cat);
+  EXPECT_EQ(s.lq.size(0), 4);  // RGB + label map / 255
+  EXPECT_LE(s.lq[3].max().item<float>(), 1.0f);
+}
+
+TEST(PairedDataset, ErrorsNameTheProblem) {
+  auto o = options("PairedImageDataset");
+  o.dataroot_lq = "/nonexistent/input";
+  EXPECT_NE(error_of(o).find("/nonexistent/input"), std::string::npos);
+
+  const fs::path dir = copy_dataset("errors");
+  auto d = options("PairedImageGroupMaskDataset", dir.string());
+  fs::remove(dir / "grouped_masks" / "img_c.npz");
+  std::string err = error_of(d);
+  EXPECT_NE(err.find("2 mask files"), std::string::npos) << err;
+
+  fs::copy_file(dir / "grouped_masks" / "img_a.npz", dir / "grouped_masks" / "other.npz");
+  err = error_of(d);
+  EXPECT_NE(err.find("img_c"), std::string::npos) << err;
+
+  // Non-image files are reported (warning), not paired; a duplicated stem is an error.
+  { std::ofstream(dir / "input" / "notes.txt") << "x"; }
+  fs::copy_file(dir / "input" / "img_a.png", dir / "input" / "img_a.jpg");
+  err = error_of(options("PairedImageDataset", dir.string()));
+  EXPECT_NE(err.find("img_a"), std::string::npos) << err;
+  fs::remove_all(dir);
+}
+
+TEST(PairedDataset, CorruptMaskFileNamesPath) {
+  const fs::path dir = copy_dataset("corrupt");
+  { std::ofstream(dir / "grouped_masks" / "img_b.npz", std::ios::trunc) << "not a zip"; }
+  const auto o = options("PairedImageGroupMaskDataset", dir.string());
+  const auto samples = list_samples(o);
+  try {
+    load_sample(samples[1], o);
+    FAIL() << "expected an error";
+  } catch (const samdeblur::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("img_b.npz"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
