@@ -1,0 +1,72 @@
+#pragma once
+// Agreed interface between the Segment Anything model (src/sam/sam*.cpp,
+// image encoder / prompt encoder / mask decoder) and its users (the automatic
+// mask generator, sdb-masks). Mirrors segment_anything/predictor.py.
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+namespace samdeblur::sam {
+
+// Which official configuration: vit_b, vit_l, vit_h, or a tiny test config.
+struct SamConfig {
+  std::string model_type = "vit_b";
+  int64_t encoder_embed_dim = 768;
+  int64_t encoder_depth = 12;
+  int64_t encoder_num_heads = 12;
+  std::vector<int64_t> encoder_global_attn_indexes = {2, 5, 8, 11};
+  int64_t image_size = 1024;   // input side after ResizeLongestSide + padding
+  int64_t patch_size = 16;
+  int64_t window_size = 14;
+  int64_t prompt_embed_dim = 256;
+  int64_t mlp_dim_decoder = 2048;  // TwoWayTransformer mlp_dim
+  int64_t decoder_depth = 2;
+  int64_t decoder_num_heads = 8;
+  int64_t num_multimask_outputs = 3;
+  int64_t iou_head_depth = 3;
+  int64_t iou_head_hidden_dim = 256;
+  double mask_threshold = 0.0;
+
+  static SamConfig vit_b();
+  static SamConfig vit_l();
+  static SamConfig vit_h();
+  static SamConfig from_name(const std::string& model_type);  // Error listing valid names
+};
+
+// Result of one batch of point prompts (predictor.predict_torch).
+struct PointPrediction {
+  torch::Tensor masks;       // (B, C, H, W) float logits at the original image size (return_logits)
+  torch::Tensor iou;         // (B, C) predicted IoU
+  torch::Tensor low_res;     // (B, C, 256, 256) low-resolution logits
+};
+
+class Predictor {
+ public:
+  virtual ~Predictor() = default;
+  // Encodes an RGB uint8 HWC image (ResizeLongestSide with PIL-compatible
+  // antialiased bilinear resize, normalisation, padding) once.
+  virtual void set_image(const cv::Mat& rgb_u8) = 0;
+  // Point prompts already in the transformed (resized) frame: coords (B, N, 2) (x, y)
+  // float, labels (B, N) int (1 = foreground). Uses the embedding of set_image.
+  virtual PointPrediction predict_torch(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
+                                        bool multimask_output) = 0;
+  // Maps (N, 2) (x, y) coordinates of the original image into the transformed frame.
+  virtual torch::Tensor apply_coords(const torch::Tensor& coords) const = 0;
+  virtual torch::Tensor image_embedding() const = 0;  // (1, 256, 64, 64)
+  virtual cv::Size original_size() const = 0;
+  virtual cv::Size input_size() const = 0;  // after resize, before padding
+  virtual const SamConfig& config() const = 0;
+  virtual torch::Device device() const = 0;
+  virtual double mask_threshold() const = 0;
+};
+
+// Builds SAM for `config` on `device` and loads `checkpoint` strictly (empty =
+// random weights, for tests). When config.model_type is "auto", the type is
+// detected from the checkpoint's shapes; a mismatch between a named type and the
+// checkpoint is an Error naming both.
+std::unique_ptr<Predictor> make_predictor(const SamConfig& config, const std::string& checkpoint,
+                                          const torch::Device& device, bool half = false);
+
+}  // namespace samdeblur::sam
