@@ -123,16 +123,16 @@ torch::Tensor replicate_blur_matrix(int64_t n, torch::Dtype dtype) {
   return torch::tensor(m, torch::kFloat64).view({n, n}).to(dtype);
 }
 
-// Separable Gaussian of one band. q: (Hb + 10, W, C) CPU tensor whose first
-// and last 5 rows are the halo (real neighbours, or replicated edge rows at
-// the image border). Returns (Hb, W, C) in q's dtype.
+// Separable Gaussian of one band in planar layout. q: (C, Hb + 10, W) CPU
+// tensor whose first and last 5 rows are the halo (real neighbours, or
+// replicated edge rows at the image border). Returns (C, Hb, W), q's dtype.
 torch::Tensor blur_band(const torch::Tensor& q) {
-  const int64_t hp = q.size(0), w = q.size(1), c = q.size(2);
+  const int64_t c = q.size(0), hp = q.size(1), w = q.size(2);
   const bool f64 = q.scalar_type() == torch::kFloat64;
   const int depth = f64 ? CV_64F : CV_32F;
   // Channel axis: replicate pad + 11 taps == multiplication by M (C x C).
   const torch::Tensor planes =
-      q.matmul(replicate_blur_matrix(c, q.scalar_type()).t()).permute({2, 0, 1}).contiguous();
+      replicate_blur_matrix(c, q.scalar_type()).mm(q.reshape({c, hp * w})).view({c, hp, w});
   torch::Tensor out = torch::empty_like(planes);
   const cv::Mat g = cv::getGaussianKernel(kWindow, kSigma, depth);
   for (int64_t i = 0; i < c; ++i) {
@@ -143,7 +143,7 @@ torch::Tensor blur_band(const torch::Tensor& q) {
     cv::sepFilter2D(src, dst, depth, g, g, cv::Point(-1, -1), 0.0, cv::BORDER_REPLICATE);
     TORCH_CHECK(dst.data == out[i].data_ptr(), "sepFilter2D reallocated its output");
   }
-  return out.narrow(1, kHalf, hp - 2 * kHalf).permute({1, 2, 0});
+  return out.narrow(1, kHalf, hp - 2 * kHalf);
 }
 
 // Row indices [r0 - 5, r1 + 5) clamped to the image: replicate padding of H.
@@ -262,14 +262,15 @@ torch::Tensor gaussian_filter_3d(const torch::Tensor& volume_hwc, const Ssim3dOp
   torch::NoGradGuard no_grad;
   const torch::Tensor x = checked_volume(volume_hwc, options, "gaussian_filter_3d");
   if (options.mode == Gaussian3d::direct) return gaussian_direct(x);
+  const torch::Tensor planar = x.permute({2, 0, 1}).contiguous();  // (C, H, W)
   const int64_t h = x.size(0);
   const int64_t step = band_height(options.band_rows, x.size(1), x.size(2));
   std::vector<torch::Tensor> bands;
   for (int64_t r0 = 0; r0 < h; r0 += step) {
     const int64_t r1 = std::min(h, r0 + step);
-    bands.push_back(blur_band(x.index_select(0, halo_rows(r0, r1, h))));
+    bands.push_back(blur_band(planar.index_select(1, halo_rows(r0, r1, h))));
   }
-  return torch::cat(bands, 0);
+  return torch::cat(bands, 1).permute({1, 2, 0}).contiguous();
 }
 
 double ssim_3d(const torch::Tensor& img1_hwc, const torch::Tensor& img2_hwc, double max_value,
@@ -288,14 +289,16 @@ double ssim_3d(const torch::Tensor& img1_hwc, const torch::Tensor& img2_hwc, dou
         .mean()
         .item<double>();
   }
-  // Row bands with a 5-row halo: exact, and the working set stays bounded.
+  // Planar (C, H, W) row bands with a 5-row halo: exact, bounded memory.
+  const torch::Tensor p1 = x1.permute({2, 0, 1}).contiguous();
+  const torch::Tensor p2 = x2.permute({2, 0, 1}).contiguous();
   const int64_t h = x1.size(0);
   const int64_t step = band_height(options.band_rows, x1.size(1), x1.size(2));
   double total = 0.0;
   for (int64_t r0 = 0; r0 < h; r0 += step) {
     const int64_t r1 = std::min(h, r0 + step);
     const torch::Tensor rows = halo_rows(r0, r1, h);
-    const torch::Tensor b1 = x1.index_select(0, rows), b2 = x2.index_select(0, rows);
+    const torch::Tensor b1 = p1.index_select(1, rows), b2 = p2.index_select(1, rows);
     total += ssim_map(blur_band(b1), blur_band(b2), blur_band(b1 * b1), blur_band(b2 * b2),
                       blur_band(b1 * b2), c1, c2)
                  .sum(torch::kFloat64)
