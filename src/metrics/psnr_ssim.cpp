@@ -278,7 +278,7 @@ double ssim_3d(const torch::Tensor& img1_hwc, const torch::Tensor& img2_hwc, dou
   TORCH_CHECK(img1_hwc.sizes() == img2_hwc.sizes(), "ssim_3d: image shapes are different: ",
               img1_hwc.sizes(), ", ", img2_hwc.sizes());
   torch::NoGradGuard no_grad;
-  // The official converts to float32 before squaring: img ** 2 is float32.
+  // Converted to the working dtype before squaring (official: float32).
   const torch::Tensor x1 = checked_volume(img1_hwc, options, "ssim_3d");
   const torch::Tensor x2 = checked_volume(img2_hwc, options, "ssim_3d");
   const double c1 = std::pow(0.01 * max_value, 2), c2 = std::pow(0.03 * max_value, 2);

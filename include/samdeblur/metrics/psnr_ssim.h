@@ -2,7 +2,8 @@
 // PSNR and SSIM exactly as SAM-Deblur's validation computes them
 // (basicsr/metrics/psnr_ssim.py, metric_util.py): on the uint8 HWC BGR images
 // returned by tensor2img, float64 arithmetic except where the official uses
-// float32 (the Y channel, _ssim_3d). Golden values from the official code:
+// float32 (the Y channel). _ssim_3d, float32 in the official, is computed in
+// float64 by default (see Ssim3dOptions). Golden values from the official code:
 // scripts/make_metric_fixtures.py -> tests/data/metrics/expected.json.
 //
 // Inputs: cv::Mat of any depth with 1 or 3 channels (HWC); both images must
