@@ -1,0 +1,69 @@
+#pragma once
+// Building blocks of NAFNet (reference: NAFNet_arch.py, arch_util.py in
+// HPLQAQ/SAM-Deblur). Registered names equal the official attribute names, so
+// named_parameters() reproduces the official state_dict keys.
+#include <torch/torch.h>
+
+#include <optional>
+
+#include "samdeblur/models/local_pool.h"
+
+namespace samdeblur::models {
+
+// Channel LayerNorm of a (N, C, H, W) tensor: every pixel is normalised over its
+// C values with the biased variance, then scaled by weight (C) and shifted by
+// bias (C). With autograd on it runs as a custom autograd function whose backward
+// is the official LayerNormFunction.backward formula (arch_util.py):
+//   gx = (g - y * mean_c(g * y) - mean_c(g)) / sqrt(var + eps),  g = grad * weight.
+torch::Tensor layer_norm_2d(const torch::Tensor& x, const torch::Tensor& weight,
+                            const torch::Tensor& bias, double eps);
+
+class LayerNorm2dImpl : public torch::nn::Module {
+ public:
+  explicit LayerNorm2dImpl(int64_t channels, double eps = 1e-6);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;  // (C), ones
+  torch::Tensor bias;    // (C), zeros
+  double eps;
+};
+TORCH_MODULE(LayerNorm2d);
+
+// SimpleGate: splits (N, 2C, H, W) into two halves along C and multiplies them.
+torch::Tensor simple_gate(const torch::Tensor& x);
+
+class SimpleGateImpl : public torch::nn::Module {
+ public:
+  torch::Tensor forward(const torch::Tensor& x) { return simple_gate(x); }
+};
+TORCH_MODULE(SimpleGate);
+
+struct NAFBlockOptions {
+  explicit NAFBlockOptions(int64_t channels) : channels_(channels) {}
+  TORCH_ARG(int64_t, channels);
+  TORCH_ARG(int64_t, dw_expand) = 2;
+  TORCH_ARG(int64_t, ffn_expand) = 2;
+  TORCH_ARG(double, drop_out_rate) = 0.0;
+  // Set for the TLC variants (*Local): the SCA pooling becomes a local average
+  // pool with these options instead of the global AdaptiveAvgPool2d(1).
+  TORCH_ARG(std::optional<LocalAvgPool2dOptions>, local_pool) = std::nullopt;
+};
+
+// NAFBlock (NAFNet_arch.py). Keys: conv1..conv5, sca.1 (sca.0 is the pooling),
+// norm1, norm2, beta, gamma. beta/gamma are zero-initialised (1, C, 1, 1).
+// Shape: (N, C, H, W) -> (N, C, H, W).
+class NAFBlockImpl : public torch::nn::Module {
+ public:
+  explicit NAFBlockImpl(const NAFBlockOptions& options);
+  torch::Tensor forward(const torch::Tensor& input);
+
+  NAFBlockOptions options;
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  torch::nn::Sequential sca{nullptr};
+  torch::nn::Conv2d conv4{nullptr}, conv5{nullptr};
+  LayerNorm2d norm1{nullptr}, norm2{nullptr};
+  torch::nn::AnyModule dropout1, dropout2;  // Dropout, or Identity when the rate is 0
+  torch::Tensor beta, gamma;
+};
+TORCH_MODULE(NAFBlock);
+
+}  // namespace samdeblur::models

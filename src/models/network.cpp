@@ -1,0 +1,84 @@
+// NetworkOptions::validate and the build_network factory (network.h).
+#include "samdeblur/models/network.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <array>
+
+#include "samdeblur/core/error.h"
+#include "samdeblur/models/nafnet.h"
+#include "samdeblur/models/seg_nafnet.h"
+
+namespace samdeblur::models {
+namespace {
+
+constexpr std::array<const char*, 4> kTypes = {"NAFNet", "NAFNetLocal", "SegNAFNet",
+                                               "SegNAFNetLocal"};
+
+[[noreturn]] void fail(const std::string& key, const std::string& what) {
+  throw ConfigError(fmt::format("network_g.{}: {}", key, what));
+}
+
+void check_positive(const std::string& key, int64_t value) {
+  if (value < 1) fail(key, fmt::format("must be >= 1, got {}", value));
+}
+
+void check_counts(const std::string& key, const std::vector<int64_t>& counts) {
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] < 0) fail(fmt::format("{}[{}]", key, i), fmt::format("must be >= 0, got {}", counts[i]));
+  }
+}
+
+}  // namespace
+
+void NetworkOptions::validate() const {
+  bool known = false;
+  for (const char* t : kTypes) known = known || type == t;
+  if (!known) {
+    fail("type", fmt::format("unknown network type '{}'; valid types: {}", type,
+                             fmt::join(kTypes, ", ")));
+  }
+  check_positive("img_channel", img_channel);
+  check_positive("width", width);
+  if (middle_blk_num < 0) fail("middle_blk_num", fmt::format("must be >= 0, got {}", middle_blk_num));
+  check_counts("enc_blk_nums", enc_blk_nums);
+  check_counts("dec_blk_nums", dec_blk_nums);
+  if (enc_blk_nums.size() > 16) {
+    fail("enc_blk_nums", fmt::format("at most 16 levels supported, got {}", enc_blk_nums.size()));
+  }
+  // The decoder consumes the encoder skips in reverse; a different count would crop
+  // a wrongly sized output in the reference.
+  if (dec_blk_nums.size() != enc_blk_nums.size()) {
+    fail("dec_blk_nums", fmt::format("must have as many levels as enc_blk_nums ({}), got {}",
+                                     enc_blk_nums.size(), dec_blk_nums.size()));
+  }
+  if (!(drop_out_rate >= 0.0 && drop_out_rate < 1.0)) {
+    fail("drop_out_rate", fmt::format("must be in [0, 1), got {}", drop_out_rate));
+  }
+  if (is_seg()) {
+    check_positive("seg_channel", seg_channel);
+    if (!(mask_dropout >= 0.0 && mask_dropout <= 1.0)) {
+      fail("mask_dropout", fmt::format("must be in [0, 1], got {}", mask_dropout));
+    }
+    if (mask) fail("mask", fmt::format("not an option of {} (true is NAFNet's CAT variant)", type));
+  }
+  if (is_local()) {
+    if (train_size.size() != 4) {
+      fail("train_size", fmt::format("must be [N, C, H, W], got {} values", train_size.size()));
+    }
+    for (size_t i = 0; i < 4; ++i) {
+      if (train_size[i] < 1) {
+        fail(fmt::format("train_size[{}]", i), fmt::format("must be >= 1, got {}", train_size[i]));
+      }
+    }
+  }
+}
+
+DeblurNet build_network(const NetworkOptions& options) {
+  options.validate();
+  if (options.is_seg()) return std::make_shared<SegNAFNetImpl>(options);
+  return std::make_shared<NAFNetImpl>(options);
+}
+
+}  // namespace samdeblur::models
