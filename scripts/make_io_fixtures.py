@@ -8,7 +8,6 @@ values (tests/io/*_test.cpp); the formulas are listed in tests/data/io/README.md
 Hostile and corrupt files are crafted as bytes and never executed or loaded here.
 """
 import collections
-import io
 import json
 import os
 import struct
@@ -69,8 +68,99 @@ def main():
     print("numpy", np.__version__)
 
 
+def tiny_state_dict():
+    """state_dict() of conv(3->2, 1x1) + bn(2), values by formula (see README)."""
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 1)
+            self.bn = torch.nn.BatchNorm2d(2)
+
+    net = Tiny()
+    with torch.no_grad():
+        for i, (name, t) in enumerate(net.state_dict().items()):
+            if t.dtype == torch.int64:
+                t.fill_(7)
+            else:
+                t.copy_((torch.arange(t.numel(), dtype=torch.float32) * 0.1 + i).reshape(t.shape))
+    return net.state_dict()  # OrderedDict with _metadata, as BasicSR saves it
+
+
+def write_hostile_zip(name, pickle_bytes):
+    with zipfile.ZipFile(path(name), "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", pickle_bytes)
+        z.writestr("archive/version", "3\n")
+
+
 def write_torch_fixtures():
-    pass
+    import torch
+
+    sd = tiny_state_dict()
+    ema = collections.OrderedDict((k, v * 2 if v.is_floating_point() else v) for k, v in sd.items())
+    torch.save({"params": sd, "params_ema": ema}, path("basicsr.pth"))
+    torch.save(sd, path("bare.pth"))
+    torch.save({"params_ema": ema}, path("ema_only.pth"))
+    torch.save({"params": collections.OrderedDict(("module." + k, v) for k, v in sd.items())},
+               path("module_prefix.pth"))
+    torch.save({"model": sd, "epoch": 3}, path("nested.pth"))
+
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6) * 0.5 - 3.0
+    dtypes = collections.OrderedDict()
+    dtypes["f16"] = base.half()
+    dtypes["bf16"] = base.bfloat16()
+    dtypes["f64"] = base.double() / 7.0
+    dtypes["i64"] = torch.arange(6, dtype=torch.int64) * 10000000000
+    dtypes["i32"] = torch.arange(-3, 3, dtype=torch.int32)
+    dtypes["i16"] = torch.arange(-3, 3, dtype=torch.int16) * 1000
+    dtypes["i8"] = torch.arange(-3, 3, dtype=torch.int8)
+    dtypes["u8"] = torch.arange(250, 256).to(torch.uint8)
+    dtypes["bool"] = torch.arange(6) % 3 == 0
+    dtypes["scalar"] = torch.tensor(3.5)
+    dtypes["empty"] = torch.zeros(0, 3)
+    torch.save(dtypes, path("dtypes.pth"))
+
+    views = collections.OrderedDict()
+    views["a"] = base
+    views["b"] = base[1:, ::2]
+    views["c"] = base.t()
+    views["d"] = base[2]
+    torch.save(views, path("views.pth"))
+    torch.save({"w": torch.nn.Parameter(base.clone())}, path("parameter.pth"))
+
+    # Hostile pickles, written as bytes: GLOBAL posix.system + REDUCE; builtins.eval via
+    # STACK_GLOBAL; an unknown opcode; a BINGET of an unset memo slot. Never loaded here.
+    write_hostile_zip("hostile_system.pth", b"\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.")
+    write_hostile_zip("hostile_eval.pth",
+                      b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93\x8c\x011\x85R.")
+    write_hostile_zip("bad_opcode.pth", b"\x80\x02}q\x00\xff.")
+    write_hostile_zip("bad_memo.pth", b"\x80\x02h\x05.")
+
+    good = open(path("basicsr.pth"), "rb").read()
+    open(path("truncated.pth"), "wb").write(good[: len(good) // 2])
+
+    # safetensors written by hand (the safetensors package is not installed).
+    st = collections.OrderedDict()
+    st["f32"] = base
+    st["f16"] = base.half()
+    st["bf16"] = base.bfloat16()
+    st["i64"] = dtypes["i64"]
+    st["bool"] = dtypes["bool"]
+    names = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+             torch.int64: "I64", torch.bool: "BOOL"}
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for k, v in st.items():
+        raw = v.contiguous().view(torch.uint8).numpy().tobytes() if v.dtype != torch.bool \
+            else v.numpy().astype(np.uint8).tobytes()
+        header[k] = {"dtype": names[v.dtype], "shape": list(v.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path("tensors.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    print("torch", torch.__version__)
 
 
 if __name__ == "__main__":
