@@ -39,6 +39,7 @@ torch::Tensor SegNAFNetImpl::forward(const torch::Tensor& input,
   TORCH_CHECK(input.dim() == 4 && input.size(1) == options_.img_channel, options_.type,
               ": expected (B, ", options_.img_channel, ", H, W) input, got ", input.sizes());
   const int64_t b = input.size(0), h = input.size(2), w = input.size(3);
+  TORCH_CHECK(b >= 1, options_.type, ": empty batch");
   TORCH_CHECK(static_cast<int64_t>(masks.size()) == b, options_.type, ": expected ", b,
               " SegMasks (one per image), got ", masks.size());
   for (size_t i = 0; i < masks.size(); ++i) {

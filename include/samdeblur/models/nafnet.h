@@ -18,8 +18,9 @@ namespace samdeblur::models {
 class NAFUNet {
  public:
   // in_channels: channels fed to `intro` (img_channel + mask, or + seg_channel).
-  // train_size_channels is irrelevant to the kernels; the TLC pool options are taken
-  // from options.train_size when options.is_local().
+  // For options.is_local() every block's SCA pool gets tlc_pool_options() of its
+  // level (only train_size H, W matter; the official CAT variant's extra train
+  // channel does not change any kernel).
   void register_on(torch::nn::Module& owner, const NetworkOptions& options, int64_t in_channels);
   // x: (B, in_channels, Hp, Wp) with Hp, Wp multiples of padder_size() ->
   // (B, img_channel, Hp, Wp), the `ending` output (no residual).

@@ -36,6 +36,8 @@ struct NetworkOptions {
 // Exactly one of labels / dense is defined. `value` is the value a mask pixel
 // carries: 1/255 reproduces the official loader (masks2tensor divides the bool
 // masks by 255), 1.0 is the clean variant. H, W are the image's unpadded size.
+// `dense` holds 0/1 membership; the MAP unit multiplies it by `value`.
+// Implemented in src/models/seg_masks.cpp; the MAP unit is models/map_unit.h.
 struct SegMasks {
   torch::Tensor labels;
   torch::Tensor dense;
