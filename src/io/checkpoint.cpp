@@ -75,8 +75,8 @@ StateDict select_state_dict(const PyObject* root, const std::string& name, const
   return to_state_dict(chosen);
 }
 
-StateDict read_pth(const uint8_t* data, size_t size, const std::string& name, const std::string& param_key) {
-  detail::ZipReader zip(std::vector<uint8_t>(data, data + size), name);
+StateDict read_pth(std::vector<uint8_t> file, const std::string& name, const std::string& param_key) {
+  detail::ZipReader zip(std::move(file), name);
   // The top folder is the file's stem as torch.save saw it ("archive" since torch 2.x); find */data.pkl.
   std::string prefix;
   int64_t pkl_index = -1;
@@ -119,16 +119,17 @@ StateDict read_pth(const uint8_t* data, size_t size, const std::string& name, co
     const std::string record = prefix + "data/" + key->s;
     const int64_t idx = zip.find(record);
     if (idx < 0) throw FileError(name, "missing storage record '" + record + "'");
-    std::vector<uint8_t> bytes = zip.read(idx);
+    const uint64_t nbytes = zip.size(idx);
     const uint64_t itemsize = c10::elementSize(dtype);
-    if (static_cast<uint64_t>(numel->i) > bytes.size() / itemsize)
-      throw FileError(name, "storage record '" + record + "' holds " + std::to_string(bytes.size()) +
+    if (static_cast<uint64_t>(numel->i) > nbytes / itemsize)
+      throw FileError(name, "storage record '" + record + "' holds " + std::to_string(nbytes) +
                                 " bytes, fewer than " + std::to_string(numel->i) + " elements of " +
                                 c10::toString(dtype));
     PyObject* s = make();
     s->dtype = dtype;
-    s->tensor = torch::empty({static_cast<int64_t>(numel->i * itemsize)}, torch::kUInt8);
-    if (!bytes.empty() && numel->i > 0) std::memcpy(s->tensor.data_ptr(), bytes.data(), numel->i * itemsize);
+    s->tensor = torch::empty({static_cast<int64_t>(nbytes)}, torch::kUInt8);
+    zip.read_into(idx, s->tensor.data_ptr(), nbytes);
+    s->tensor = s->tensor.narrow(0, 0, static_cast<int64_t>(numel->i * itemsize));
     storages.emplace(key->s, s);
     return s;
   };
@@ -183,7 +184,8 @@ class PickleWriter {
 
 StateDict load_state_dict_bytes(const uint8_t* data, size_t size, const std::string& name,
                                 const std::string& param_key) {
-  if (detail::looks_like_zip(data, size)) return read_pth(data, size, name, param_key);
+  if (detail::looks_like_zip(data, size))
+    return read_pth(std::vector<uint8_t>(data, data + size), name, param_key);
   if (detail::looks_like_safetensors(data, size)) return detail::parse_safetensors(data, size, name);
   if (size >= 2 && data[0] == 0x80)
     throw FileError(name, "legacy (non-zip) torch.save format is not supported; re-save it with torch >= 1.6");
@@ -191,7 +193,8 @@ StateDict load_state_dict_bytes(const uint8_t* data, size_t size, const std::str
 }
 
 StateDict load_state_dict_file(const std::string& path, const std::string& param_key) {
-  const std::vector<unsigned char> bytes = read_file_bytes(path);
+  std::vector<unsigned char> bytes = read_file_bytes(path);
+  if (detail::looks_like_zip(bytes.data(), bytes.size())) return read_pth(std::move(bytes), path, param_key);
   return load_state_dict_bytes(bytes.data(), bytes.size(), path, param_key);
 }
 

@@ -226,12 +226,25 @@ class Unpickler {
                " exceeds its storage of " + std::to_string(storage_numel) + " elements");
       }
     }
+    __int128 count = 1;  // even empty tensors must have a representable element count
+    for (int64_t s : sizes) {
+      count *= s == 0 ? 1 : s;
+      if (count > (__int128{1} << 62)) fail("tensor size " + c10::str(c10::IntArrayRef(sizes)) + " is too large");
+    }
     torch::Tensor bytes = storage->tensor.narrow(0, 0, storage_numel * itemsize);
     torch::Tensor t;
     if (storage->dtype == torch::kBool) {
       t = bytes.as_strided(sizes, strides, offset).ne(0);  // never trust bytes to be 0/1
     } else {
-      t = bytes.view(storage->dtype).as_strided(sizes, strides, offset).clone(at::MemoryFormat::Contiguous);
+      t = bytes.view(storage->dtype).as_strided(sizes, strides, offset);
+      // The first tensor covering a whole storage contiguously takes it over without a copy
+      // (the common case: one storage per parameter); any other use gets its own copy so
+      // results never alias.
+      if (!storage->b && offset == 0 && t.is_contiguous() && t.numel() == storage_numel) {
+        storage->b = true;
+      } else {
+        t = t.clone(at::MemoryFormat::Contiguous);
+      }
     }
     PyObject* o = make(Kind::Tensor);
     o->tensor = t;

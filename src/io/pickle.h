@@ -27,7 +27,7 @@ namespace samdeblur::io::detail {
 struct PyObject {
   enum class Kind { None, Bool, Int, Float, Str, Bytes, Tuple, List, Dict, Global, Storage, Tensor };
   Kind kind = Kind::None;
-  bool b = false;
+  bool b = false;  // Bool: the value; Storage: a tensor already took over the bytes
   int64_t i = 0;
   double f = 0.0;
   std::string s;                                     // Str, Bytes; Global: "module.name"

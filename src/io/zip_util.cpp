@@ -59,42 +59,58 @@ int64_t ZipReader::find(const std::string& name) const {
   return -1;
 }
 
-std::vector<uint8_t> ZipReader::read(int64_t index, uint64_t max_size) const {
+uint64_t ZipReader::size(int64_t index, uint64_t max_size) const {
   if (index < 0 || static_cast<size_t>(index) >= names_.size())
     throw FileError(path_, "zip entry index out of range");
   const std::string& name = names_[static_cast<size_t>(index)];
   zip_stat_t st;
   zip_stat_init(&st);
   if (zip_stat_index(archive_, static_cast<zip_uint64_t>(index), 0, &st) != 0 ||
-      !(st.valid & ZIP_STAT_SIZE))
+      !(st.valid & ZIP_STAT_SIZE) || !(st.valid & ZIP_STAT_COMP_SIZE))
     throw FileError(path_, "cannot stat zip entry '" + name + "'");
   if (st.size > max_size)
     throw FileError(path_, "zip entry '" + name + "' declares " + std::to_string(st.size) +
                                " bytes, more than the limit of " + std::to_string(max_size));
+  // Deflate expands at most ~1032:1; a larger claim is corrupt (or a zip bomb).
+  if (st.size / 1032 > st.comp_size + 1024 || st.comp_size > bytes_.size())
+    throw FileError(path_, "zip entry '" + name + "' has implausible sizes (" + std::to_string(st.comp_size) +
+                               " compressed, " + std::to_string(st.size) + " uncompressed)");
+  return st.size;
+}
+
+void ZipReader::read_into(int64_t index, void* dst, uint64_t size) const {
+  const std::string& name = names_.at(static_cast<size_t>(index));
   zip_file_t* f = zip_fopen_index(archive_, static_cast<zip_uint64_t>(index), 0);
   if (!f) throw FileError(path_, "cannot open zip entry '" + name + "': " + zip_strerror(archive_));
-  // Read in chunks: the declared size is not trusted for the allocation beyond what arrives.
-  std::vector<uint8_t> out;
-  out.reserve(static_cast<size_t>(std::min<uint64_t>(st.size, uint64_t{1} << 26)));
-  uint8_t buf[1 << 16];
+  auto* out = static_cast<uint8_t*>(dst);
+  uint64_t done = 0;
   while (true) {
-    const zip_int64_t got = zip_fread(f, buf, sizeof(buf));
+    // Ask for one byte more than expected at the end so overlong entries are detected.
+    uint8_t extra = 0;
+    const bool tail = done == size;
+    const zip_int64_t got = tail ? zip_fread(f, &extra, 1)
+                                 : zip_fread(f, out + done, std::min<uint64_t>(size - done, uint64_t{1} << 30));
     if (got < 0) {
       const std::string msg = zip_file_strerror(f);
       zip_fclose(f);
       throw FileError(path_, "cannot read zip entry '" + name + "': " + msg);
     }
     if (got == 0) break;
-    if (out.size() + static_cast<uint64_t>(got) > st.size) {
+    if (tail) {
       zip_fclose(f);
       throw FileError(path_, "zip entry '" + name + "' is longer than its recorded size");
     }
-    out.insert(out.end(), buf, buf + got);
+    done += static_cast<uint64_t>(got);
   }
   zip_fclose(f);
-  if (out.size() != st.size)
-    throw FileError(path_, "zip entry '" + name + "' is truncated: " + std::to_string(out.size()) +
-                               " of " + std::to_string(st.size) + " bytes");
+  if (done != size)
+    throw FileError(path_, "zip entry '" + name + "' is truncated: " + std::to_string(done) + " of " +
+                               std::to_string(size) + " bytes");
+}
+
+std::vector<uint8_t> ZipReader::read(int64_t index, uint64_t max_size) const {
+  std::vector<uint8_t> out(static_cast<size_t>(size(index, max_size)));
+  read_into(index, out.data(), out.size());
   return out;
 }
 

@@ -25,6 +25,12 @@ class ZipReader {
   // Decompressed contents of entry `index`, CRC-checked; the size must equal the
   // size recorded in the directory, and may not exceed `max_size`.
   std::vector<uint8_t> read(int64_t index, uint64_t max_size = (uint64_t{1} << 36)) const;
+  // Uncompressed size recorded for entry `index`; rejects sizes above `max_size` or beyond
+  // what the compressed bytes can expand to (deflate's maximum ratio), so callers may
+  // allocate it.
+  uint64_t size(int64_t index, uint64_t max_size = (uint64_t{1} << 36)) const;
+  // Reads exactly `size(index)` bytes of entry `index` into `dst`, CRC-checked.
+  void read_into(int64_t index, void* dst, uint64_t size) const;
   const std::string& path() const { return path_; }
 
  private:
