@@ -7,8 +7,7 @@ namespace {
 // closed-form backward (not autograd's composition of the forward ops).
 struct LayerNorm2dFunction : public torch::autograd::Function<LayerNorm2dFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& weight, const torch::Tensor& bias,
-                               double eps) {
+                               const torch::Tensor& weight, const torch::Tensor& bias, double eps) {
     const int64_t c = x.size(1);
     auto mu = x.mean(1, /*keepdim=*/true);
     auto var = (x - mu).pow(2).mean(1, /*keepdim=*/true);
@@ -65,8 +64,8 @@ torch::Tensor LayerNorm2dImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor simple_gate(const torch::Tensor& x) {
-  TORCH_CHECK(x.dim() == 4 && x.size(1) % 2 == 0,
-              "simple_gate: expected (N, 2C, H, W) input, got ", x.sizes());
+  TORCH_CHECK(x.dim() == 4 && x.size(1) % 2 == 0, "simple_gate: expected (N, 2C, H, W) input, got ",
+              x.sizes());
   auto halves = x.chunk(2, 1);
   return halves[0] * halves[1];
 }
@@ -74,10 +73,8 @@ torch::Tensor simple_gate(const torch::Tensor& x) {
 namespace {
 
 torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t groups = 1) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
-                               .padding(kernel / 2)
-                               .groups(groups)
-                               .bias(true));
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, kernel).padding(kernel / 2).groups(groups).bias(true));
 }
 
 torch::nn::AnyModule dropout_or_identity(double rate) {

@@ -29,16 +29,16 @@ torch::Tensor fast_local_mean(const torch::Tensor& x, const LocalAvgPool2dOption
   const int64_t k1 = std::min(sh - 1, o.kernel_size[0] / r1);
   const int64_t k2 = std::min(sw - 1, o.kernel_size[1] / r2);
   TORCH_CHECK(k1 > 0 && k2 > 0, "LocalAvgPool2d(fast_imp): empty window (k1=", k1, ", k2=", k2,
-              ") for input ", x.sizes(), " and kernel (", o.kernel_size[0], ", ",
-              o.kernel_size[1], ")");
-  auto out = (s.slice(2, 0, sh - k1).slice(3, 0, sw - k2) -
-              s.slice(2, 0, sh - k1).slice(3, k2, sw) -
-              s.slice(2, k1, sh).slice(3, 0, sw - k2) + s.slice(2, k1, sh).slice(3, k2, sw)) /
-             static_cast<double>(k1 * k2);
-  return F::interpolate(out, F::InterpolateFuncOptions()
-                                 .scale_factor(std::vector<double>{static_cast<double>(r1),
-                                                                   static_cast<double>(r2)})
-                                 .mode(torch::kNearest));
+              ") for input ", x.sizes(), " and kernel (", o.kernel_size[0], ", ", o.kernel_size[1],
+              ")");
+  auto out =
+      (s.slice(2, 0, sh - k1).slice(3, 0, sw - k2) - s.slice(2, 0, sh - k1).slice(3, k2, sw) -
+       s.slice(2, k1, sh).slice(3, 0, sw - k2) + s.slice(2, k1, sh).slice(3, k2, sw)) /
+      static_cast<double>(k1 * k2);
+  return F::interpolate(
+      out, F::InterpolateFuncOptions()
+               .scale_factor(std::vector<double>{static_cast<double>(r1), static_cast<double>(r2)})
+               .mode(torch::kNearest));
 }
 
 // Exact local means over min(kernel, size) windows, stride 1, no padding.
@@ -82,8 +82,9 @@ torch::Tensor local_avg_pool2d(const torch::Tensor& x, const LocalAvgPool2dOptio
   auto out = o.fast_imp ? fast_local_mean(x, o) : exact_local_mean(x, o);
   if (o.auto_pad) {
     const int64_t dh = h - out.size(2), dw = w - out.size(3);
-    out = F::pad(out, F::PadFuncOptions({dw / 2, (dw + 1) / 2, dh / 2, (dh + 1) / 2})
-                          .mode(torch::kReplicate));
+    out = F::pad(
+        out,
+        F::PadFuncOptions({dw / 2, (dw + 1) / 2, dh / 2, (dh + 1) / 2}).mode(torch::kReplicate));
   }
   return out;
 }

@@ -14,10 +14,9 @@ torch::Tensor mask_average_labels(const torch::Tensor& features, const torch::Te
                                   int64_t num_masks, double value) {
   TORCH_CHECK(features.dim() == 3, "mask_average: expected (C, H, W) features, got ",
               features.sizes());
-  TORCH_CHECK(labels.dim() == 2 && labels.size(0) == features.size(1) &&
-                  labels.size(1) == features.size(2),
-              "mask_average: label map ", labels.sizes(), " does not match features ",
-              features.sizes());
+  TORCH_CHECK(
+      labels.dim() == 2 && labels.size(0) == features.size(1) && labels.size(1) == features.size(2),
+      "mask_average: label map ", labels.sizes(), " does not match features ", features.sizes());
   const int64_t c = features.size(0);
   const int64_t m = num_masks;
   const auto x = features.reshape({c, -1});  // (C, P)
@@ -37,7 +36,7 @@ torch::Tensor mask_average_labels(const torch::Tensor& features, const torch::Te
   const double r = covered_remaining_weight(value);
   auto remaining_sum = mask_sums.sum(1) * r + sums.select(1, m);  // (C)
   auto remaining_area = mask_counts.sum() * r + counts[m];
-  auto remaining_avg = (remaining_sum / (remaining_area + 1e-8)).unsqueeze(1);  // (C, 1)
+  auto remaining_avg = (remaining_sum / (remaining_area + 1e-8)).unsqueeze(1);   // (C, 1)
   auto table = torch::cat({avg * value + remaining_avg * r, remaining_avg}, 1);  // (C, M + 1)
   return table.gather(1, seg.expand({c, p})).reshape(features.sizes());
 }
@@ -48,16 +47,15 @@ torch::Tensor mask_average_dense(const torch::Tensor& features, const torch::Ten
               features.sizes());
   TORCH_CHECK(masks.dim() == 4 && masks.size(1) == 1 && masks.size(2) == features.size(1) &&
                   masks.size(3) == features.size(2),
-              "mask_average: masks ", masks.sizes(), " do not match features ",
-              features.sizes());
+              "mask_average: masks ", masks.sizes(), " do not match features ", features.sizes());
   const int64_t c = features.size(0);
-  const auto x = features.reshape({c, -1});                                      // (C, P)
+  const auto x = features.reshape({c, -1});                                          // (C, P)
   const auto m = masks.reshape({masks.size(0), x.size(1)}).to(x.options()) * value;  // (M, P)
-  auto areas = m.sum(1, /*keepdim=*/true);                                       // (M, 1)
-  auto avg = m.matmul(x.t()) / (areas + 1e-8);                                   // (M, C)
-  auto result = avg.t().matmul(m);                                               // (C, P)
-  auto remaining = 1 - m.sum(0).clamp(0, 1);                                     // (P)
-  auto remaining_avg = x.matmul(remaining) / (remaining.sum() + 1e-8);           // (C)
+  auto areas = m.sum(1, /*keepdim=*/true);                                           // (M, 1)
+  auto avg = m.matmul(x.t()) / (areas + 1e-8);                                       // (M, C)
+  auto result = avg.t().matmul(m);                                                   // (C, P)
+  auto remaining = 1 - m.sum(0).clamp(0, 1);                                         // (P)
+  auto remaining_avg = x.matmul(remaining) / (remaining.sum() + 1e-8);               // (C)
   result = result + remaining_avg.unsqueeze(1) * remaining.unsqueeze(0);
   return result.reshape(features.sizes());
 }
@@ -72,8 +70,8 @@ torch::Tensor mask_average(const torch::Tensor& features, const SegMasks& masks)
 
 SegMasks pad_masks(const SegMasks& masks, int64_t height, int64_t width) {
   const int64_t h = masks.height(), w = masks.width();
-  TORCH_CHECK(height >= h && width >= w, "pad_masks: cannot pad ", h, "x", w, " masks to ",
-              height, "x", width);
+  TORCH_CHECK(height >= h && width >= w, "pad_masks: cannot pad ", h, "x", w, " masks to ", height,
+              "x", width);
   SegMasks out = masks;
   if (height == h && width == w) return out;
   if (masks.labels.defined()) {

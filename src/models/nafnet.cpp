@@ -48,8 +48,8 @@ void NAFUNet::register_on(torch::nn::Module& owner, const NetworkOptions& option
                           int64_t in_channels) {
   namespace nn = torch::nn;
   const int64_t width = options.width;
-  intro = owner.register_module(
-      "intro", nn::Conv2d(nn::Conv2dOptions(in_channels, width, 3).padding(1)));
+  intro = owner.register_module("intro",
+                                nn::Conv2d(nn::Conv2dOptions(in_channels, width, 3).padding(1)));
   ending = owner.register_module(
       "ending", nn::Conv2d(nn::Conv2dOptions(width, options.img_channel, 3).padding(1)));
   encoders = owner.register_module("encoders", nn::ModuleList());
@@ -72,8 +72,8 @@ void NAFUNet::register_on(torch::nn::Module& owner, const NetworkOptions& option
     chan *= 2;
     ++level;
   }
-  middle_blks = owner.replace_module("middle_blks",
-                                     make_stage(options.middle_blk_num, chan, options, level));
+  middle_blks =
+      owner.replace_module("middle_blks", make_stage(options.middle_blk_num, chan, options, level));
   for (int64_t blocks : options.dec_blk_nums) {
     nn::Sequential up(nn::Conv2d(nn::Conv2dOptions(chan, 2 * chan, 1).bias(false)),
                       nn::PixelShuffle(nn::PixelShuffleOptions(2)));

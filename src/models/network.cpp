@@ -26,7 +26,8 @@ void check_positive(const std::string& key, int64_t value) {
 
 void check_counts(const std::string& key, const std::vector<int64_t>& counts) {
   for (size_t i = 0; i < counts.size(); ++i) {
-    if (counts[i] < 0) fail(fmt::format("{}[{}]", key, i), fmt::format("must be >= 0, got {}", counts[i]));
+    if (counts[i] < 0)
+      fail(fmt::format("{}[{}]", key, i), fmt::format("must be >= 0, got {}", counts[i]));
   }
 }
 
@@ -36,12 +37,13 @@ void NetworkOptions::validate() const {
   bool known = false;
   for (const char* t : kTypes) known = known || type == t;
   if (!known) {
-    fail("type", fmt::format("unknown network type '{}'; valid types: {}", type,
-                             fmt::join(kTypes, ", ")));
+    fail("type",
+         fmt::format("unknown network type '{}'; valid types: {}", type, fmt::join(kTypes, ", ")));
   }
   check_positive("img_channel", img_channel);
   check_positive("width", width);
-  if (middle_blk_num < 0) fail("middle_blk_num", fmt::format("must be >= 0, got {}", middle_blk_num));
+  if (middle_blk_num < 0)
+    fail("middle_blk_num", fmt::format("must be >= 0, got {}", middle_blk_num));
   check_counts("enc_blk_nums", enc_blk_nums);
   check_counts("dec_blk_nums", dec_blk_nums);
   if (enc_blk_nums.size() > 16) {

@@ -36,10 +36,9 @@ SegMasks SegMasks::from_masks(const torch::Tensor& masks, double value) {
 SegMasks SegMasks::from_labels(const torch::Tensor& labels, int64_t num_masks, double value) {
   TORCH_CHECK(labels.dim() == 2, "SegMasks::from_labels: expected an (H, W) label map, got ",
               labels.sizes());
-  TORCH_CHECK(!labels.is_floating_point() && !labels.is_complex() &&
-                  labels.scalar_type() != torch::kBool,
-              "SegMasks::from_labels: label map must be an integer tensor, got ",
-              labels.scalar_type());
+  TORCH_CHECK(
+      !labels.is_floating_point() && !labels.is_complex() && labels.scalar_type() != torch::kBool,
+      "SegMasks::from_labels: label map must be an integer tensor, got ", labels.scalar_type());
   TORCH_CHECK(num_masks >= 0, "SegMasks::from_labels: num_masks must be >= 0, got ", num_masks);
   auto l = labels.to(torch::kLong);
   if (l.numel() > 0) {

@@ -11,7 +11,8 @@ SegNAFNetImpl::SegNAFNetImpl(const NetworkOptions& options) : options_(options) 
   namespace nn = torch::nn;
   options_.validate();
   if (!options_.is_seg()) {
-    throw ConfigError(fmt::format("network_g.type: SegNAFNetImpl cannot build '{}'", options_.type));
+    throw ConfigError(
+        fmt::format("network_g.type: SegNAFNetImpl cannot build '{}'", options_.type));
   }
   const int64_t img = options_.img_channel, seg = options_.seg_channel;
   pre_seg = register_module("pre_seg", nn::Conv2d(nn::Conv2dOptions(img, seg, 3).padding(1)));

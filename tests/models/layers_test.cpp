@@ -1,9 +1,10 @@
 // LayerNorm2d, SimpleGate, NAFBlock and the TLC local pooling.
+#include "samdeblur/models/layers.h"
+
 #include <gtest/gtest.h>
 
-#include "samdeblur/models/layers.h"
-#include "samdeblur/models/local_pool.h"
 #include "model_fixtures.h"
+#include "samdeblur/models/local_pool.h"
 
 namespace sm = samdeblur::models;
 using sm::testing::expect_close;
@@ -71,10 +72,9 @@ TEST(NAFBlock, KeysFollowTheReference) {
   std::set<std::string> keys;
   for (const auto& p : block->named_parameters()) keys.insert(p.key());
   const std::set<std::string> want = {
-      "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "conv3.weight",
-      "conv3.bias",   "sca.1.weight", "sca.1.bias", "conv4.weight", "conv4.bias",
-      "conv5.weight", "conv5.bias", "norm1.weight", "norm1.bias", "norm2.weight",
-      "norm2.bias",   "beta",         "gamma"};
+      "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "conv3.weight", "conv3.bias",
+      "sca.1.weight", "sca.1.bias", "conv4.weight", "conv4.bias", "conv5.weight", "conv5.bias",
+      "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias", "beta",         "gamma"};
   EXPECT_EQ(keys, want);
   EXPECT_EQ(block->conv2->weight.sizes(), (std::vector<int64_t>{8, 1, 3, 3}));  // depthwise
   EXPECT_EQ(block->beta.sizes(), (std::vector<int64_t>{1, 4, 1, 1}));

@@ -1,11 +1,12 @@
 // NAFNet / NAFNetLocal / CAT variant against the official architecture:
 // key parity, parameter counts, TLC kernels and golden outputs and gradients.
+#include "samdeblur/models/nafnet.h"
+
 #include <gtest/gtest.h>
 
 #include "model_fixtures.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/models/local_pool.h"
-#include "samdeblur/models/nafnet.h"
 #include "samdeblur/models/network.h"
 #include "samdeblur/models/seg_nafnet.h"
 
@@ -176,9 +177,7 @@ TEST(NAFNetParity, CatVariantMatchesOfficial) {
   check_case("nafnet_cat", o, /*grads=*/true);
 }
 
-TEST(NAFNetParity, LocalMatchesOfficial) {
-  check_case("nafnet_local", tiny("NAFNetLocal"), false);
-}
+TEST(NAFNetParity, LocalMatchesOfficial) { check_case("nafnet_local", tiny("NAFNetLocal"), false); }
 
 TEST(NAFNetParity, LocalFastImpMatchesOfficial) {
   auto o = tiny("NAFNetLocal");

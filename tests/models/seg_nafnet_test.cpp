@@ -1,11 +1,12 @@
 // SegMasks, the MAP unit (label-map and dense paths) and SegNAFNet(Local) against
 // the official SegNAFNet_arch.py.
+#include "samdeblur/models/seg_nafnet.h"
+
 #include <gtest/gtest.h>
 
 #include "model_fixtures.h"
 #include "samdeblur/models/map_unit.h"
 #include "samdeblur/models/network.h"
-#include "samdeblur/models/seg_nafnet.h"
 
 namespace sm = samdeblur::models;
 using sm::testing::expect_close;
@@ -67,8 +68,8 @@ TEST(SegMasks, FromMasksChoosesLabelsForPartitionsAndDenseForOverlaps) {
   auto labels = torch::tensor({{0, 0, 1}, {-1, 2, 2}}, torch::kLong);
   auto masks = one_hot_masks(labels, 3);
   // An all-zero mask in the middle is removed (remove_zero_slices).
-  masks = torch::cat({masks.slice(0, 0, 1), torch::zeros_like(masks.slice(0, 0, 1)),
-                      masks.slice(0, 1, 3)});
+  masks = torch::cat(
+      {masks.slice(0, 0, 1), torch::zeros_like(masks.slice(0, 0, 1)), masks.slice(0, 1, 3)});
   const auto input_copy = masks.clone();
   auto s = sm::SegMasks::from_masks(masks, kOfficialValue);
   EXPECT_TRUE(torch::equal(masks, input_copy));
@@ -80,8 +81,8 @@ TEST(SegMasks, FromMasksChoosesLabelsForPartitionsAndDenseForOverlaps) {
   EXPECT_EQ(s.width(), 3);
   EXPECT_DOUBLE_EQ(s.value, kOfficialValue);
   // (M, H, W) float input with official values 1/255 works too.
-  auto s2 = sm::SegMasks::from_masks(one_hot_masks(labels, 3).squeeze(1).to(torch::kFloat) / 255,
-                                     1.0);
+  auto s2 =
+      sm::SegMasks::from_masks(one_hot_masks(labels, 3).squeeze(1).to(torch::kFloat) / 255, 1.0);
   EXPECT_TRUE(torch::equal(s2.labels, labels));
 
   auto overlapping = one_hot_masks(labels, 3);
@@ -170,9 +171,9 @@ TEST(MapUnit, DropoutRemovesFloorPTimesMMasks) {
         sm::SegMasks{torch::Tensor(), one_hot_masks(labels, 7).to(torch::kFloat), 7, 1.0}, p);
     const auto nonzero = dense.dense.flatten(1).sum(1).gt(0).sum().item<int64_t>();
     EXPECT_EQ(nonzero, 7 - want);
-    EXPECT_TRUE(torch::equal(dense.dense.squeeze(1).argmax(0).masked_fill(
-                                 dense.dense.squeeze(1).sum(0) == 0, -1),
-                             dropped.labels));
+    EXPECT_TRUE(torch::equal(
+        dense.dense.squeeze(1).argmax(0).masked_fill(dense.dense.squeeze(1).sum(0) == 0, -1),
+        dropped.labels));
   }
   EXPECT_TRUE(torch::equal(s.labels, labels_copy)) << "caller's masks mutated";
 }
@@ -233,8 +234,8 @@ TEST(SegNAFNetParity, TrainingDropoutDrawsTheOfficialPermutations) {
   net->train();
   const int64_t seed = data.at("train_seed").item<int64_t>();
   torch::NoGradGuard no_grad;
-  for (const auto& [value, suffix] : {std::pair{kOfficialValue, std::string()},
-                                      std::pair{1.0, std::string("_v1")}}) {
+  for (const auto& [value, suffix] :
+       {std::pair{kOfficialValue, std::string()}, std::pair{1.0, std::string("_v1")}}) {
     const auto masks = fixture_masks(data, value);
     torch::manual_seed(seed);
     const auto out = net->forward(data.at("input"), masks);
