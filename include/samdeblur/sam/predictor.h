@@ -27,6 +27,7 @@ struct SamConfig {
   int64_t num_multimask_outputs = 3;
   int64_t iou_head_depth = 3;
   int64_t iou_head_hidden_dim = 256;
+  int64_t mask_in_chans = 16;  // PromptEncoder mask branch channels
   double mask_threshold = 0.0;
 
   static SamConfig vit_b();
@@ -52,6 +53,12 @@ class Predictor {
   // float, labels (B, N) int (1 = foreground). Uses the embedding of set_image.
   virtual PointPrediction predict_torch(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
                                         bool multimask_output) = 0;
+  // Full prompt set (SamPredictor.predict_torch): any of points (coords + labels), boxes
+  // (B, 4) xyxy in the transformed frame, mask_input (B, 1, 256, 256) low-res logits; undefined
+  // tensors mean "absent". The default implementation supports points only.
+  virtual PointPrediction predict_prompts(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
+                                          const torch::Tensor& boxes, const torch::Tensor& mask_input,
+                                          bool multimask_output);
   // Maps (N, 2) (x, y) coordinates of the original image into the transformed frame.
   virtual torch::Tensor apply_coords(const torch::Tensor& coords) const = 0;
   virtual torch::Tensor image_embedding() const = 0;  // (1, 256, 64, 64)

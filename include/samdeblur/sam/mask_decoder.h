@@ -1,0 +1,64 @@
+#pragma once
+// Mask decoder of SAM (segment_anything/modeling/mask_decoder.py).
+// Keys: transformer.*, iou_token.weight (1, D), mask_tokens.weight (M+1, D),
+// output_upscaling.{0, 1, 3}, output_hypernetworks_mlps.<i>.layers.{0,1,2},
+// iou_prediction_head.layers.<j>.
+#include <torch/torch.h>
+
+#include <utility>
+
+#include "samdeblur/sam/common.h"
+#include "samdeblur/sam/transformer.h"
+
+namespace samdeblur::sam {
+
+// Plain MLP: ReLU after every layer but the last (mask_decoder.py MLP). Keys: layers.<i>.
+class MLPImpl : public torch::nn::Module {
+ public:
+  MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers,
+          bool sigmoid_output = false);
+  torch::Tensor forward(torch::Tensor x);
+  torch::nn::ModuleList layers{nullptr};
+  bool sigmoid_output;
+};
+TORCH_MODULE(MLP);
+
+struct MaskDecoderOptions {
+  int64_t transformer_dim = 256;
+  int64_t transformer_depth = 2;
+  int64_t transformer_num_heads = 8;
+  int64_t transformer_mlp_dim = 2048;
+  int64_t num_multimask_outputs = 3;
+  int64_t iou_head_depth = 3;
+  int64_t iou_head_hidden_dim = 256;
+};
+
+class MaskDecoderImpl : public torch::nn::Module {
+ public:
+  explicit MaskDecoderImpl(const MaskDecoderOptions& options);
+  // image_embeddings (Bi, D, h, w) with Bi = 1 (repeated per prompt) or B; image_pe (1, D, h, w);
+  // sparse (B, N, D); dense (B, D, h, w).
+  // -> masks (B, C, 4h, 4w), iou (B, C) with C = num_multimask_outputs (mask tokens 1..) when
+  // multimask_output, else 1 (mask token 0).
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& image_embeddings,
+                                                  const torch::Tensor& image_pe,
+                                                  const torch::Tensor& sparse_prompt_embeddings,
+                                                  const torch::Tensor& dense_prompt_embeddings,
+                                                  bool multimask_output);
+  // All num_mask_tokens outputs: masks (B, M+1, 4h, 4w), iou (B, M+1).
+  std::pair<torch::Tensor, torch::Tensor> predict_masks(const torch::Tensor& image_embeddings,
+                                                        const torch::Tensor& image_pe,
+                                                        const torch::Tensor& sparse_prompt_embeddings,
+                                                        const torch::Tensor& dense_prompt_embeddings);
+
+  MaskDecoderOptions options;
+  int64_t num_mask_tokens;
+  TwoWayTransformer transformer{nullptr};
+  torch::nn::Embedding iou_token{nullptr}, mask_tokens{nullptr};
+  torch::nn::Sequential output_upscaling{nullptr};
+  torch::nn::ModuleList output_hypernetworks_mlps{nullptr};
+  MLP iou_prediction_head{nullptr};
+};
+TORCH_MODULE(MaskDecoder);
+
+}  // namespace samdeblur::sam

@@ -1,0 +1,95 @@
+// Mirrors segment_anything/modeling/mask_decoder.py (MaskDecoder, MLP).
+#include "samdeblur/sam/mask_decoder.h"
+
+namespace samdeblur::sam {
+
+MLPImpl::MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers, bool sigmoid_output)
+    : sigmoid_output(sigmoid_output) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < num_layers; ++i) {
+    const int64_t in = i == 0 ? input_dim : hidden_dim;
+    const int64_t out = i == num_layers - 1 ? output_dim : hidden_dim;
+    layers->push_back(torch::nn::Linear(in, out));
+  }
+}
+
+torch::Tensor MLPImpl::forward(torch::Tensor x) {
+  const auto n = layers->size();
+  for (size_t i = 0; i < n; ++i) {
+    x = layers[i]->as<torch::nn::LinearImpl>()->forward(x);
+    if (i + 1 < n) x = torch::relu(x);
+  }
+  return sigmoid_output ? torch::sigmoid(x) : x;
+}
+
+MaskDecoderImpl::MaskDecoderImpl(const MaskDecoderOptions& o)
+    : options(o), num_mask_tokens(o.num_multimask_outputs + 1) {
+  const int64_t d = o.transformer_dim;
+  TORCH_CHECK(d % 8 == 0, "mask decoder: transformer_dim ", d, " must be a multiple of 8");
+  transformer = register_module(
+      "transformer", TwoWayTransformer(o.transformer_depth, d, o.transformer_num_heads, o.transformer_mlp_dim, 2));
+  iou_token = register_module("iou_token", torch::nn::Embedding(1, d));
+  mask_tokens = register_module("mask_tokens", torch::nn::Embedding(num_mask_tokens, d));
+  using torch::nn::ConvTranspose2dOptions;
+  output_upscaling = register_module(
+      "output_upscaling",
+      torch::nn::Sequential(torch::nn::ConvTranspose2d(ConvTranspose2dOptions(d, d / 4, 2).stride(2)),
+                            LayerNorm2d(d / 4), torch::nn::GELU(),
+                            torch::nn::ConvTranspose2d(ConvTranspose2dOptions(d / 4, d / 8, 2).stride(2)),
+                            torch::nn::GELU()));
+  output_hypernetworks_mlps = register_module("output_hypernetworks_mlps", torch::nn::ModuleList());
+  for (int64_t i = 0; i < num_mask_tokens; ++i) output_hypernetworks_mlps->push_back(MLP(d, d, d / 8, 3));
+  iou_prediction_head =
+      register_module("iou_prediction_head", MLP(d, o.iou_head_hidden_dim, num_mask_tokens, o.iou_head_depth));
+}
+
+std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::forward(const torch::Tensor& image_embeddings,
+                                                                 const torch::Tensor& image_pe,
+                                                                 const torch::Tensor& sparse_prompt_embeddings,
+                                                                 const torch::Tensor& dense_prompt_embeddings,
+                                                                 bool multimask_output) {
+  auto [masks, iou] = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings);
+  const int64_t start = multimask_output ? 1 : 0;
+  const int64_t end = multimask_output ? num_mask_tokens : 1;
+  return {masks.slice(1, start, end), iou.slice(1, start, end)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks(const torch::Tensor& image_embeddings,
+                                                                       const torch::Tensor& image_pe,
+                                                                       const torch::Tensor& sparse_prompt_embeddings,
+                                                                       const torch::Tensor& dense_prompt_embeddings) {
+  const int64_t B = sparse_prompt_embeddings.size(0);
+  TORCH_CHECK(image_embeddings.dim() == 4 && image_embeddings.size(1) == options.transformer_dim,
+              "mask decoder: image embeddings must be (1, ", options.transformer_dim, ", h, w), got ",
+              image_embeddings.sizes());
+  auto output_tokens = torch::cat({iou_token->weight, mask_tokens->weight}, 0).unsqueeze(0).expand({B, -1, -1});
+  auto tokens = torch::cat({output_tokens, sparse_prompt_embeddings}, 1);
+  // The reference repeat_interleaves the embedding per prompt; a batch-1 embedding is
+  // broadcast instead (same values, no B copies of the embedding).
+  torch::Tensor src;
+  if (image_embeddings.size(0) == 1) {
+    src = image_embeddings + dense_prompt_embeddings;
+    if (src.size(0) != B) src = src.expand({B, -1, -1, -1});
+  } else {
+    src = torch::repeat_interleave(image_embeddings, B, 0) + dense_prompt_embeddings;
+  }
+  auto pos_src = image_pe.size(0) == 1 ? image_pe : torch::repeat_interleave(image_pe, B, 0);
+  const int64_t b = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
+
+  auto [hs, keys] = transformer->forward(src, pos_src, tokens);
+  auto iou_token_out = hs.select(1, 0);
+  auto mask_tokens_out = hs.slice(1, 1, 1 + num_mask_tokens);
+
+  auto upscaled = output_upscaling->forward(keys.transpose(1, 2).reshape({b, c, h, w}));
+  std::vector<torch::Tensor> hyper_in_list;
+  for (int64_t i = 0; i < num_mask_tokens; ++i)
+    hyper_in_list.push_back(output_hypernetworks_mlps[i]->as<MLPImpl>()->forward(mask_tokens_out.select(1, i)));
+  auto hyper_in = torch::stack(hyper_in_list, 1);  // (b, M+1, c/8)
+  const int64_t uc = upscaled.size(1), uh = upscaled.size(2), uw = upscaled.size(3);
+  auto masks = torch::matmul(hyper_in, upscaled.reshape({upscaled.size(0), uc, uh * uw}))
+                   .view({upscaled.size(0), -1, uh, uw});
+  auto iou_pred = iou_prediction_head->forward(iou_token_out);
+  return {masks, iou_pred};
+}
+
+}  // namespace samdeblur::sam

@@ -1,0 +1,108 @@
+// Mirrors segment_anything/modeling/transformer.py (TwoWayTransformer, TwoWayAttentionBlock, Attention).
+#include "samdeblur/sam/transformer.h"
+
+#include <cmath>
+
+namespace samdeblur::sam {
+
+DecoderAttentionImpl::DecoderAttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t downsample_rate)
+    : embedding_dim(embedding_dim), internal_dim(embedding_dim / downsample_rate), num_heads(num_heads) {
+  TORCH_CHECK(num_heads > 0 && internal_dim % num_heads == 0, "num_heads ", num_heads,
+              " must divide the internal dim ", internal_dim);
+  q_proj = register_module("q_proj", torch::nn::Linear(embedding_dim, internal_dim));
+  k_proj = register_module("k_proj", torch::nn::Linear(embedding_dim, internal_dim));
+  v_proj = register_module("v_proj", torch::nn::Linear(embedding_dim, internal_dim));
+  out_proj = register_module("out_proj", torch::nn::Linear(internal_dim, embedding_dim));
+}
+
+namespace {
+// (B, N, C) -> (B, heads, N, C / heads)
+torch::Tensor separate_heads(const torch::Tensor& x, int64_t heads) {
+  return x.reshape({x.size(0), x.size(1), heads, x.size(2) / heads}).transpose(1, 2);
+}
+// (B, heads, N, c) -> (B, N, heads * c)
+torch::Tensor recombine_heads(const torch::Tensor& x) {
+  return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
+}
+}  // namespace
+
+torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& q_in, const torch::Tensor& k_in,
+                                            const torch::Tensor& v_in) {
+  auto q = separate_heads(q_proj->forward(q_in), num_heads);
+  auto k = separate_heads(k_proj->forward(k_in), num_heads);
+  auto v = separate_heads(v_proj->forward(v_in), num_heads);
+  const int64_t c_per_head = q.size(3);
+  auto attn = torch::matmul(q, k.permute({0, 1, 3, 2}));
+  attn = attn / std::sqrt(static_cast<double>(c_per_head));
+  attn = torch::softmax(attn, -1);
+  return out_proj->forward(recombine_heads(torch::matmul(attn, v)));
+}
+
+TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_t num_heads, int64_t mlp_dim,
+                                                   int64_t attention_downsample_rate, bool skip_first_layer_pe)
+    : skip_first_layer_pe(skip_first_layer_pe) {
+  auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({embedding_dim})); };  // eps 1e-5
+  self_attn = register_module("self_attn", DecoderAttention(embedding_dim, num_heads));
+  norm1 = register_module("norm1", ln());
+  cross_attn_token_to_image = register_module("cross_attn_token_to_image",
+                                              DecoderAttention(embedding_dim, num_heads, attention_downsample_rate));
+  norm2 = register_module("norm2", ln());
+  mlp = register_module("mlp", MLPBlock(embedding_dim, mlp_dim, Activation::relu));
+  norm3 = register_module("norm3", ln());
+  norm4 = register_module("norm4", ln());
+  cross_attn_image_to_token = register_module("cross_attn_image_to_token",
+                                              DecoderAttention(embedding_dim, num_heads, attention_downsample_rate));
+}
+
+std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(torch::Tensor queries, torch::Tensor keys,
+                                                                          const torch::Tensor& query_pe,
+                                                                          const torch::Tensor& key_pe) {
+  // Self attention of the tokens.
+  if (skip_first_layer_pe) {
+    queries = self_attn->forward(queries, queries, queries);
+  } else {
+    auto q = queries + query_pe;
+    queries = queries + self_attn->forward(q, q, queries);
+  }
+  queries = norm1->forward(queries);
+  // Tokens attend to the image.
+  auto q = queries + query_pe;
+  auto k = keys + key_pe;
+  queries = norm2->forward(queries + cross_attn_token_to_image->forward(q, k, keys));
+  queries = norm3->forward(queries + mlp->forward(queries));
+  // Image attends to the tokens.
+  q = queries + query_pe;
+  k = keys + key_pe;
+  keys = norm4->forward(keys + cross_attn_image_to_token->forward(k, q, queries));
+  return {queries, keys};
+}
+
+TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t embedding_dim, int64_t num_heads,
+                                             int64_t mlp_dim, int64_t attention_downsample_rate) {
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < depth; ++i)
+    layers->push_back(TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate, i == 0));
+  final_attn_token_to_image = register_module(
+      "final_attn_token_to_image", DecoderAttention(embedding_dim, num_heads, attention_downsample_rate));
+  norm_final_attn = register_module("norm_final_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({embedding_dim})));
+}
+
+std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward(const torch::Tensor& image_embedding,
+                                                                       const torch::Tensor& image_pe,
+                                                                       const torch::Tensor& point_embedding) {
+  TORCH_CHECK(image_embedding.dim() == 4, "image embedding must be (B, C, H, W), got ", image_embedding.sizes());
+  // (B, C, H, W) -> (B, HW, C); image_pe may have batch 1 (broadcast in the additions).
+  auto keys = image_embedding.flatten(2).permute({0, 2, 1});
+  auto key_pe = image_pe.flatten(2).permute({0, 2, 1});
+  auto queries = point_embedding;
+  for (const auto& layer : *layers) {
+    std::tie(queries, keys) =
+        layer->as<TwoWayAttentionBlockImpl>()->forward(queries, keys, point_embedding, key_pe);
+  }
+  auto q = queries + point_embedding;
+  auto k = keys + key_pe;
+  queries = norm_final_attn->forward(queries + final_attn_token_to_image->forward(q, k, keys));
+  return {queries, keys};
+}
+
+}  // namespace samdeblur::sam
