@@ -1,0 +1,382 @@
+// SamAutomaticMaskGenerator (segment_anything/automatic_mask_generator.py)
+// reproduced step by step: generate -> _generate_masks -> _process_crop ->
+// _process_batch, then postprocess_small_regions and the record encoding.
+// The order of every filter and NMS is the official one; so is the use of
+// the thresholded masks for boxes and RLEs.
+#include "samdeblur/sam/mask_generator.h"
+
+#include <fmt/format.h>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/ximgproc/slic.hpp>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "samdeblur/core/error.h"
+
+namespace samdeblur::sam {
+
+OutputMode output_mode_from_name(const std::string& name) {
+  if (name == "binary_mask") return OutputMode::binary_mask;
+  if (name == "uncompressed_rle") return OutputMode::uncompressed_rle;
+  if (name == "coco_rle") return OutputMode::coco_rle;
+  throw ConfigError("output_mode: unknown value '" + name + "' (valid: binary_mask, uncompressed_rle, coco_rle)");
+}
+
+std::string output_mode_name(OutputMode mode) {
+  switch (mode) {
+    case OutputMode::binary_mask: return "binary_mask";
+    case OutputMode::uncompressed_rle: return "uncompressed_rle";
+    case OutputMode::coco_rle: return "coco_rle";
+  }
+  return "?";
+}
+
+void MaskGeneratorOptions::validate() const {
+  if (points_per_side.has_value() == !point_grids.empty())
+    throw ConfigError("points_per_side / point_grids: exactly one of them must be provided");
+  if (points_per_side && *points_per_side < 1)
+    throw ConfigError(fmt::format("points_per_side: must be >= 1, got {}", *points_per_side));
+  if (points_per_batch < 1) throw ConfigError(fmt::format("points_per_batch: must be >= 1, got {}", points_per_batch));
+  if (crop_n_layers < 0) throw ConfigError(fmt::format("crop_n_layers: must be >= 0, got {}", crop_n_layers));
+  if (crop_n_points_downscale_factor < 1)
+    throw ConfigError(fmt::format("crop_n_points_downscale_factor: must be >= 1, got {}",
+                                  crop_n_points_downscale_factor));
+  if (!point_grids.empty() && static_cast<int64_t>(point_grids.size()) < crop_n_layers + 1)
+    throw ConfigError(fmt::format("point_grids: {} grids given, crop_n_layers = {} needs {}", point_grids.size(),
+                                  crop_n_layers, crop_n_layers + 1));
+  for (size_t i = 0; i < point_grids.size(); ++i)
+    if (point_grids[i].dim() != 2 || point_grids[i].size(1) != 2)
+      throw ConfigError(fmt::format("point_grids[{}]: expected (N, 2), got {}", i, c10::str(point_grids[i].sizes())));
+  if (min_mask_region_area < 0)
+    throw ConfigError(fmt::format("min_mask_region_area: must be >= 0, got {}", min_mask_region_area));
+  if (!(crop_overlap_ratio >= 0 && crop_overlap_ratio < 1))
+    throw ConfigError(fmt::format("crop_overlap_ratio: must be in [0, 1), got {}", crop_overlap_ratio));
+}
+
+nlohmann::json MaskRecord::to_json(OutputMode mode) const {
+  nlohmann::json j;
+  if (mode == OutputMode::uncompressed_rle)
+    j["segmentation"] = {{"size", {rle.h, rle.w}}, {"counts", rle.counts}};
+  else if (mode == OutputMode::coco_rle)
+    j["segmentation"] = {{"size", {coco.h, coco.w}}, {"counts", coco.counts}};
+  j["area"] = area;
+  j["bbox"] = bbox;
+  j["predicted_iou"] = predicted_iou;
+  nlohmann::json pts = nlohmann::json::array();
+  for (const auto& p : point_coords) pts.push_back({p[0], p[1]});
+  j["point_coords"] = pts;
+  j["stability_score"] = stability_score;
+  j["crop_box"] = crop_box;
+  return j;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
+}
+
+// MaskData of the official code, CPU-resident except inside a batch.
+struct MaskData {
+  torch::Tensor iou_preds = torch::empty({0}, torch::kFloat32);     // (N,)
+  torch::Tensor points = torch::empty({0, 2}, torch::kFloat64);     // (N, 2) image (or crop) pixels
+  torch::Tensor stability = torch::empty({0}, torch::kFloat32);     // (N,)
+  torch::Tensor boxes = torch::empty({0, 4}, torch::kInt64);        // (N, 4) XYXY
+  torch::Tensor crop_boxes = torch::empty({0, 4}, torch::kInt64);   // (N, 4) XYXY
+  std::vector<Rle> rles;
+
+  int64_t size() const { return static_cast<int64_t>(rles.size()); }
+
+  // keep: bool mask or int64 indices (order kept, as MaskData.filter).
+  void filter(const torch::Tensor& keep) {
+    const auto idx = keep.scalar_type() == torch::kBool ? torch::nonzero(keep.cpu()).flatten() : keep.cpu();
+    iou_preds = iou_preds.index_select(0, idx);
+    points = points.index_select(0, idx);
+    stability = stability.index_select(0, idx);
+    boxes = boxes.index_select(0, idx);
+    crop_boxes = crop_boxes.index_select(0, idx);
+    std::vector<Rle> kept;
+    kept.reserve(static_cast<size_t>(idx.numel()));
+    const auto* p = idx.data_ptr<int64_t>();
+    for (int64_t i = 0; i < idx.numel(); ++i) kept.push_back(std::move(rles[p[i]]));
+    rles = std::move(kept);
+  }
+
+  void cat(MaskData&& o) {
+    iou_preds = torch::cat({iou_preds, o.iou_preds});
+    points = torch::cat({points, o.points});
+    stability = torch::cat({stability, o.stability});
+    boxes = torch::cat({boxes, o.boxes});
+    crop_boxes = torch::cat({crop_boxes, o.crop_boxes});
+    for (auto& r : o.rles) rles.push_back(std::move(r));
+  }
+};
+
+// ResizeLongestSide.get_preprocess_shape: (new_h, new_w).
+std::pair<int64_t, int64_t> preprocess_shape(int64_t h, int64_t w, int64_t long_side) {
+  const double scale = static_cast<double>(long_side) * 1.0 / static_cast<double>(std::max(h, w));
+  const double nh = static_cast<double>(h) * scale, nw = static_cast<double>(w) * scale;
+  return {static_cast<int64_t>(nh + 0.5), static_cast<int64_t>(nw + 0.5)};
+}
+
+// The RLE-level part of postprocess_small_regions (official static method).
+void postprocess_small_regions(MaskData& data, double min_area, double nms_thresh) {
+  if (data.size() == 0) return;
+  const int64_t n = data.size();
+  auto boxes = torch::empty({n, 4}, torch::kInt64);
+  auto scores = torch::empty({n}, torch::kFloat32);
+  std::vector<std::optional<Rle>> changed_rles(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    auto mask = rle_to_mask(data.rles[i]);
+    auto [no_holes, changed_h] = remove_small_regions(mask, min_area, RegionMode::holes);
+    auto [cleaned, changed_i] = remove_small_regions(no_holes, min_area, RegionMode::islands);
+    const bool unchanged = !changed_h && !changed_i;
+    boxes[i] = batched_mask_to_box(cleaned);
+    scores[i] = unchanged ? 1.0f : 0.0f;
+    // The official re-encodes changed masks only when kept; encoding here gives
+    // the same RLE and bounds memory to one mask at a time.
+    if (!unchanged) changed_rles[i] = mask_to_rle(cleaned.unsqueeze(0))[0];
+  }
+  const auto keep = batched_nms(boxes.to(torch::kFloat32), scores, torch::zeros({n}, torch::kInt64), nms_thresh);
+  const auto* k = keep.data_ptr<int64_t>();
+  for (int64_t t = 0; t < keep.numel(); ++t) {
+    const int64_t i = k[t];
+    if (changed_rles[i]) {
+      data.rles[i] = std::move(*changed_rles[i]);
+      data.boxes[i] = boxes[i];
+    }
+  }
+  data.filter(keep);
+}
+
+}  // namespace
+
+MaskGenerator::MaskGenerator(Predictor& predictor, MaskGeneratorOptions options)
+    : predictor_(predictor), options_(std::move(options)) {
+  options_.validate();
+  if (options_.points_per_side)
+    point_grids_ = build_all_layer_point_grids(*options_.points_per_side, options_.crop_n_layers,
+                                               options_.crop_n_points_downscale_factor);
+  else
+    for (const auto& g : options_.point_grids) point_grids_.push_back(g.to(torch::kCPU, torch::kFloat64));
+}
+
+namespace {
+
+struct BatchContext {
+  Predictor& predictor;
+  const MaskGeneratorOptions& o;
+  Box crop;
+  int64_t orig_h, orig_w;
+  double sx, sy;  // crop pixels -> model input frame
+  double mask_threshold;
+  StageTimes& times;
+};
+
+// _process_batch: points (B, 2) float64 in crop pixels.
+MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
+  const torch::Device device = ctx.predictor.device();
+  const int64_t bsz = points.size(0);
+  // ResizeLongestSide.apply_coords in float64 (the official passes numpy float64 on).
+  auto transformed = points.clone();
+  transformed.select(1, 0).mul_(ctx.sx);
+  transformed.select(1, 1).mul_(ctx.sy);
+  const auto in_points = transformed.to(device).unsqueeze(1);  // (B, 1, 2)
+  const auto in_labels = torch::ones({bsz, 1}, torch::TensorOptions().dtype(torch::kInt32).device(device));
+  auto t0 = Clock::now();
+  PointPrediction pred = ctx.predictor.predict_torch(in_points, in_labels, /*multimask_output=*/true);
+  sync(device);
+  ctx.times.decoder += seconds_since(t0);
+  TORCH_CHECK(pred.masks.dim() == 4 && pred.masks.size(0) == bsz && pred.iou.dim() == 2 &&
+                  pred.iou.size(0) == bsz && pred.iou.size(1) == pred.masks.size(1),
+              "predict_torch: expected masks (B, C, H, W) and iou (B, C) with B = ", bsz, ", got ",
+              pred.masks.sizes(), " and ", pred.iou.sizes());
+
+  const int64_t n_out = pred.masks.size(1);
+  auto masks = pred.masks.flatten(0, 1);                     // (B*C, h, w) logits
+  auto iou = pred.iou.flatten(0, 1).to(torch::kFloat32);    // (B*C,)
+  auto pts = points.repeat_interleave(n_out, 0);             // (B*C, 2), row i repeated C times
+  pred = PointPrediction{};
+
+  auto keep_rows = [&](const torch::Tensor& keep) {
+    masks = masks.index({keep});
+    iou = iou.index({keep});
+    pts = pts.index({keep.cpu()});
+  };
+  // Filter by predicted IoU.
+  if (ctx.o.pred_iou_thresh > 0.0) keep_rows(iou > ctx.o.pred_iou_thresh);
+  // Stability score on the logits.
+  auto stability = calculate_stability_score(masks, ctx.mask_threshold, ctx.o.stability_score_offset);
+  if (ctx.o.stability_score_thresh > 0.0) {
+    const auto keep = stability >= ctx.o.stability_score_thresh;
+    keep_rows(keep);
+    stability = stability.index({keep});
+  }
+  // Threshold masks, boxes from the binary masks.
+  masks = masks > ctx.mask_threshold;
+  auto boxes = batched_mask_to_box(masks);
+  // Drop boxes touching a crop edge that is not an image edge.
+  const auto keep = ~is_box_near_crop_edge(boxes, ctx.crop, {0, 0, ctx.orig_w, ctx.orig_h});
+  if (!keep.all().item<bool>()) {
+    keep_rows(keep);
+    stability = stability.index({keep});
+    boxes = boxes.index({keep});
+  }
+  MaskData out;
+  out.rles = mask_to_rle(uncrop_masks(masks, ctx.crop, ctx.orig_h, ctx.orig_w));
+  out.iou_preds = iou.cpu();
+  out.points = pts.cpu();
+  out.stability = stability.cpu();
+  out.boxes = boxes.cpu();
+  out.crop_boxes = torch::empty({out.size(), 4}, torch::kInt64);
+  return out;
+}
+
+}  // namespace
+
+GenerateResult MaskGenerator::generate(const cv::Mat& image, bool keep_embedding) {
+  if (image.empty() || image.depth() != CV_8U || image.channels() != 3)
+    throw Error(fmt::format("MaskGenerator::generate: expected a non-empty uint8 3-channel image, got {}x{} type {}",
+                            image.cols, image.rows, image.type()));
+  c10::InferenceMode guard;
+  const auto t_start = Clock::now();
+  const torch::Device device = predictor_.device();
+  const int64_t orig_h = image.rows, orig_w = image.cols;
+  const auto& o = options_;
+  GenerateResult result;
+
+  // ---- _generate_masks ----
+  const CropBoxes crops = generate_crop_boxes(orig_h, orig_w, o.crop_n_layers, o.crop_overlap_ratio);
+  result.crops = static_cast<int64_t>(crops.boxes.size());
+  MaskData data;
+  for (size_t c = 0; c < crops.boxes.size(); ++c) {
+    // ---- _process_crop ----
+    const Box crop = crops.boxes[c];
+    const int64_t ch = crop[3] - crop[1], cw = crop[2] - crop[0];
+    const cv::Mat cropped = image(cv::Rect(static_cast<int>(crop[0]), static_cast<int>(crop[1]),
+                                           static_cast<int>(cw), static_cast<int>(ch)))
+                                .clone();
+    auto t0 = Clock::now();
+    predictor_.set_image(cropped);
+    sync(device);
+    result.times.encoder += seconds_since(t0);
+    if (keep_embedding && c == 0) result.image_embedding = predictor_.image_embedding().to(torch::kCPU).clone();
+
+    // points_for_image = grid * [w, h] (float64), in crop pixels.
+    const auto& grid = point_grids_.at(static_cast<size_t>(crops.layer_idxs[c]));
+    const auto points_for_image =
+        grid * torch::tensor({static_cast<double>(cw), static_cast<double>(ch)}, torch::kFloat64).unsqueeze(0);
+    const auto [new_h, new_w] = preprocess_shape(ch, cw, predictor_.config().image_size);
+    const BatchContext ctx{predictor_,
+                           o,
+                           crop,
+                           orig_h,
+                           orig_w,
+                           static_cast<double>(new_w) / static_cast<double>(cw),
+                           static_cast<double>(new_h) / static_cast<double>(ch),
+                           predictor_.mask_threshold(),
+                           result.times};
+    MaskData crop_data;
+    const int64_t n_points = points_for_image.size(0);
+    for (int64_t b0 = 0; b0 < n_points; b0 += o.points_per_batch) {
+      const auto points = points_for_image.slice(0, b0, std::min(n_points, b0 + o.points_per_batch));
+      result.points += points.size(0);
+      crop_data.cat(process_batch(ctx, points));
+    }
+    // Remove duplicates within this crop (scores: predicted IoU).
+    const auto keep = batched_nms(crop_data.boxes.to(torch::kFloat32), crop_data.iou_preds,
+                                  torch::zeros({crop_data.size()}, torch::kInt64), o.box_nms_thresh);
+    crop_data.filter(keep);
+    // Back to the image frame.
+    crop_data.boxes = uncrop_boxes_xyxy(crop_data.boxes, crop);
+    crop_data.points = uncrop_points(crop_data.points, crop);
+    crop_data.crop_boxes = torch::tensor({crop[0], crop[1], crop[2], crop[3]}, torch::kInt64)
+                               .unsqueeze(0)
+                               .repeat({crop_data.size(), 1});
+    data.cat(std::move(crop_data));
+  }
+  // Remove duplicates between crops, preferring masks from smaller crops.
+  if (crops.boxes.size() > 1) {
+    const auto cb = data.crop_boxes;
+    const auto area = (cb.select(1, 2) - cb.select(1, 0)) * (cb.select(1, 3) - cb.select(1, 1));
+    const auto scores = torch::reciprocal(area.to(torch::kFloat32));
+    const auto keep = batched_nms(data.boxes.to(torch::kFloat32), scores,
+                                  torch::zeros({data.size()}, torch::kInt64), o.crop_nms_thresh);
+    data.filter(keep);
+  }
+
+  // ---- generate: small regions, encoding, records ----
+  if (o.min_mask_region_area > 0)
+    postprocess_small_regions(data, static_cast<double>(o.min_mask_region_area),
+                              std::max(o.box_nms_thresh, o.crop_nms_thresh));
+  const int64_t n = data.size();
+  result.masks.resize(static_cast<size_t>(n));
+  const auto boxes = data.boxes.accessor<int64_t, 2>();
+  const auto crop_boxes = data.crop_boxes.accessor<int64_t, 2>();
+  const auto pts = data.points.accessor<double, 2>();
+  const auto ious = data.iou_preds.accessor<float, 1>();
+  const auto stab = data.stability.accessor<float, 1>();
+  for (int64_t i = 0; i < n; ++i) {
+    MaskRecord& r = result.masks[i];
+    r.rle = std::move(data.rles[i]);
+    if (o.output_mode == OutputMode::coco_rle) r.coco = coco_encode_rle(r.rle);
+    if (o.output_mode == OutputMode::binary_mask) r.binary_mask = rle_to_mask(r.rle);
+    r.area = area_from_rle(r.rle);
+    r.bbox = box_xyxy_to_xywh({boxes[i][0], boxes[i][1], boxes[i][2], boxes[i][3]});
+    r.predicted_iou = ious[i];
+    r.point_coords = {{pts[i][0], pts[i][1]}};
+    r.stability_score = stab[i];
+    r.crop_box = box_xyxy_to_xywh({crop_boxes[i][0], crop_boxes[i][1], crop_boxes[i][2], crop_boxes[i][3]});
+  }
+  result.times.post = std::max(0.0, seconds_since(t_start) - result.times.encoder - result.times.decoder);
+  return result;
+}
+
+GenerateResult superpixel_masks(const cv::Mat& image_bgr, const SuperpixelOptions& options, OutputMode mode) {
+  if (image_bgr.empty() || image_bgr.depth() != CV_8U || image_bgr.channels() != 3)
+    throw Error("superpixel_masks: expected a non-empty uint8 3-channel image");
+  if (options.region_size < 2) throw ConfigError(fmt::format("superpixel region_size: must be >= 2, got {}", options.region_size));
+  const auto t0 = Clock::now();
+  cv::Mat lab;
+  cv::cvtColor(image_bgr, lab, cv::COLOR_BGR2Lab);
+  auto slic = cv::ximgproc::createSuperpixelSLIC(lab, cv::ximgproc::SLICO, options.region_size, options.ruler);
+  slic->iterate(options.iterations);
+  slic->enforceLabelConnectivity(options.min_element_size_percent);
+  cv::Mat labels;
+  slic->getLabels(labels);  // CV_32S
+  const int64_t h = labels.rows, w = labels.cols;
+  const auto label_t =
+      torch::from_blob(labels.data, {h, w}, torch::kInt32).clone();
+  const auto uniq = std::get<0>(at::_unique(label_t, /*sorted=*/true));
+  GenerateResult result;
+  result.crops = 1;
+  for (int64_t k = 0; k < uniq.numel(); ++k) {
+    const auto mask = label_t == uniq[k];
+    MaskRecord r;
+    r.rle = mask_to_rle(mask.unsqueeze(0))[0];
+    r.area = area_from_rle(r.rle);
+    const auto b = batched_mask_to_box(mask);
+    r.bbox = box_xyxy_to_xywh({b[0].item<int64_t>(), b[1].item<int64_t>(), b[2].item<int64_t>(), b[3].item<int64_t>()});
+    const auto nz = torch::nonzero(mask).to(torch::kFloat64).mean(0);  // (y, x) centroid
+    r.point_coords = {{nz[1].item<double>(), nz[0].item<double>()}};
+    r.predicted_iou = 1.0;
+    r.stability_score = 1.0;
+    r.crop_box = {0, 0, w, h};
+    if (mode == OutputMode::coco_rle) r.coco = coco_encode_rle(r.rle);
+    if (mode == OutputMode::binary_mask) r.binary_mask = mask;
+    result.masks.push_back(std::move(r));
+  }
+  result.times.post = seconds_since(t0);
+  return result;
+}
+
+}  // namespace samdeblur::sam
