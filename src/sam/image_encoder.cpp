@@ -9,7 +9,7 @@ namespace F = torch::nn::functional;
 namespace samdeblur::sam {
 
 std::pair<torch::Tensor, std::pair<int64_t, int64_t>> window_partition(const torch::Tensor& x,
-                                                                      int64_t window_size) {
+                                                                       int64_t window_size) {
   TORCH_CHECK(x.dim() == 4, "window_partition expects (B, H, W, C), got ", x.sizes());
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
   const int64_t pad_h = (window_size - H % window_size) % window_size;
@@ -25,7 +25,8 @@ std::pair<torch::Tensor, std::pair<int64_t, int64_t>> window_partition(const tor
 }
 
 torch::Tensor window_unpartition(const torch::Tensor& windows, int64_t window_size,
-                                 std::pair<int64_t, int64_t> pad_hw, std::pair<int64_t, int64_t> hw) {
+                                 std::pair<int64_t, int64_t> pad_hw,
+                                 std::pair<int64_t, int64_t> hw) {
   const auto [Hp, Wp] = pad_hw;
   const auto [H, W] = hw;
   const int64_t B = windows.size(0) / (Hp * Wp / window_size / window_size);
@@ -85,24 +86,29 @@ torch::Tensor add_decomposed_rel_pos(const torch::Tensor& attn, const torch::Ten
 }
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t patch_size, int64_t in_chans, int64_t embed_dim) {
-  proj = register_module("proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size)
-                                                       .stride(patch_size)));
+  proj = register_module(
+      "proj", torch::nn::Conv2d(
+                  torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size).stride(patch_size)));
 }
 
-torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) { return proj->forward(x).permute({0, 2, 3, 1}); }
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
+  return proj->forward(x).permute({0, 2, 3, 1});
+}
 
-EncoderAttentionImpl::EncoderAttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool use_rel_pos,
-                                           std::pair<int64_t, int64_t> input_size)
+EncoderAttentionImpl::EncoderAttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias,
+                                           bool use_rel_pos, std::pair<int64_t, int64_t> input_size)
     : num_heads(num_heads), use_rel_pos(use_rel_pos) {
   TORCH_CHECK(num_heads > 0 && dim % num_heads == 0, "encoder attention: num_heads ", num_heads,
               " must divide dim ", dim);
   const int64_t head_dim = dim / num_heads;
   scale = std::pow(static_cast<double>(head_dim), -0.5);
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, dim * 3).bias(qkv_bias)));
+  qkv = register_module("qkv",
+                        torch::nn::Linear(torch::nn::LinearOptions(dim, dim * 3).bias(qkv_bias)));
   proj = register_module("proj", torch::nn::Linear(dim, dim));
   if (use_rel_pos) {
     rel_pos_h = register_parameter("rel_pos_h", torch::zeros({2 * input_size.first - 1, head_dim}));
-    rel_pos_w = register_parameter("rel_pos_w", torch::zeros({2 * input_size.second - 1, head_dim}));
+    rel_pos_w =
+        register_parameter("rel_pos_w", torch::zeros({2 * input_size.second - 1, head_dim}));
   }
 }
 
@@ -115,19 +121,27 @@ torch::Tensor EncoderAttentionImpl::forward(const torch::Tensor& x) {
   auto attn = torch::matmul(q * scale, k.transpose(-2, -1));
   if (use_rel_pos) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, {H, W}, {H, W});
   attn = attn.softmax(-1);
-  auto out = torch::matmul(attn, v).view({B, num_heads, H, W, -1}).permute({0, 2, 3, 1, 4}).reshape({B, H, W, -1});
+  auto out = torch::matmul(attn, v)
+                 .view({B, num_heads, H, W, -1})
+                 .permute({0, 2, 3, 1, 4})
+                 .reshape({B, H, W, -1});
   return proj->forward(out);
 }
 
 EncoderBlockImpl::EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias,
-                                   bool use_rel_pos, int64_t window_size, std::pair<int64_t, int64_t> input_size)
+                                   bool use_rel_pos, int64_t window_size,
+                                   std::pair<int64_t, int64_t> input_size)
     : window_size(window_size) {
-  norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
+  norm1 =
+      register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
   attn = register_module(
-      "attn", EncoderAttention(dim, num_heads, qkv_bias, use_rel_pos,
-                               window_size == 0 ? input_size : std::make_pair(window_size, window_size)));
-  norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
-  mlp = register_module("mlp", MLPBlock(dim, static_cast<int64_t>(dim * mlp_ratio), Activation::gelu));
+      "attn",
+      EncoderAttention(dim, num_heads, qkv_bias, use_rel_pos,
+                       window_size == 0 ? input_size : std::make_pair(window_size, window_size)));
+  norm2 =
+      register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
+  mlp = register_module("mlp",
+                        MLPBlock(dim, static_cast<int64_t>(dim * mlp_ratio), Activation::gelu));
 }
 
 torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {
@@ -144,11 +158,12 @@ torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {
 }
 
 ImageEncoderViTImpl::ImageEncoderViTImpl(const ImageEncoderOptions& o) : options(o) {
-  TORCH_CHECK(o.patch_size > 0 && o.img_size % o.patch_size == 0, "image encoder: img_size ", o.img_size,
-              " must be a multiple of patch_size ", o.patch_size);
+  TORCH_CHECK(o.patch_size > 0 && o.img_size % o.patch_size == 0, "image encoder: img_size ",
+              o.img_size, " must be a multiple of patch_size ", o.patch_size);
   const int64_t grid = o.img_size / o.patch_size;
   patch_embed = register_module("patch_embed", PatchEmbed(o.patch_size, o.in_chans, o.embed_dim));
-  if (o.use_abs_pos) pos_embed = register_parameter("pos_embed", torch::zeros({1, grid, grid, o.embed_dim}));
+  if (o.use_abs_pos)
+    pos_embed = register_parameter("pos_embed", torch::zeros({1, grid, grid, o.embed_dim}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.depth; ++i) {
     const bool global = std::find(o.global_attn_indexes.begin(), o.global_attn_indexes.end(), i) !=
@@ -157,11 +172,13 @@ ImageEncoderViTImpl::ImageEncoderViTImpl(const ImageEncoderOptions& o) : options
                                    global ? 0 : o.window_size, std::make_pair(grid, grid)));
   }
   neck = register_module(
-      "neck", torch::nn::Sequential(
-                  torch::nn::Conv2d(torch::nn::Conv2dOptions(o.embed_dim, o.out_chans, 1).bias(false)),
-                  LayerNorm2d(o.out_chans),
-                  torch::nn::Conv2d(torch::nn::Conv2dOptions(o.out_chans, o.out_chans, 3).padding(1).bias(false)),
-                  LayerNorm2d(o.out_chans)));
+      "neck",
+      torch::nn::Sequential(
+          torch::nn::Conv2d(torch::nn::Conv2dOptions(o.embed_dim, o.out_chans, 1).bias(false)),
+          LayerNorm2d(o.out_chans),
+          torch::nn::Conv2d(
+              torch::nn::Conv2dOptions(o.out_chans, o.out_chans, 3).padding(1).bias(false)),
+          LayerNorm2d(o.out_chans)));
 }
 
 torch::Tensor ImageEncoderViTImpl::forward(const torch::Tensor& input) {

@@ -3,7 +3,8 @@
 
 namespace samdeblur::sam {
 
-MLPImpl::MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers, bool sigmoid_output)
+MLPImpl::MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers,
+                 bool sigmoid_output)
     : sigmoid_output(sigmoid_output) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < num_layers; ++i) {
@@ -27,42 +28,45 @@ MaskDecoderImpl::MaskDecoderImpl(const MaskDecoderOptions& o)
   const int64_t d = o.transformer_dim;
   TORCH_CHECK(d % 8 == 0, "mask decoder: transformer_dim ", d, " must be a multiple of 8");
   transformer = register_module(
-      "transformer", TwoWayTransformer(o.transformer_depth, d, o.transformer_num_heads, o.transformer_mlp_dim, 2));
+      "transformer",
+      TwoWayTransformer(o.transformer_depth, d, o.transformer_num_heads, o.transformer_mlp_dim, 2));
   iou_token = register_module("iou_token", torch::nn::Embedding(1, d));
   mask_tokens = register_module("mask_tokens", torch::nn::Embedding(num_mask_tokens, d));
   using torch::nn::ConvTranspose2dOptions;
   output_upscaling = register_module(
       "output_upscaling",
-      torch::nn::Sequential(torch::nn::ConvTranspose2d(ConvTranspose2dOptions(d, d / 4, 2).stride(2)),
-                            LayerNorm2d(d / 4), torch::nn::GELU(),
-                            torch::nn::ConvTranspose2d(ConvTranspose2dOptions(d / 4, d / 8, 2).stride(2)),
-                            torch::nn::GELU()));
+      torch::nn::Sequential(
+          torch::nn::ConvTranspose2d(ConvTranspose2dOptions(d, d / 4, 2).stride(2)),
+          LayerNorm2d(d / 4), torch::nn::GELU(),
+          torch::nn::ConvTranspose2d(ConvTranspose2dOptions(d / 4, d / 8, 2).stride(2)),
+          torch::nn::GELU()));
   output_hypernetworks_mlps = register_module("output_hypernetworks_mlps", torch::nn::ModuleList());
-  for (int64_t i = 0; i < num_mask_tokens; ++i) output_hypernetworks_mlps->push_back(MLP(d, d, d / 8, 3));
-  iou_prediction_head =
-      register_module("iou_prediction_head", MLP(d, o.iou_head_hidden_dim, num_mask_tokens, o.iou_head_depth));
+  for (int64_t i = 0; i < num_mask_tokens; ++i)
+    output_hypernetworks_mlps->push_back(MLP(d, d, d / 8, 3));
+  iou_prediction_head = register_module(
+      "iou_prediction_head", MLP(d, o.iou_head_hidden_dim, num_mask_tokens, o.iou_head_depth));
 }
 
-std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::forward(const torch::Tensor& image_embeddings,
-                                                                 const torch::Tensor& image_pe,
-                                                                 const torch::Tensor& sparse_prompt_embeddings,
-                                                                 const torch::Tensor& dense_prompt_embeddings,
-                                                                 bool multimask_output) {
-  auto [masks, iou] = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings);
+std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::forward(
+    const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
+    const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings,
+    bool multimask_output) {
+  auto [masks, iou] =
+      predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings);
   const int64_t start = multimask_output ? 1 : 0;
   const int64_t end = multimask_output ? num_mask_tokens : 1;
   return {masks.slice(1, start, end), iou.slice(1, start, end)};
 }
 
-std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks(const torch::Tensor& image_embeddings,
-                                                                       const torch::Tensor& image_pe,
-                                                                       const torch::Tensor& sparse_prompt_embeddings,
-                                                                       const torch::Tensor& dense_prompt_embeddings) {
+std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks(
+    const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
+    const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings) {
   const int64_t B = sparse_prompt_embeddings.size(0);
   TORCH_CHECK(image_embeddings.dim() == 4 && image_embeddings.size(1) == options.transformer_dim,
-              "mask decoder: image embeddings must be (1, ", options.transformer_dim, ", h, w), got ",
-              image_embeddings.sizes());
-  auto output_tokens = torch::cat({iou_token->weight, mask_tokens->weight}, 0).unsqueeze(0).expand({B, -1, -1});
+              "mask decoder: image embeddings must be (1, ", options.transformer_dim,
+              ", h, w), got ", image_embeddings.sizes());
+  auto output_tokens =
+      torch::cat({iou_token->weight, mask_tokens->weight}, 0).unsqueeze(0).expand({B, -1, -1});
   auto tokens = torch::cat({output_tokens, sparse_prompt_embeddings}, 1);
   // The reference repeat_interleaves the embedding per prompt; a batch-1 embedding is
   // broadcast instead (same values, no B copies of the embedding).
@@ -83,7 +87,8 @@ std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks(const tor
   auto upscaled = output_upscaling->forward(keys.transpose(1, 2).reshape({b, c, h, w}));
   std::vector<torch::Tensor> hyper_in_list;
   for (int64_t i = 0; i < num_mask_tokens; ++i)
-    hyper_in_list.push_back(output_hypernetworks_mlps[i]->as<MLPImpl>()->forward(mask_tokens_out.select(1, i)));
+    hyper_in_list.push_back(
+        output_hypernetworks_mlps[i]->as<MLPImpl>()->forward(mask_tokens_out.select(1, i)));
   auto hyper_in = torch::stack(hyper_in_list, 1);  // (b, M+1, c/8)
   const int64_t uc = upscaled.size(1), uh = upscaled.size(2), uw = upscaled.size(3);
   auto masks = torch::matmul(hyper_in, upscaled.reshape({upscaled.size(0), uc, uh * uw}))

@@ -11,9 +11,10 @@
 
 namespace samdeblur::sam {
 
-PointPrediction Predictor::predict_prompts(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
-                                           const torch::Tensor& boxes, const torch::Tensor& mask_input,
-                                           bool multimask_output) {
+PointPrediction Predictor::predict_prompts(const torch::Tensor& point_coords,
+                                           const torch::Tensor& point_labels,
+                                           const torch::Tensor& boxes,
+                                           const torch::Tensor& mask_input, bool multimask_output) {
   if (boxes.defined() || mask_input.defined() || !point_coords.defined())
     throw Error("this Predictor supports point prompts only (no boxes or mask inputs)");
   return predict_torch(point_coords, point_labels, multimask_output);
@@ -24,7 +25,10 @@ namespace {
 class SamPredictor final : public Predictor {
  public:
   SamPredictor(Sam model, const torch::Device& device, bool half)
-      : model_(std::move(model)), transform_(model_->config.image_size), device_(device), half_(half) {}
+      : model_(std::move(model)),
+        transform_(model_->config.image_size),
+        device_(device),
+        half_(half) {}
 
   void set_image(const cv::Mat& rgb_u8) override {
     if (rgb_u8.empty() || rgb_u8.type() != CV_8UC3)
@@ -44,31 +48,35 @@ class SamPredictor final : public Predictor {
     features_ = model_->image_encoder->forward(x);
   }
 
-  PointPrediction predict_torch(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
-                                bool multimask_output) override {
-    return predict_prompts(point_coords, point_labels, torch::Tensor(), torch::Tensor(), multimask_output);
+  PointPrediction predict_torch(const torch::Tensor& point_coords,
+                                const torch::Tensor& point_labels, bool multimask_output) override {
+    return predict_prompts(point_coords, point_labels, torch::Tensor(), torch::Tensor(),
+                           multimask_output);
   }
 
-  PointPrediction predict_prompts(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
-                                  const torch::Tensor& boxes, const torch::Tensor& mask_input,
-                                  bool multimask_output) override {
+  PointPrediction predict_prompts(const torch::Tensor& point_coords,
+                                  const torch::Tensor& point_labels, const torch::Tensor& boxes,
+                                  const torch::Tensor& mask_input, bool multimask_output) override {
     require_image();
     c10::InferenceMode guard;
     std::optional<std::pair<torch::Tensor, torch::Tensor>> points;
     if (point_coords.defined()) {
-      if (!point_labels.defined()) throw Error("SAM predict: point_labels must be given with point_coords");
+      if (!point_labels.defined())
+        throw Error("SAM predict: point_labels must be given with point_coords");
       if (point_coords.dim() != 3 || point_coords.size(2) != 2 || point_labels.dim() != 2 ||
-          point_labels.size(0) != point_coords.size(0) || point_labels.size(1) != point_coords.size(1))
+          point_labels.size(0) != point_coords.size(0) ||
+          point_labels.size(1) != point_coords.size(1))
         throw Error("SAM predict: point_coords must be (B, N, 2) and point_labels (B, N), got " +
                     shape(point_coords) + " and " + shape(point_labels));
       points = std::make_pair(point_coords.to(device_), point_labels.to(device_));
     }
     std::optional<torch::Tensor> box_opt, mask_opt;
     if (boxes.defined()) box_opt = boxes.to(device_, torch::kFloat).reshape({-1, 4});
-    if (mask_input.defined()) mask_opt = mask_input.to(device_, half_ ? torch::kHalf : torch::kFloat);
+    if (mask_input.defined())
+      mask_opt = mask_input.to(device_, half_ ? torch::kHalf : torch::kFloat);
     auto [sparse, dense] = model_->prompt_encoder->forward(points, box_opt, mask_opt);
-    auto [low, iou] = model_->mask_decoder->forward(features_, model_->prompt_encoder->get_dense_pe(), sparse,
-                                                    dense, multimask_output);
+    auto [low, iou] = model_->mask_decoder->forward(
+        features_, model_->prompt_encoder->get_dense_pe(), sparse, dense, multimask_output);
     PointPrediction out;
     out.low_res = low.to(torch::kFloat);
     out.iou = iou.to(torch::kFloat);
@@ -87,7 +95,9 @@ class SamPredictor final : public Predictor {
   cv::Size original_size() const override {
     return {static_cast<int>(original_.second), static_cast<int>(original_.first)};
   }
-  cv::Size input_size() const override { return {static_cast<int>(input_.second), static_cast<int>(input_.first)}; }
+  cv::Size input_size() const override {
+    return {static_cast<int>(input_.second), static_cast<int>(input_.first)};
+  }
   const SamConfig& config() const override { return model_->config; }
   torch::Device device() const override { return device_; }
   double mask_threshold() const override { return model_->config.mask_threshold; }

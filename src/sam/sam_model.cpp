@@ -32,8 +32,10 @@ SamConfig SamConfig::vit_h() { return official("vit_h", 1280, 32, 16, {7, 15, 23
 SamConfig SamConfig::from_name(const std::string& model_type) {
   if (model_type == "vit_b") return vit_b();
   if (model_type == "vit_l") return vit_l();
-  if (model_type == "vit_h" || model_type == "default") return vit_h();  // sam_model_registry["default"]
-  throw Error("unknown SAM model type '" + model_type + "'; valid: vit_b, vit_l, vit_h, default (= vit_h)" +
+  if (model_type == "vit_h" || model_type == "default")
+    return vit_h();  // sam_model_registry["default"]
+  throw Error("unknown SAM model type '" + model_type +
+              "'; valid: vit_b, vit_l, vit_h, default (= vit_h)" +
               " (make_predictor also accepts auto)");
 }
 
@@ -52,9 +54,8 @@ SamImpl::SamImpl(const SamConfig& c) : config(c) {
   eo.global_attn_indexes = c.encoder_global_attn_indexes;
   image_encoder = register_module("image_encoder", ImageEncoderViT(eo));
   prompt_encoder = register_module(
-      "prompt_encoder",
-      PromptEncoder(c.prompt_embed_dim, std::make_pair(grid, grid), std::make_pair(c.image_size, c.image_size),
-                    c.mask_in_chans));
+      "prompt_encoder", PromptEncoder(c.prompt_embed_dim, std::make_pair(grid, grid),
+                                      std::make_pair(c.image_size, c.image_size), c.mask_in_chans));
   MaskDecoderOptions mo;
   mo.transformer_dim = c.prompt_embed_dim;
   mo.transformer_depth = c.decoder_depth;
@@ -64,22 +65,30 @@ SamImpl::SamImpl(const SamConfig& c) : config(c) {
   mo.iou_head_depth = c.iou_head_depth;
   mo.iou_head_hidden_dim = c.iou_head_hidden_dim;
   mask_decoder = register_module("mask_decoder", MaskDecoder(mo));
-  pixel_mean = register_buffer("pixel_mean", torch::tensor({123.675f, 116.28f, 103.53f}).view({-1, 1, 1}));
-  pixel_std = register_buffer("pixel_std", torch::tensor({58.395f, 57.12f, 57.375f}).view({-1, 1, 1}));
+  pixel_mean =
+      register_buffer("pixel_mean", torch::tensor({123.675f, 116.28f, 103.53f}).view({-1, 1, 1}));
+  pixel_std =
+      register_buffer("pixel_std", torch::tensor({58.395f, 57.12f, 57.375f}).view({-1, 1, 1}));
 }
 
 torch::Tensor SamImpl::preprocess(const torch::Tensor& x) {
-  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "Sam.preprocess expects (B, 3, h, w), got ", x.sizes());
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "Sam.preprocess expects (B, 3, h, w), got ",
+              x.sizes());
   const int64_t size = config.image_size, h = x.size(2), w = x.size(3);
-  TORCH_CHECK(h <= size && w <= size, "Sam.preprocess: input ", h, "x", w, " exceeds image_size ", size);
+  TORCH_CHECK(h <= size && w <= size, "Sam.preprocess: input ", h, "x", w, " exceeds image_size ",
+              size);
   auto y = (x - pixel_mean.to(torch::kFloat)) / pixel_std.to(torch::kFloat);
   return F::pad(y, F::PadFuncOptions({0, size - w, 0, size - h}));
 }
 
-torch::Tensor SamImpl::postprocess_masks(const torch::Tensor& masks, std::pair<int64_t, int64_t> input_size,
+torch::Tensor SamImpl::postprocess_masks(const torch::Tensor& masks,
+                                         std::pair<int64_t, int64_t> input_size,
                                          std::pair<int64_t, int64_t> original_size) {
   auto opts = [](int64_t h, int64_t w) {
-    return F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false);
+    return F::InterpolateFuncOptions()
+        .size(std::vector<int64_t>{h, w})
+        .mode(torch::kBilinear)
+        .align_corners(false);
   };
   auto m = F::interpolate(masks, opts(config.image_size, config.image_size));
   m = m.slice(2, 0, input_size.first).slice(3, 0, input_size.second);
@@ -107,10 +116,12 @@ std::string detect_model_type(const io::StateDict& sd, const std::string& source
     if (c.encoder_embed_dim == embed_dim && c.encoder_depth == depth) return c.model_type;
   throw Error(source + ": SAM image encoder with embed dim " + std::to_string(embed_dim) + " and " +
               std::to_string(depth) +
-              " blocks is none of vit_b (768, 12), vit_l (1024, 24), vit_h (1280, 32); name its config explicitly");
+              " blocks is none of vit_b (768, 12), vit_l (1024, 24), vit_h (1280, 32); name its "
+              "config explicitly");
 }
 
-SamConfig resolve_config(const SamConfig& requested, const io::StateDict& sd, const std::string& source) {
+SamConfig resolve_config(const SamConfig& requested, const io::StateDict& sd,
+                         const std::string& source) {
   const auto& t = requested.model_type;
   if (t == "auto") {
     SamConfig c = SamConfig::from_name(detect_model_type(sd, source));

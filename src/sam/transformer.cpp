@@ -1,12 +1,16 @@
-// Mirrors segment_anything/modeling/transformer.py (TwoWayTransformer, TwoWayAttentionBlock, Attention).
+// Mirrors segment_anything/modeling/transformer.py (TwoWayTransformer, TwoWayAttentionBlock,
+// Attention).
 #include "samdeblur/sam/transformer.h"
 
 #include <cmath>
 
 namespace samdeblur::sam {
 
-DecoderAttentionImpl::DecoderAttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t downsample_rate)
-    : embedding_dim(embedding_dim), internal_dim(embedding_dim / downsample_rate), num_heads(num_heads) {
+DecoderAttentionImpl::DecoderAttentionImpl(int64_t embedding_dim, int64_t num_heads,
+                                           int64_t downsample_rate)
+    : embedding_dim(embedding_dim),
+      internal_dim(embedding_dim / downsample_rate),
+      num_heads(num_heads) {
   TORCH_CHECK(num_heads > 0 && internal_dim % num_heads == 0, "num_heads ", num_heads,
               " must divide the internal dim ", internal_dim);
   q_proj = register_module("q_proj", torch::nn::Linear(embedding_dim, internal_dim));
@@ -38,25 +42,31 @@ torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& q_in, const tor
   return out_proj->forward(recombine_heads(torch::matmul(attn, v)));
 }
 
-TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_t num_heads, int64_t mlp_dim,
-                                                   int64_t attention_downsample_rate, bool skip_first_layer_pe)
+TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_t num_heads,
+                                                   int64_t mlp_dim,
+                                                   int64_t attention_downsample_rate,
+                                                   bool skip_first_layer_pe)
     : skip_first_layer_pe(skip_first_layer_pe) {
-  auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({embedding_dim})); };  // eps 1e-5
+  auto ln = [&] {
+    return torch::nn::LayerNorm(torch::nn::LayerNormOptions({embedding_dim}));
+  };  // eps 1e-5
   self_attn = register_module("self_attn", DecoderAttention(embedding_dim, num_heads));
   norm1 = register_module("norm1", ln());
-  cross_attn_token_to_image = register_module("cross_attn_token_to_image",
-                                              DecoderAttention(embedding_dim, num_heads, attention_downsample_rate));
+  cross_attn_token_to_image =
+      register_module("cross_attn_token_to_image",
+                      DecoderAttention(embedding_dim, num_heads, attention_downsample_rate));
   norm2 = register_module("norm2", ln());
   mlp = register_module("mlp", MLPBlock(embedding_dim, mlp_dim, Activation::relu));
   norm3 = register_module("norm3", ln());
   norm4 = register_module("norm4", ln());
-  cross_attn_image_to_token = register_module("cross_attn_image_to_token",
-                                              DecoderAttention(embedding_dim, num_heads, attention_downsample_rate));
+  cross_attn_image_to_token =
+      register_module("cross_attn_image_to_token",
+                      DecoderAttention(embedding_dim, num_heads, attention_downsample_rate));
 }
 
-std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(torch::Tensor queries, torch::Tensor keys,
-                                                                          const torch::Tensor& query_pe,
-                                                                          const torch::Tensor& key_pe) {
+std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(
+    torch::Tensor queries, torch::Tensor keys, const torch::Tensor& query_pe,
+    const torch::Tensor& key_pe) {
   // Self attention of the tokens.
   if (skip_first_layer_pe) {
     queries = self_attn->forward(queries, queries, queries);
@@ -77,20 +87,25 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(torch:
   return {queries, keys};
 }
 
-TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t embedding_dim, int64_t num_heads,
-                                             int64_t mlp_dim, int64_t attention_downsample_rate) {
+TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t embedding_dim,
+                                             int64_t num_heads, int64_t mlp_dim,
+                                             int64_t attention_downsample_rate) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < depth; ++i)
-    layers->push_back(TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate, i == 0));
-  final_attn_token_to_image = register_module(
-      "final_attn_token_to_image", DecoderAttention(embedding_dim, num_heads, attention_downsample_rate));
-  norm_final_attn = register_module("norm_final_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({embedding_dim})));
+    layers->push_back(
+        TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate, i == 0));
+  final_attn_token_to_image =
+      register_module("final_attn_token_to_image",
+                      DecoderAttention(embedding_dim, num_heads, attention_downsample_rate));
+  norm_final_attn = register_module(
+      "norm_final_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({embedding_dim})));
 }
 
-std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward(const torch::Tensor& image_embedding,
-                                                                       const torch::Tensor& image_pe,
-                                                                       const torch::Tensor& point_embedding) {
-  TORCH_CHECK(image_embedding.dim() == 4, "image embedding must be (B, C, H, W), got ", image_embedding.sizes());
+std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward(
+    const torch::Tensor& image_embedding, const torch::Tensor& image_pe,
+    const torch::Tensor& point_embedding) {
+  TORCH_CHECK(image_embedding.dim() == 4, "image embedding must be (B, C, H, W), got ",
+              image_embedding.sizes());
   // (B, C, H, W) -> (B, HW, C); image_pe may have batch 1 (broadcast in the additions).
   auto keys = image_embedding.flatten(2).permute({0, 2, 1});
   auto key_pe = image_pe.flatten(2).permute({0, 2, 1});

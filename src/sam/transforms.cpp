@@ -56,7 +56,8 @@ Taps precompute_taps(int64_t in_size, int64_t out_size) {
     }
     for (int64_t x = xmax; x < ksize; ++x) index[xx * ksize + x] = xmin;  // weight 0
   }
-  return {torch::tensor(index).view({out_size, ksize}), torch::tensor(weight).view({out_size, ksize})};
+  return {torch::tensor(index).view({out_size, ksize}),
+          torch::tensor(weight).view({out_size, ksize})};
 }
 
 // One pass along `dim` (0 = rows, 1 = columns) of an (H, W, C) uint8 tensor; rounds to uint8
@@ -79,8 +80,9 @@ torch::Tensor resample_pass(const torch::Tensor& img, int64_t dim, int64_t out_s
 }  // namespace
 
 torch::Tensor pil_resize_bilinear(const torch::Tensor& hwc_u8, int64_t out_h, int64_t out_w) {
-  TORCH_CHECK(hwc_u8.dim() == 3 && hwc_u8.scalar_type() == torch::kUInt8, "pil_resize_bilinear expects an ",
-              "(H, W, C) uint8 tensor, got ", hwc_u8.sizes(), " ", hwc_u8.scalar_type());
+  TORCH_CHECK(hwc_u8.dim() == 3 && hwc_u8.scalar_type() == torch::kUInt8,
+              "pil_resize_bilinear expects an ", "(H, W, C) uint8 tensor, got ", hwc_u8.sizes(),
+              " ", hwc_u8.scalar_type());
   TORCH_CHECK(out_h > 0 && out_w > 0 && hwc_u8.size(0) > 0 && hwc_u8.size(1) > 0,
               "pil_resize_bilinear: empty size ", hwc_u8.sizes(), " -> ", out_h, "x", out_w);
   torch::Tensor img = hwc_u8.cpu();
@@ -104,7 +106,8 @@ torch::Tensor ResizeLongestSide::apply_image(const torch::Tensor& hwc_u8) const 
 
 torch::Tensor ResizeLongestSide::apply_coords(const torch::Tensor& coords,
                                               std::pair<int64_t, int64_t> original_size) const {
-  TORCH_CHECK(coords.dim() >= 1 && coords.size(-1) == 2, "apply_coords expects (..., 2), got ", coords.sizes());
+  TORCH_CHECK(coords.dim() >= 1 && coords.size(-1) == 2, "apply_coords expects (..., 2), got ",
+              coords.sizes());
   const auto [old_h, old_w] = original_size;
   const auto [new_h, new_w] = get_preprocess_shape(old_h, old_w, target_length_);
   auto c = coords.to(torch::kDouble).clone();
@@ -113,7 +116,8 @@ torch::Tensor ResizeLongestSide::apply_coords(const torch::Tensor& coords,
   return c * scale;
 }
 
-torch::Tensor ResizeLongestSide::apply_boxes(const torch::Tensor& boxes, std::pair<int64_t, int64_t> original_size) const {
+torch::Tensor ResizeLongestSide::apply_boxes(const torch::Tensor& boxes,
+                                             std::pair<int64_t, int64_t> original_size) const {
   return apply_coords(boxes.reshape({-1, 2, 2}), original_size).reshape({-1, 4});
 }
 

@@ -1,11 +1,15 @@
 // SAM model: key/shape parity with the official vit_b/l/h state_dicts, numeric parity of a tiny
 // random-weight SAM with the official code (scripts/make_sam_fixtures.py), model-type
 // detection and strict-loading errors.
+#include "samdeblur/sam/sam_model.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <opencv2/core.hpp>
 #include <set>
@@ -17,19 +21,22 @@
 #include "samdeblur/io/npy.h"
 #include "samdeblur/sam/image_encoder.h"
 #include "samdeblur/sam/predictor.h"
-#include "samdeblur/sam/sam_model.h"
 
 namespace samdeblur::sam {
 namespace {
 
 const std::string kHint =
-    "regenerate with: PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 scripts/make_sam_fixtures.py";
+    "regenerate with: PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 "
+    "scripts/make_sam_fixtures.py";
 
-std::string data_path(const std::string& name) { return std::string(SAMDEBLUR_TEST_DATA) + "/sam/model/" + name; }
+std::string data_path(const std::string& name) {
+  return std::string(SAMDEBLUR_TEST_DATA) + "/sam/model/" + name;
+}
 
 std::map<std::string, torch::Tensor> fixture(const std::string& name) {
   const std::string path = data_path(name);
-  if (!std::filesystem::exists(path)) throw std::runtime_error("missing fixture " + path + "; " + kHint);
+  if (!std::filesystem::exists(path))
+    throw std::runtime_error("missing fixture " + path + "; " + kHint);
   return io::read_npz(path);
 }
 
@@ -55,14 +62,15 @@ SamConfig tiny_config() {
   return c;
 }
 
-void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol, const std::string& what) {
+void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol,
+                  const std::string& what) {
   ASSERT_EQ(actual.sizes(), expected.sizes()) << what << "; " << kHint;
   auto diff = (actual.to(torch::kDouble) - expected.to(torch::kDouble)).abs();
   const double worst = diff.max().item<double>();
   const int64_t at = diff.flatten().argmax().item<int64_t>();
-  EXPECT_LE(worst, atol) << what << ": worst |diff| " << worst << " at flat index " << at << " (actual "
-                         << actual.flatten()[at].item<double>() << ", expected " << expected.flatten()[at].item<double>()
-                         << ")";
+  EXPECT_LE(worst, atol) << what << ": worst |diff| " << worst << " at flat index " << at
+                         << " (actual " << actual.flatten()[at].item<double>() << ", expected "
+                         << expected.flatten()[at].item<double>() << ")";
 }
 
 // "key<TAB>d0,d1,..." lines of keys_<name>.txt.
@@ -100,15 +108,18 @@ TEST_P(SamKeyParity, StateDictKeysAndShapesEqualOfficial) {
   std::string problems;
   for (const auto& [k, s] : expected) {
     auto it = actual.find(k);
-    if (it == actual.end()) problems += "\n  missing " + k;
-    else if (it->second != s) problems += "\n  shape of " + k;
+    if (it == actual.end())
+      problems += "\n  missing " + k;
+    else if (it->second != s)
+      problems += "\n  shape of " + k;
   }
   for (const auto& [k, s] : actual)
     if (!expected.count(k)) problems += "\n  unexpected " + k;
   EXPECT_TRUE(problems.empty()) << GetParam() << ":" << problems;
   EXPECT_EQ(actual.size(), expected.size());
   // The buffers the reference does not save exist with the official values.
-  EXPECT_TRUE(torch::allclose(model->pixel_std.flatten(), torch::tensor({58.395f, 57.12f, 57.375f})));
+  EXPECT_TRUE(
+      torch::allclose(model->pixel_std.flatten(), torch::tensor({58.395f, 57.12f, 57.375f})));
 }
 
 INSTANTIATE_TEST_SUITE_P(Official, SamKeyParity, ::testing::Values("vit_b", "vit_l", "vit_h"));
@@ -117,7 +128,8 @@ TEST(SamModel, TinyPredictorMatchesOfficial) {
   const auto fx = fixture("predict.npz");
   auto predictor = make_predictor(tiny_config(), data_path("tiny_sam.pth"), torch::kCPU);
   const auto& image = fx.at("image");  // (80, 120, 3) uint8 RGB
-  cv::Mat mat(static_cast<int>(image.size(0)), static_cast<int>(image.size(1)), CV_8UC3, image.data_ptr());
+  cv::Mat mat(static_cast<int>(image.size(0)), static_cast<int>(image.size(1)), CV_8UC3,
+              image.data_ptr());
   const cv::Mat before = mat.clone();
   predictor->set_image(mat);
   EXPECT_EQ(cv::norm(before, mat, cv::NORM_INF), 0.0) << "set_image must not modify its input";
@@ -142,7 +154,8 @@ TEST(SamModel, TinyPredictorMatchesOfficial) {
   auto box = predictor->predict_prompts({}, {}, fx.at("boxes"), {}, true);
   expect_close(box.low_res, fx.at("box_low_res"), 1e-4, "box low_res");
   expect_close(box.iou, fx.at("box_iou"), 1e-4, "box iou");
-  auto full = predictor->predict_prompts(coords.to(torch::kFloat), labels, fx.at("boxes"), fx.at("mask_input"), false);
+  auto full = predictor->predict_prompts(coords.to(torch::kFloat), labels, fx.at("boxes"),
+                                         fx.at("mask_input"), false);
   expect_close(full.low_res, fx.at("full_low_res"), 1e-4, "points+box+mask low_res");
   expect_close(full.iou, fx.at("full_iou"), 1e-4, "points+box+mask iou");
 }
@@ -154,7 +167,8 @@ TEST(SamModel, DensePeAndNpzWeightsMatchPth) {
   io::StateDict sd;
   for (const auto& [k, t] : fixture("tiny_sam.npz")) sd.emplace_back(k, t);
   load_sam_state_dict(*b, sd, "tiny_sam.npz");
-  for (const auto& p : a->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()])) << p.key();
+  for (const auto& p : a->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()])) << p.key();
   torch::NoGradGuard ng;
   expect_close(a->prompt_encoder->get_dense_pe(), fx.at("dense_pe"), 1e-5, "dense pe");
 }
@@ -165,7 +179,8 @@ TEST(SamModel, RelPosInterpolationMatchesOfficial) {
   for (int i = 0; fx.count("case" + std::to_string(i) + "_out"); ++i, ++n) {
     const std::string p = "case" + std::to_string(i) + "_";
     const auto sizes = fx.at(p + "sizes");
-    auto out = get_rel_pos(sizes[0].item<int64_t>(), sizes[1].item<int64_t>(), fx.at(p + "rel_pos"));
+    auto out =
+        get_rel_pos(sizes[0].item<int64_t>(), sizes[1].item<int64_t>(), fx.at(p + "rel_pos"));
     expect_close(out, fx.at(p + "out"), 1e-6, p);
   }
   EXPECT_GE(n, 4);
@@ -192,7 +207,9 @@ TEST(SamModel, EncoderInterpolatesAbsPosForOtherGrids) {
 io::StateDict fake_official(int64_t dim, int64_t depth) {
   io::StateDict sd;
   sd.emplace_back("image_encoder.patch_embed.proj.weight", torch::empty({dim, 3, 16, 16}));
-  for (int64_t i = 0; i < depth; ++i) sd.emplace_back("image_encoder.blocks." + std::to_string(i) + ".norm1.weight", torch::empty({dim}));
+  for (int64_t i = 0; i < depth; ++i)
+    sd.emplace_back("image_encoder.blocks." + std::to_string(i) + ".norm1.weight",
+                    torch::empty({dim}));
   return sd;
 }
 
@@ -207,7 +224,8 @@ TEST(SamModel, DetectsModelTypeAndRejectsMismatch) {
   EXPECT_EQ(resolved.model_type, "vit_l");
   EXPECT_EQ(resolved.encoder_global_attn_indexes, (std::vector<int64_t>{5, 11, 17, 23}));
   EXPECT_EQ(resolved.mask_threshold, 0.5);
-  EXPECT_EQ(resolve_config(SamConfig::vit_h(), fake_official(1280, 32), "h.pth").model_type, "vit_h");
+  EXPECT_EQ(resolve_config(SamConfig::vit_h(), fake_official(1280, 32), "h.pth").model_type,
+            "vit_h");
   try {
     resolve_config(SamConfig::vit_h(), fake_official(768, 12), "sam_vit_b.pth");
     FAIL() << "expected a model type mismatch";
@@ -221,8 +239,13 @@ TEST(SamModel, DetectsModelTypeAndRejectsMismatch) {
   EXPECT_THROW(detect_model_type(io::StateDict{}, "x.pth"), Error);
   EXPECT_THROW(SamConfig::from_name("vit_x"), Error);
   // A tiny (custom) config is not checked against official types; "auto" cannot detect it.
-  EXPECT_THROW(make_predictor([] { SamConfig c; c.model_type = "auto"; return c; }(), data_path("tiny_sam.pth"),
-                              torch::kCPU),
+  EXPECT_THROW(make_predictor(
+                   [] {
+                     SamConfig c;
+                     c.model_type = "auto";
+                     return c;
+                   }(),
+                   data_path("tiny_sam.pth"), torch::kCPU),
                Error);
 }
 
@@ -230,7 +253,7 @@ TEST(SamModel, StrictLoadListsEveryProblem) {
   auto sd = io::load_state_dict_file(data_path("tiny_sam.pth"));
   io::StateDict broken;
   for (auto [k, t] : sd) {
-    if (k == "mask_decoder.iou_token.weight") continue;                         // missing
+    if (k == "mask_decoder.iou_token.weight") continue;                           // missing
     if (k == "image_encoder.blocks.0.attn.rel_pos_h") t = torch::zeros({5, 16});  // mis-shaped
     broken.emplace_back(k, t);
   }
@@ -241,8 +264,8 @@ TEST(SamModel, StrictLoadListsEveryProblem) {
     FAIL() << "strict loading accepted a broken checkpoint";
   } catch (const Error& e) {
     const std::string msg = e.what();
-    for (const char* s : {"broken.pth", "mask_decoder.iou_token.weight", "image_encoder.blocks.0.attn.rel_pos_h",
-                          "mask_decoder.extra.weight"})
+    for (const char* s : {"broken.pth", "mask_decoder.iou_token.weight",
+                          "image_encoder.blocks.0.attn.rel_pos_h", "mask_decoder.extra.weight"})
       EXPECT_NE(msg.find(s), std::string::npos) << s << " not in: " << msg;
   }
   // Checkpoints that do contain pixel_mean / pixel_std (re-saved ones) load too.
@@ -254,17 +277,46 @@ TEST(SamModel, StrictLoadListsEveryProblem) {
 }
 
 TEST(SamModel, PredictorErrorPaths) {
-  auto predictor = make_predictor(tiny_config(), "", torch::kCPU, /*half=*/true);  // half ignored on CPU
+  auto predictor =
+      make_predictor(tiny_config(), "", torch::kCPU, /*half=*/true);  // half ignored on CPU
   EXPECT_THROW(predictor->predict_torch(torch::zeros({1, 1, 2}), torch::ones({1, 1}), true), Error);
   EXPECT_THROW(predictor->set_image(cv::Mat(10, 10, CV_8UC1, cv::Scalar(0))), Error);
   predictor->set_image(cv::Mat(10, 20, CV_8UC3, cv::Scalar(10, 20, 30)));
   EXPECT_EQ(predictor->image_embedding().scalar_type(), torch::kFloat);
   EXPECT_EQ(predictor->input_size(), cv::Size(96, 48));
   EXPECT_THROW(predictor->predict_torch(torch::zeros({1, 2}), torch::ones({1, 1}), true), Error);
-  auto out = predictor->predict_torch(torch::zeros({3, 1, 2}), torch::ones({3, 1}, torch::kInt), false);
+  auto out =
+      predictor->predict_torch(torch::zeros({3, 1, 2}), torch::ones({3, 1}, torch::kInt), false);
   EXPECT_EQ(out.masks.sizes(), (std::vector<int64_t>{3, 1, 10, 20}));
   EXPECT_EQ(out.low_res.sizes(), (std::vector<int64_t>{3, 1, 24, 24}));
   EXPECT_EQ(out.iou.sizes(), (std::vector<int64_t>{3, 1}));
+}
+
+}  // namespace
+}  // namespace samdeblur::sam
+
+namespace samdeblur::sam {
+namespace {
+
+// Opt-in timing of the vit_b image encoder at 1024x1024 (random weights, CPU, InferenceMode):
+//   SAMDEBLUR_SAM_BENCH=1 sdb-tests --gtest_filter=SamBench.*
+// Compare with the official encoder under the same thread count (see the report in the commit).
+TEST(SamBench, VitBEncoder1024) {
+  if (!std::getenv("SAMDEBLUR_SAM_BENCH")) GTEST_SKIP() << "set SAMDEBLUR_SAM_BENCH=1 to run";
+  Sam model(SamConfig::vit_b());
+  model->eval();
+  c10::InferenceMode guard;
+  auto x = torch::randn({1, 3, 1024, 1024});
+  model->image_encoder->forward(x);  // warm-up
+  const int runs = 2;
+  const auto t0 = std::chrono::steady_clock::now();
+  torch::Tensor out;
+  for (int i = 0; i < runs; ++i) out = model->image_encoder->forward(x);
+  const double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / runs;
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{1, 256, 64, 64}));
+  std::cout << "vit_b encoder 1024x1024: " << s << " s/forward, threads "
+            << torch::get_num_threads() << "\n";
 }
 
 }  // namespace

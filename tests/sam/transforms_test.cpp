@@ -14,11 +14,13 @@ namespace samdeblur::sam {
 namespace {
 
 const std::string kHint =
-    "regenerate with: PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 scripts/make_sam_fixtures.py";
+    "regenerate with: PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 "
+    "scripts/make_sam_fixtures.py";
 
 std::map<std::string, torch::Tensor> fixture(const std::string& name) {
   const std::string path = std::string(SAMDEBLUR_TEST_DATA) + "/sam/model/" + name;
-  if (!std::filesystem::exists(path)) throw std::runtime_error("missing fixture " + path + "; " + kHint);
+  if (!std::filesystem::exists(path))
+    throw std::runtime_error("missing fixture " + path + "; " + kHint);
   return io::read_npz(path);
 }
 
@@ -35,8 +37,9 @@ TEST(SamTransforms, PilBilinearResizeMatchesPilBitExactly) {
     auto diff = (out.to(torch::kInt) - expected.to(torch::kInt)).abs();
     const int64_t worst = diff.max().item<int64_t>();
     const int64_t where = diff.flatten().argmax().item<int64_t>();
-    EXPECT_EQ(worst, 0) << p << in.sizes() << " -> " << out.sizes() << ": " << diff.gt(0).sum().item<int64_t>()
-                        << " values differ, worst " << worst << " at flat index " << where;
+    EXPECT_EQ(worst, 0) << p << in.sizes() << " -> " << out.sizes() << ": "
+                        << diff.gt(0).sum().item<int64_t>() << " values differ, worst " << worst
+                        << " at flat index " << where;
   }
   EXPECT_GE(cases, 6) << kHint;
 }
@@ -56,8 +59,10 @@ TEST(SamTransforms, PreprocessShapeAndCoordsMatchOfficial) {
     EXPECT_TRUE(torch::equal(c, fx.at(p + "coords_t"))) << p << c << fx.at(p + "coords_t");
   }
   // int(x + 0.5) rounding of the short side.
-  EXPECT_EQ(ResizeLongestSide::get_preprocess_shape(30, 500, 128), (std::pair<int64_t, int64_t>(8, 128)));
-  EXPECT_EQ(ResizeLongestSide::get_preprocess_shape(1000, 750, 1024), (std::pair<int64_t, int64_t>(1024, 768)));
+  EXPECT_EQ(ResizeLongestSide::get_preprocess_shape(30, 500, 128),
+            (std::pair<int64_t, int64_t>(8, 128)));
+  EXPECT_EQ(ResizeLongestSide::get_preprocess_shape(1000, 750, 1024),
+            (std::pair<int64_t, int64_t>(1024, 768)));
 }
 
 TEST(SamTransforms, BoxesAndIdentityAndErrors) {
@@ -72,8 +77,10 @@ TEST(SamTransforms, BoxesAndIdentityAndErrors) {
   EXPECT_NE(same.data_ptr(), img.data_ptr());
   // Constant images stay constant in both directions.
   auto flat = torch::full({13, 29, 3}, 200, torch::kUInt8);
-  EXPECT_TRUE(torch::equal(pil_resize_bilinear(flat, 7, 11), torch::full({7, 11, 3}, 200, torch::kUInt8)));
-  EXPECT_TRUE(torch::equal(pil_resize_bilinear(flat, 40, 90), torch::full({40, 90, 3}, 200, torch::kUInt8)));
+  EXPECT_TRUE(
+      torch::equal(pil_resize_bilinear(flat, 7, 11), torch::full({7, 11, 3}, 200, torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(pil_resize_bilinear(flat, 40, 90),
+                           torch::full({40, 90, 3}, 200, torch::kUInt8)));
   EXPECT_THROW(pil_resize_bilinear(img.to(torch::kFloat), 10, 10), c10::Error);
   EXPECT_THROW(pil_resize_bilinear(img, 0, 10), c10::Error);
 }

@@ -30,10 +30,11 @@ struct ImageEncoderOptions {
 // (B, H, W, C) -> ((B * nW, ws, ws, C), (Hp, Wp)); pads bottom/right with zeros to a
 // multiple of ws.
 std::pair<torch::Tensor, std::pair<int64_t, int64_t>> window_partition(const torch::Tensor& x,
-                                                                      int64_t window_size);
+                                                                       int64_t window_size);
 // Inverse of window_partition, cropping the padding: -> (B, H, W, C).
 torch::Tensor window_unpartition(const torch::Tensor& windows, int64_t window_size,
-                                 std::pair<int64_t, int64_t> pad_hw, std::pair<int64_t, int64_t> hw);
+                                 std::pair<int64_t, int64_t> pad_hw,
+                                 std::pair<int64_t, int64_t> hw);
 // Relative positional embeddings (q_size, k_size, C) picked from rel_pos (L, C); rel_pos is
 // first linearly resized (F.interpolate mode="linear", align_corners=False) to
 // 2 * max(q, k) - 1 entries when L differs, as image_encoder.py get_rel_pos.
@@ -70,8 +71,8 @@ TORCH_MODULE(EncoderAttention);
 // Pre-norm ViT block with window attention (window_size > 0) or global attention.
 class EncoderBlockImpl : public torch::nn::Module {
  public:
-  EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias, bool use_rel_pos,
-                   int64_t window_size, std::pair<int64_t, int64_t> input_size);
+  EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias,
+                   bool use_rel_pos, int64_t window_size, std::pair<int64_t, int64_t> input_size);
   torch::Tensor forward(const torch::Tensor& x);  // (B, H, W, D) -> same
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   EncoderAttention attn{nullptr};

@@ -46,10 +46,9 @@ class MaskDecoderImpl : public torch::nn::Module {
                                                   const torch::Tensor& dense_prompt_embeddings,
                                                   bool multimask_output);
   // All num_mask_tokens outputs: masks (B, M+1, 4h, 4w), iou (B, M+1).
-  std::pair<torch::Tensor, torch::Tensor> predict_masks(const torch::Tensor& image_embeddings,
-                                                        const torch::Tensor& image_pe,
-                                                        const torch::Tensor& sparse_prompt_embeddings,
-                                                        const torch::Tensor& dense_prompt_embeddings);
+  std::pair<torch::Tensor, torch::Tensor> predict_masks(
+      const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
+      const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings);
 
   MaskDecoderOptions options;
   int64_t num_mask_tokens;

@@ -51,6 +51,10 @@ class Predictor {
   virtual void set_image(const cv::Mat& rgb_u8) = 0;
   // Point prompts already in the transformed (resized) frame: coords (B, N, 2) (x, y)
   // float, labels (B, N) int (1 = foreground). Uses the embedding of set_image.
+  // make_predictor's implementation: float32 or float64 coords (float64 stays float64 until
+  // the positional encoding, as in the reference); a padding point is appended as the
+  // reference does; results are float32 inference tensors (computed under InferenceMode:
+  // clone them before modifying them in place outside InferenceMode).
   virtual PointPrediction predict_torch(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
                                         bool multimask_output) = 0;
   // Full prompt set (SamPredictor.predict_torch): any of points (coords + labels), boxes

@@ -21,9 +21,10 @@ class PositionEmbeddingRandomImpl : public torch::nn::Module {
   // coords (B, N, 2) as (x, y) in pixels of an image of size (H, W) -> (B, N, 2 * num_pos_feats)
   // float32. The division by the image size happens in the dtype of coords (float64 inputs
   // stay float64 until the encoding, as in the reference).
-  torch::Tensor forward_with_coords(const torch::Tensor& coords, std::pair<int64_t, int64_t> image_size);
+  torch::Tensor forward_with_coords(const torch::Tensor& coords,
+                                    std::pair<int64_t, int64_t> image_size);
   torch::Tensor pe_encoding(const torch::Tensor& coords01);  // coords in [0, 1]^2, (..., 2)
-  torch::Tensor positional_encoding_gaussian_matrix;        // (2, num_pos_feats), N(0, scale^2)
+  torch::Tensor positional_encoding_gaussian_matrix;         // (2, num_pos_feats), N(0, scale^2)
 };
 TORCH_MODULE(PositionEmbeddingRandom);
 
@@ -38,9 +39,9 @@ class PromptEncoderImpl : public torch::nn::Module {
   // boxes (B, 4) xyxy; masks (B, 1, 4*He, 4*We) low-res logits.
   // Returns sparse (B, N', D) and dense (B, D, He, We) embeddings. A padding point (label -1)
   // is appended to the points when no boxes are given.
-  std::pair<torch::Tensor, torch::Tensor> forward(const std::optional<std::pair<torch::Tensor, torch::Tensor>>& points,
-                                                  const std::optional<torch::Tensor>& boxes,
-                                                  const std::optional<torch::Tensor>& masks);
+  std::pair<torch::Tensor, torch::Tensor> forward(
+      const std::optional<std::pair<torch::Tensor, torch::Tensor>>& points,
+      const std::optional<torch::Tensor>& boxes, const std::optional<torch::Tensor>& masks);
   torch::Tensor get_dense_pe();  // (1, D, He, We)
 
   torch::Tensor embed_points(const torch::Tensor& points, const torch::Tensor& labels, bool pad);
@@ -50,7 +51,8 @@ class PromptEncoderImpl : public torch::nn::Module {
   int64_t embed_dim;
   std::pair<int64_t, int64_t> image_embedding_size, input_image_size, mask_input_size;
   PositionEmbeddingRandom pe_layer{nullptr};
-  torch::nn::ModuleList point_embeddings{nullptr};  // 4 x Embedding(1, D): neg, pos, box corner 1, 2
+  torch::nn::ModuleList point_embeddings{
+      nullptr};  // 4 x Embedding(1, D): neg, pos, box corner 1, 2
   torch::nn::Embedding not_a_point_embed{nullptr}, no_mask_embed{nullptr};
   torch::nn::Sequential mask_downscaling{nullptr};
 };

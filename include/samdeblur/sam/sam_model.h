@@ -26,7 +26,8 @@ class SamImpl : public torch::nn::Module {
   torch::Tensor preprocess(const torch::Tensor& x);
   // masks (B, C, h', w') decoder logits -> bilinear (align_corners=False) to image_size,
   // crop to input_size (h, w), bilinear to original_size (H, W) (Sam.postprocess_masks).
-  torch::Tensor postprocess_masks(const torch::Tensor& masks, std::pair<int64_t, int64_t> input_size,
+  torch::Tensor postprocess_masks(const torch::Tensor& masks,
+                                  std::pair<int64_t, int64_t> input_size,
                                   std::pair<int64_t, int64_t> original_size);
 
   SamConfig config;
@@ -51,7 +52,8 @@ std::string detect_model_type(const io::StateDict& sd, const std::string& source
 // detected official config (mask_threshold kept); an official name ("vit_b", "vit_l",
 // "vit_h", "default") that disagrees with the checkpoint -> Error naming both; any other
 // model_type (custom/tiny configs) is returned unchanged and checked by strict loading.
-SamConfig resolve_config(const SamConfig& requested, const io::StateDict& sd, const std::string& source);
+SamConfig resolve_config(const SamConfig& requested, const io::StateDict& sd,
+                         const std::string& source);
 
 // Strict load (io::load_state_dict): every missing, unexpected or mis-shaped key is an
 // Error; pixel_mean/pixel_std are taken from the checkpoint when present, otherwise the

@@ -29,8 +29,10 @@ class TwoWayAttentionBlockImpl : public torch::nn::Module {
                            int64_t attention_downsample_rate, bool skip_first_layer_pe);
   // -> (queries, keys)
   std::pair<torch::Tensor, torch::Tensor> forward(torch::Tensor queries, torch::Tensor keys,
-                                                  const torch::Tensor& query_pe, const torch::Tensor& key_pe);
-  DecoderAttention self_attn{nullptr}, cross_attn_token_to_image{nullptr}, cross_attn_image_to_token{nullptr};
+                                                  const torch::Tensor& query_pe,
+                                                  const torch::Tensor& key_pe);
+  DecoderAttention self_attn{nullptr}, cross_attn_token_to_image{nullptr},
+      cross_attn_image_to_token{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr}, norm4{nullptr};
   MLPBlock mlp{nullptr};  // ReLU
   bool skip_first_layer_pe;

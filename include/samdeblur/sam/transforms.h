@@ -3,9 +3,9 @@
 // The official apply_image resizes uint8 images through PIL (torchvision to_pil_image +
 // resize = Image.resize(BILINEAR)); pil_resize_bilinear reproduces PIL's ImagingResample
 // bit-exactly, so encoder inputs match the official pipeline.
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
 
+#include <opencv2/core.hpp>
 #include <utility>
 
 namespace samdeblur::sam {
@@ -23,14 +23,17 @@ class ResizeLongestSide {
   int64_t target_length() const { return target_length_; }
 
   // (newh, neww): the long side becomes long_side_length, each side int(x * scale + 0.5).
-  static std::pair<int64_t, int64_t> get_preprocess_shape(int64_t oldh, int64_t oldw, int64_t long_side_length);
+  static std::pair<int64_t, int64_t> get_preprocess_shape(int64_t oldh, int64_t oldw,
+                                                          int64_t long_side_length);
   // (H, W, C) uint8 -> (newh, neww, C) uint8 via pil_resize_bilinear.
   torch::Tensor apply_image(const torch::Tensor& hwc_u8) const;
   // (..., 2) (x, y) coordinates of an image of original_size (H, W) -> same shape, float64
   // (as the numpy apply_coords: x * (neww / W), y * (newh / H) in double).
-  torch::Tensor apply_coords(const torch::Tensor& coords, std::pair<int64_t, int64_t> original_size) const;
+  torch::Tensor apply_coords(const torch::Tensor& coords,
+                             std::pair<int64_t, int64_t> original_size) const;
   // (B, 4) xyxy boxes -> (B, 4) float64.
-  torch::Tensor apply_boxes(const torch::Tensor& boxes, std::pair<int64_t, int64_t> original_size) const;
+  torch::Tensor apply_boxes(const torch::Tensor& boxes,
+                            std::pair<int64_t, int64_t> original_size) const;
 
  private:
   int64_t target_length_;
