@@ -415,9 +415,10 @@ def tiny_generator_fixture():
     for name, h, w, opts in [
             ("tiny", 60, 80, dict(points_per_side=6, points_per_batch=16, pred_iou_thresh=0.0,
                                   stability_score_thresh=0.0, stability_score_offset=0.5,
-                                  box_nms_thresh=0.7, output_mode="uncompressed_rle")),
+                                  box_nms_thresh=1.0, output_mode="uncompressed_rle")),
             ("tiny_crops", 60, 80, dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                                        crop_n_layers=1, min_mask_region_area=6,
+                                        crop_n_layers=1, min_mask_region_area=6, box_nms_thresh=0.95,
+                                        crop_nms_thresh=0.95,
                                         output_mode="uncompressed_rle"))]:
         gen = amg_mod.SamAutomaticMaskGenerator(sam, **opts)
         img = test_image(h, w)
