@@ -9,7 +9,7 @@ namespace {
 const char* const kDatasetTypes[] = {"PairedImageDataset", "PairedImageMaskDataset",
                                      "PairedImageGroupMaskDataset"};
 
-DatasetOptions parse_dataset(Section s, const std::string& key) {
+DatasetOptions parse_dataset(Section& s, const std::string& key) {
   DatasetOptions d;
   d.key = key;
   d.name = s.get<std::string>("name", key);
@@ -48,7 +48,7 @@ DatasetOptions parse_dataset(Section s, const std::string& key) {
   return d;
 }
 
-MetricOptions parse_metric(Section s, const std::string& name) {
+MetricOptions parse_metric(Section& s, const std::string& name) {
   MetricOptions m;
   m.name = name;
   m.type = s.required<std::string>("type");
@@ -59,7 +59,13 @@ MetricOptions parse_metric(Section s, const std::string& name) {
   if (m.crop_border < 0)
     throw ConfigError(fmt::format("{}: {} must be >= 0", s.source(), s.key_path("crop_border")));
   m.test_y_channel = s.get<bool>("test_y_channel", false);
-  if (m.type == "calculate_ssim") m.ssim3d = s.get<bool>("ssim3d", true);
+  if (m.type == "calculate_ssim") {
+    m.ssim3d = s.get<bool>("ssim3d", true);
+    m.ssim3d_precision = s.get<std::string>("ssim3d_precision", "float64");
+    if (m.ssim3d_precision != "float64" && m.ssim3d_precision != "float32")
+      throw ConfigError(fmt::format("{}: {} must be float64 or float32, got '{}'", s.source(),
+                                    s.key_path("ssim3d_precision"), m.ssim3d_precision));
+  }
   const std::string order = s.get<std::string>("input_order", "HWC");
   if (order != "HWC" && order != "CHW")
     throw ConfigError(fmt::format("{}: {} must be HWC or CHW", s.source(), s.key_path("input_order")));
@@ -71,6 +77,10 @@ MetricOptions parse_metric(Section s, const std::string& name) {
 models::NetworkOptions parse_network_options(Section s) {
   models::NetworkOptions n;
   n.type = s.required<std::string>("type");
+  if (n.type != "NAFNet" && n.type != "NAFNetLocal" && n.type != "SegNAFNet" && n.type != "SegNAFNetLocal")
+    throw ConfigError(fmt::format("{}: {} = '{}' is not a known network; valid: NAFNet, NAFNetLocal, "
+                                  "SegNAFNet, SegNAFNetLocal",
+                                  s.source(), s.key_path("type"), n.type));
   n.img_channel = s.get<int64_t>("img_channel", n.img_channel);
   n.width = s.get<int64_t>("width", n.width);
   n.middle_blk_num = s.get<int64_t>("middle_blk_num", n.middle_blk_num);

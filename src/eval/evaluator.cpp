@@ -16,6 +16,7 @@
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/metrics/psnr_ssim.h"
+#include "samdeblur/metrics/summary.h"
 
 namespace samdeblur::eval {
 namespace fs = std::filesystem;
@@ -153,7 +154,12 @@ std::vector<config::MetricOptions> effective_metrics(const config::ValOptions& v
 
 double compute_metric(const config::MetricOptions& m, const cv::Mat& a, const cv::Mat& b) {
   if (m.type == "calculate_psnr") return metrics::calculate_psnr(a, b, m.crop_border, m.test_y_channel);
-  return metrics::calculate_ssim(a, b, m.crop_border, m.test_y_channel, m.ssim3d);
+  metrics::Ssim3dOptions o;
+  if (m.ssim3d_precision == "float32") {
+    o.mode = metrics::Gaussian3d::direct;
+    o.dtype = torch::kFloat32;
+  }
+  return metrics::calculate_ssim(a, b, m.crop_border, m.test_y_channel, m.ssim3d, o);
 }
 
 std::string csv_number(double v) {

@@ -84,6 +84,7 @@ TEST(EvalConfig, ParsesOfficialSegConfig) {
   ASSERT_EQ(c.val.metrics.size(), 2u);
   EXPECT_EQ(c.val.metrics[1].type, "calculate_ssim");
   EXPECT_TRUE(c.val.metrics[1].ssim3d);
+  EXPECT_EQ(c.val.metrics[1].ssim3d_precision, "float64");
   // Official keys that evaluation does not use are reported, not rejected.
   auto has = [&](const std::string& k) {
     return std::find(c.ignored_keys.begin(), c.ignored_keys.end(), k) != c.ignored_keys.end();
@@ -139,11 +140,15 @@ TEST(EvalConfig, OverridesApplyByDottedPath) {
   apply_override(root, "network_g.dec_blk_nums=[3,4]");
   apply_override(root, "datasets.test.mask_encoding=clean");
   apply_override(root, "val.mcr_threshold=2.5");
+  apply_override(root, "val.metrics.ssim.ssim3d_precision=float32");
   const EvalConfig c = parse_eval_config(root, "x.yml");
   EXPECT_FALSE(c.val.save_img);
   EXPECT_EQ(c.network_g.enc_blk_nums, (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(c.datasets[0].mask_encoding, MaskEncoding::clean);
   EXPECT_DOUBLE_EQ(c.val.mcr_threshold, 2.5);
+  EXPECT_EQ(c.val.metrics[1].ssim3d_precision, "float32");
+  apply_override(root, "val.metrics.ssim.ssim3d_precision=half");
+  EXPECT_THROW(parse_eval_config(root, "x.yml"), ConfigError);
   EXPECT_THROW(apply_override(root, "no_equals_sign"), ConfigError);
   EXPECT_THROW(apply_override(root, "name.sub=1"), ConfigError);  // name is a scalar
 }

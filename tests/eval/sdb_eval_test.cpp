@@ -28,6 +28,7 @@ std::string read_text(const fs::path& p) {
 struct Variant {
   std::string name, type, dataset_type, mask_dir, extra;
 };
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
 std::string config_for(const Variant& v, const std::string& data) {
   std::ostringstream y;
@@ -48,12 +49,12 @@ std::string config_for(const Variant& v, const std::string& data) {
   return y.str();
 }
 
-struct Run {
+struct RunResult {
   int code;
   std::string log;
 };
 
-Run run_eval(const std::string& args, const fs::path& workdir) {
+RunResult run_eval(const std::string& args, const fs::path& workdir) {
   const fs::path log = workdir / "log.txt";
   const std::string cmd = "OMP_NUM_THREADS=1 " + kBin + " -q " + args + " > " + log.string() + " 2>&1";
   const int status = std::system(cmd.c_str());
@@ -87,7 +88,7 @@ TEST_P(SdbEvalParity, MatchesOfficialPipeline) {
   fs::create_directories(work);
   { std::ofstream(work / "cfg.yml") << config_for(v, kData); }
   // --set also exercised: threshold 1 dB makes some images "collapsed".
-  const Run r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string() +
+  const RunResult r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string() +
                              " --set val.mcr_threshold=1.0",
                          work);
   ASSERT_EQ(r.code, 0) << r.log;
@@ -171,7 +172,7 @@ TEST(SdbEvalErrors, MissingPartnerAndSizeMismatch) {
 
   // 1. An input renamed: its gt has no partner.
   fs::rename(work / "data" / "input" / "img_b.png", work / "data" / "input" / "img_x.png");
-  Run r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string(), work);
+  RunResult r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string(), work);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.log.find("img_b"), std::string::npos) << r.log;
   EXPECT_FALSE(fs::exists(work / "out" / "summary.json"));

@@ -37,6 +37,10 @@ struct MetricOptions {
   int crop_border = 0;
   bool test_y_channel = false;
   bool ssim3d = true;  // calculate_ssim only; official default
+  // ext, calculate_ssim with ssim3d: "float64" (default: exact value of the
+  // official formula, separable filter, fast) or "float32" (the official
+  // arithmetic: direct conv3d in float32, slow; digits depend on the backend).
+  std::string ssim3d_precision = "float64";
 };
 
 struct ValOptions {
