@@ -13,6 +13,9 @@ Writes
                                  several option sets, run with FakePredictor (an
                                  analytic stand-in for SAM, re-implemented op for op
                                  in tests/sam/mask_generator_test.cpp)
+  mask_files.json / .npz         official draw_segmask label maps and grouped masks
+                                 (SAM-Deblur data_preparation scripts 1 and 2, their
+                                 functions executed from the files) for random boxes
   tiny_generator.json            (when tests/data/sam/model/tiny_sam.pth exists) the
                                  official generator with the tiny random-weight SAM
   meta.json                      versions and FIXTURE_VERSION
@@ -432,6 +435,59 @@ def tiny_generator_fixture():
     return cases
 
 
+# ---------------------------------------------------------------- SAM-Deblur mask files
+SAM_DEBLUR = os.environ.get("SAM_DEBLUR_REF", "/tmp/ref/sam-deblur")
+
+
+def official_functions(path, names):
+    """Executes only the named top-level functions of an official script (the scripts
+    load checkpoints and LMDBs at import time, so they cannot be imported)."""
+    import ast
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    assert len(body) == len(names), f"{path}: functions {names} not found"
+    scope = {"np": np, "torch": torch}
+    exec(compile(ast.Module(body=body, type_ignores=[]), path, "exec"), scope)
+    return [scope[n] for n in names]
+
+
+def mask_files_fixture():
+    """draw_segmask (1_create_masks_with_sam.py) and grayscale_to_masks
+    (2_masks_to_grouped_masks.py, after PIL convert('L') + ToTensor) on random boxes."""
+    dp = os.path.join(SAM_DEBLUR, "scripts", "data_preparation")
+    (draw_segmask,) = official_functions(os.path.join(dp, "1_create_masks_with_sam.py"), ["draw_segmask"])
+    (grayscale_to_masks,) = official_functions(os.path.join(dp, "2_masks_to_grouped_masks.py"),
+                                               ["grayscale_to_masks"])
+    rng = np.random.RandomState(11)
+    cases, arrays = [], {}
+    for name, n, h, w in [("few", 5, 12, 16), ("many", 300, 20, 24), ("wrap", 300, 18, 20)]:
+        rects = []
+        masks = []
+        pixels = rng.permutation(h * w)
+        for k in range(n):
+            if name == "wrap":  # distinct pixels (plus one overlap): every value of the code
+                x0, y0 = int(pixels[k] % w), int(pixels[k] // w)
+                x1, y1 = x0 + 1 + (k == 200), y0 + 1
+            else:
+                x0, y0 = rng.randint(0, w - 1), rng.randint(0, h - 1)
+                x1, y1 = rng.randint(x0 + 1, w + 1), rng.randint(y0 + 1, h + 1)
+            m = np.zeros((h, w), bool)
+            m[y0:y1, x0:x1] = True
+            rects.append([int(x0), int(y0), int(x1), int(y1)])
+            masks.append({"segmentation": m})
+        segmask = draw_segmask(masks)
+        pil = Image.fromarray(segmask).convert("L")
+        # torchvision ToTensor of an 'L' image: (1, H, W) float32 / 255.
+        gray = torch.from_numpy(np.array(pil)).view(1, h, w).float().div(255)
+        grouped = grayscale_to_masks(gray)
+        arrays[name + "_label_map"] = segmask
+        arrays[name + "_grouped"] = grouped.numpy()
+        cases.append({"name": name, "h": h, "w": w, "rects": rects})
+        print(f"mask files case {name}: {n} masks -> {grouped.shape[0]} groups")
+    return cases, arrays
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
@@ -441,6 +497,10 @@ def main():
         json.dump(res, f)
     with open(os.path.join(OUT, "generator.json"), "w") as f:
         json.dump(generator_fixture(), f)
+    mf_cases, mf_arrays = mask_files_fixture()
+    np.savez_compressed(os.path.join(OUT, "mask_files.npz"), **mf_arrays)
+    with open(os.path.join(OUT, "mask_files.json"), "w") as f:
+        json.dump(mf_cases, f)
     tiny = tiny_generator_fixture()
     if tiny is not None:
         with open(os.path.join(OUT, "tiny_generator.json"), "w") as f:

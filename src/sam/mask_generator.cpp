@@ -348,11 +348,18 @@ GenerateResult superpixel_masks(const cv::Mat& image_bgr, const SuperpixelOption
   const auto t0 = Clock::now();
   cv::Mat lab;
   cv::cvtColor(image_bgr, lab, cv::COLOR_BGR2Lab);
-  auto slic = cv::ximgproc::createSuperpixelSLIC(lab, cv::ximgproc::SLICO, options.region_size, options.ruler);
-  slic->iterate(options.iterations);
-  slic->enforceLabelConnectivity(options.min_element_size_percent);
   cv::Mat labels;
-  slic->getLabels(labels);  // CV_32S
+  const int short_side = std::min(image_bgr.rows, image_bgr.cols);
+  if (short_side < 4) {
+    labels = cv::Mat::zeros(image_bgr.size(), CV_32S);  // too small to split
+  } else {
+    // OpenCV's SLIC crashes when the region is larger than the image: clamp it.
+    const int region = std::min(options.region_size, short_side);
+    auto slic = cv::ximgproc::createSuperpixelSLIC(lab, cv::ximgproc::SLICO, region, options.ruler);
+    slic->iterate(options.iterations);
+    slic->enforceLabelConnectivity(options.min_element_size_percent);
+    slic->getLabels(labels);  // CV_32S
+  }
   const int64_t h = labels.rows, w = labels.cols;
   const auto label_t =
       torch::from_blob(labels.data, {h, w}, torch::kInt32).clone();

@@ -300,4 +300,7 @@ TEST(Superpixels, DeterministicPartitionOfTheImage) {
   }
   EXPECT_EQ(area, 50 * 70);
   EXPECT_TRUE(torch::all(cover == 1).item<bool>()) << "superpixels must partition the image";
+  // Regions larger than the image (OpenCV's SLIC would crash) and tiny images.
+  EXPECT_FALSE(superpixel_masks(test_image(20, 24), {}).masks.empty());
+  EXPECT_EQ(superpixel_masks(test_image(3, 5), {}).masks.size(), 1u);
 }

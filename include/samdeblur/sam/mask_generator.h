@@ -98,7 +98,9 @@ class MaskGenerator {
 // superpixels (region_size pixels, ruler 10, 10 iterations, connectivity
 // enforced) of the image, one record per superpixel in label order, with
 // predicted_iou = stability_score = 1, the centroid as point and the whole
-// image as crop box. Not a substitute for SAM: callers must ask for it.
+// image as crop box (region_size is clamped to the image's short side, and an
+// image shorter than 4 pixels is one superpixel). Not a substitute for SAM:
+// callers must ask for it.
 struct SuperpixelOptions {
   int region_size = 48;
   float ruler = 10.0f;

@@ -1,0 +1,266 @@
+// SAM-Deblur mask files (label map, grouped and exclusive npz, COCO JSON) and the
+// sdb-masks batch job (resume, atomic outputs, superpixel source, embeddings).
+// Label-map / grouped fixtures come from the official draw_segmask and
+// grayscale_to_masks: PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 scripts/make_amg_fixtures.py
+#include "samdeblur/sam/mask_files.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "samdeblur/core/error.h"
+#include "samdeblur/io/image.h"
+#include "samdeblur/io/npy.h"
+
+namespace fs = std::filesystem;
+using namespace samdeblur;
+using namespace samdeblur::sam;
+using nlohmann::json;
+
+namespace {
+
+const std::string kDir = std::string(SAMDEBLUR_TEST_DATA) + "/sam/amg/";
+
+MaskRecord record_of(const torch::Tensor& mask) {
+  MaskRecord r;
+  r.rle = mask_to_rle(mask.unsqueeze(0))[0];
+  r.area = area_from_rle(r.rle);
+  r.point_coords = {{0.0, 0.0}};
+  return r;
+}
+
+MaskRecord rect_record(int64_t h, int64_t w, int64_t x0, int64_t y0, int64_t x1, int64_t y1) {
+  auto m = torch::zeros({h, w}, torch::kBool);
+  m.slice(0, y0, std::min(y1, h)).slice(1, x0, std::min(x1, w)).fill_(true);
+  return record_of(m);
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("sdb_masks_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+cv::Mat demo_image(int h, int w, int seed) {
+  cv::Mat m(h, w, CV_8UC3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      m.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uint8_t>((x * 4 + seed * 30) % 256),
+                                        static_cast<uint8_t>((y * 6) % 256),
+                                        static_cast<uint8_t>(((x / 10 + y / 10) % 2) * 200));
+  return m;
+}
+
+std::vector<std::string> tmp_files(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp") != std::string::npos) out.push_back(e.path().string());
+  return out;
+}
+
+}  // namespace
+
+TEST(MaskFiles, SegmaskValues) {
+  EXPECT_EQ(segmask_value(0), 2);
+  EXPECT_EQ(segmask_value(126), 254);
+  EXPECT_EQ(segmask_value(127), 255);
+  EXPECT_EQ(segmask_value(128), 253);
+  EXPECT_EQ(segmask_value(254), 1);
+  EXPECT_EQ(segmask_value(255), -1);
+  EXPECT_EQ(segmask_value(300), -91);
+}
+
+TEST(MaskFiles, LabelMapAndGroupsMatchOfficialScripts) {
+  std::ifstream in(kDir + "mask_files.json");
+  ASSERT_TRUE(in) << "missing mask_files.json; regenerate with scripts/make_amg_fixtures.py";
+  const auto arrays = io::read_npz(kDir + "mask_files.npz");
+  for (const auto& c : json::parse(in)) {
+    const std::string name = c["name"];
+    const int64_t h = c["h"], w = c["w"];
+    std::vector<MaskRecord> records;
+    for (const auto& r : c["rects"]) records.push_back(rect_record(h, w, r[0], r[1], r[2], r[3]));
+    const cv::Mat map = label_map(records, h, w);
+    const auto expected_map = arrays.at(name + "_label_map");
+    ASSERT_EQ(map.type(), CV_8UC1);
+    const auto got = torch::from_blob(map.data, {h, w}, torch::kUInt8).clone();
+    EXPECT_TRUE(torch::equal(got, expected_map)) << name << ": label map differs from draw_segmask";
+    std::vector<uint8_t> values;
+    const auto groups = grouped_masks(map, &values);
+    const auto expected_groups = arrays.at(name + "_grouped");
+    EXPECT_EQ(groups.sizes(), expected_groups.sizes()) << name;
+    EXPECT_EQ(groups.scalar_type(), torch::kBool);
+    if (groups.sizes() == expected_groups.sizes()) EXPECT_TRUE(torch::equal(groups, expected_groups)) << name;
+    EXPECT_TRUE(std::is_sorted(values.begin(), values.end()));
+  }
+}
+
+TEST(MaskFiles, ExclusiveLabelsPartitionTheImage) {
+  const int64_t h = 10, w = 12;
+  std::vector<MaskRecord> recs = {rect_record(h, w, 0, 0, 8, 8), rect_record(h, w, 2, 2, 5, 5),
+                                  rect_record(h, w, 6, 6, 12, 10)};
+  const auto first = exclusive_labels(recs, h, w, ExclusiveOrder::generator);
+  EXPECT_EQ(first[3][3].item<int>(), 1);  // covered by masks 0 and 1: the first wins
+  EXPECT_EQ(first[9][0].item<int>(), 0);  // uncovered: background
+  EXPECT_EQ(first[7][7].item<int>(), 1);
+  EXPECT_EQ(first[9][11].item<int>(), 3);
+  const auto small = exclusive_labels(recs, h, w, ExclusiveOrder::smallest_first);
+  EXPECT_EQ(small[3][3].item<int>(), 2);  // the 3x3 mask is smallest
+  EXPECT_EQ(small[7][7].item<int>(), 3);  // 24 px < 64 px
+  auto [masks, ids] = exclusive_masks(first);
+  EXPECT_EQ(masks.sizes(), torch::IntArrayRef({3, 1, h, w}));  // background, mask 0, mask 2 (mask 1 is hidden)
+  EXPECT_EQ(std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel()),
+            (std::vector<int64_t>{-1, 0, 2}));
+  EXPECT_TRUE(torch::all(masks.sum(0) == 1).item<bool>()) << "every pixel in exactly one group";
+}
+
+TEST(MaskFiles, WritersProduceReadableFiles) {
+  TempDir tmp;
+  const int64_t h = 9, w = 13;
+  GenerateResult res;
+  res.masks = {rect_record(h, w, 0, 0, 5, 5), rect_record(h, w, 3, 3, 13, 9)};
+  for (auto f : {MaskFileFormat::label_png, MaskFileFormat::grouped_npz, MaskFileFormat::exclusive_npz,
+                 MaskFileFormat::coco_json}) {
+    EXPECT_EQ(mask_file_format_from_name(mask_file_format_name(f)), f);
+    const std::string path = (tmp.path / ("out" + mask_file_extension(f))).string();
+    write_mask_file(path, f, res, h, w);
+    ASSERT_TRUE(fs::exists(path));
+    if (f == MaskFileFormat::label_png) {
+      const cv::Mat back = io::read_image_bgr(path, /*grayscale=*/true);
+      EXPECT_EQ(cv::norm(back, label_map(res.masks, h, w), cv::NORM_INF), 0.0);
+      EXPECT_EQ(back.at<uint8_t>(4, 4), 6);  // 2 + 4
+    } else if (f == MaskFileFormat::grouped_npz) {
+      const auto m = io::read_npz_array(path, "masks");
+      EXPECT_EQ(m.sizes(), torch::IntArrayRef({4, 1, h, w}));  // values 0, 2, 4, 6
+    } else if (f == MaskFileFormat::exclusive_npz) {
+      EXPECT_EQ(io::read_npz_array(path, "masks").size(0), 3);
+      EXPECT_EQ(io::read_npz_array(path, "mask_ids").numel(), 3);
+    } else {
+      std::ifstream in(path);
+      const auto j = json::parse(in);
+      ASSERT_EQ(j.size(), 2u);
+      EXPECT_EQ(j[0]["area"], 25);
+      const Rle back = coco_decode_rle({h, w, j[1]["segmentation"]["counts"].get<std::string>()});
+      EXPECT_EQ(back, res.masks[1].rle);
+    }
+  }
+  EXPECT_TRUE(tmp_files(tmp.path).empty());
+  EXPECT_THROW(mask_file_format_from_name("tiff"), ConfigError);
+}
+
+TEST(MaskJob, ResumeSkipsFinishedImagesAndWritesAtomically) {
+  TempDir tmp;
+  const fs::path in = tmp.path / "in", out = tmp.path / "out";
+  fs::create_directories(in);
+  for (int i = 0; i < 3; ++i) cv::imwrite((in / ("img" + std::to_string(i) + ".png")).string(), demo_image(30, 40, i));
+  cv::imwrite((in / "mask_skipme.png").string(), demo_image(30, 40, 9));  // official: "mask_" prefix skipped
+  std::ofstream(in / "notes.txt") << "not an image";
+  EXPECT_EQ(list_input_images(in.string()).size(), 3u);
+
+  MaskJobOptions o;
+  o.input = in.string();
+  o.output_dir = out.string();
+  o.progress = false;
+  SuperpixelOptions so;
+  so.region_size = 12;
+  int calls = 0;
+  const MaskSource counting = [&](const cv::Mat& img) {
+    ++calls;
+    return superpixel_masks(img, so, OutputMode::uncompressed_rle);
+  };
+  auto s = run_mask_job(o, counting);
+  EXPECT_EQ(s.processed, 3);
+  EXPECT_EQ(s.skipped, 0);
+  EXPECT_GT(s.masks, 3);
+  const cv::Mat first = io::read_image_bgr((out / "img0.png").string(), true);
+  EXPECT_EQ(first.size(), cv::Size(40, 30));
+  // Second run: nothing to do.
+  s = run_mask_job(o, counting);
+  EXPECT_EQ(s.processed, 0);
+  EXPECT_EQ(s.skipped, 3);
+  EXPECT_EQ(calls, 3);
+  // A removed output is regenerated, identically (deterministic source).
+  fs::remove(out / "img1.png");
+  s = run_mask_job(o, counting);
+  EXPECT_EQ(s.processed, 1);
+  EXPECT_EQ(s.skipped, 2);
+  // A failure mid-way leaves finished outputs and no partial file.
+  fs::remove(out / "img1.png");
+  fs::remove(out / "img2.png");
+  const MaskSource failing = [&](const cv::Mat& img) -> GenerateResult {
+    if (calls++ == 5) throw Error("boom");  // img1 succeeds, img2 fails
+    return superpixel_masks(img, so);
+  };
+  EXPECT_THROW(run_mask_job(o, failing), Error);
+  EXPECT_TRUE(fs::exists(out / "img1.png"));
+  EXPECT_FALSE(fs::exists(out / "img2.png"));
+  EXPECT_TRUE(tmp_files(out).empty());
+}
+
+TEST(MaskJob, EmbeddingsAndSingleFileInput) {
+  TempDir tmp;
+  const fs::path img = tmp.path / "photo.jpg";
+  cv::imwrite(img.string(), demo_image(20, 24, 1));
+  MaskJobOptions o;
+  o.input = img.string();
+  o.output_dir = (tmp.path / "out").string();
+  o.progress = false;
+  o.save_embeddings = true;
+  o.format = MaskFileFormat::grouped_npz;
+  const MaskSource with_embedding = [](const cv::Mat& bgr) {
+    auto r = superpixel_masks(bgr, {});
+    r.image_embedding = torch::arange(256 * 64 * 64, torch::kFloat32).reshape({1, 256, 64, 64});
+    return r;
+  };
+  EXPECT_EQ(run_mask_job(o, with_embedding).processed, 1);
+  EXPECT_TRUE(fs::exists(tmp.path / "out" / "photo.npz"));
+  const auto emb = io::read_npy((tmp.path / "out" / "photo_embedding.npy").string());
+  EXPECT_EQ(emb.sizes(), torch::IntArrayRef({1, 256, 64, 64}));
+  // Superpixels have no embedding: asking for one is an error, not a silent skip.
+  fs::remove_all(tmp.path / "out");
+  EXPECT_THROW(run_mask_job(o, make_superpixel_source({}, OutputMode::binary_mask)), Error);
+  EXPECT_THROW(list_input_images((tmp.path / "missing").string()), FileError);
+}
+
+TEST(SdbMasks, EndToEndWithSuperpixels) {
+  const std::string bin = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-masks";
+  if (!fs::exists(bin)) GTEST_SKIP() << "sdb-masks not built (SAMDEBLUR_BUILD_APPS=OFF)";
+  TempDir tmp;
+  const fs::path in = tmp.path / "in";
+  fs::create_directories(in);
+  cv::imwrite((in / "a.png").string(), demo_image(30, 40, 0));
+  cv::imwrite((in / "b.png").string(), demo_image(30, 40, 1));
+  auto run = [&](const std::string& args) {
+    const std::string cmd = bin + " " + args + " > " + (tmp.path / "log.txt").string() + " 2>&1";
+    const int status = std::system(cmd.c_str());
+    std::ifstream log(tmp.path / "log.txt");
+    std::stringstream ss;
+    ss << log.rdbuf();
+    return std::make_pair(WEXITSTATUS(status), ss.str());
+  };
+  // SAM without a checkpoint: an error that says where to get one.
+  auto [code, log] = run("--input " + in.string() + " --output " + (tmp.path / "o1").string());
+  EXPECT_NE(code, 0);
+  EXPECT_NE(log.find("dl.fbaipublicfiles.com/segment_anything"), std::string::npos) << log;
+  // Superpixels, then resume.
+  std::tie(code, log) = run("--source superpixels --input " + in.string() + " --output " +
+                            (tmp.path / "o2").string() + " --format label-png");
+  EXPECT_EQ(code, 0) << log;
+  EXPECT_TRUE(fs::exists(tmp.path / "o2" / "a.png"));
+  EXPECT_TRUE(fs::exists(tmp.path / "o2" / "b.png"));
+  const cv::Mat map = io::read_image_bgr((tmp.path / "o2" / "a.png").string(), true);
+  EXPECT_EQ(map.size(), cv::Size(40, 30));
+  std::tie(code, log) = run("--source superpixels --input " + in.string() + " --output " +
+                            (tmp.path / "o2").string());
+  EXPECT_EQ(code, 0) << log;
+  EXPECT_NE(log.find("skipping"), std::string::npos) << log;
+}
