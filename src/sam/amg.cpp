@@ -3,10 +3,10 @@
 #include "samdeblur/sam/amg.h"
 
 #include <fmt/format.h>
-#include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <opencv2/imgproc.hpp>
 
 #include "samdeblur/core/error.h"
 
@@ -50,7 +50,8 @@ CropBoxes generate_crop_boxes(int64_t im_h, int64_t im_w, int64_t n_layers, doub
   out.boxes.push_back({0, 0, im_w, im_h});
   out.layer_idxs.push_back(0);
   auto crop_len = [](int64_t orig_len, int64_t n_crops, int64_t overlap) {
-    const double len = static_cast<double>(overlap * (n_crops - 1) + orig_len) / static_cast<double>(n_crops);
+    const double len =
+        static_cast<double>(overlap * (n_crops - 1) + orig_len) / static_cast<double>(n_crops);
     return static_cast<int64_t>(std::ceil(len));
   };
   for (int64_t layer = 0; layer < n_layers; ++layer) {
@@ -109,11 +110,11 @@ torch::Tensor batched_mask_to_box(const torch::Tensor& masks) {
   return boxes.reshape(out_shape);
 }
 
-torch::Tensor is_box_near_crop_edge(const torch::Tensor& boxes, const Box& crop_box, const Box& orig_box,
-                                    double atol) {
+torch::Tensor is_box_near_crop_edge(const torch::Tensor& boxes, const Box& crop_box,
+                                    const Box& orig_box, double atol) {
   auto as_float = [&](const Box& b) {
-    return torch::tensor({static_cast<float>(b[0]), static_cast<float>(b[1]), static_cast<float>(b[2]),
-                          static_cast<float>(b[3])},
+    return torch::tensor({static_cast<float>(b[0]), static_cast<float>(b[1]),
+                          static_cast<float>(b[2]), static_cast<float>(b[3])},
                          torch::TensorOptions().dtype(torch::kFloat32).device(boxes.device()))
         .unsqueeze(0);
   };
@@ -139,7 +140,8 @@ torch::Tensor uncrop_points(const torch::Tensor& points, const Box& crop_box) {
   return points + offset;
 }
 
-torch::Tensor uncrop_masks(const torch::Tensor& masks, const Box& crop_box, int64_t orig_h, int64_t orig_w) {
+torch::Tensor uncrop_masks(const torch::Tensor& masks, const Box& crop_box, int64_t orig_h,
+                           int64_t orig_w) {
   const auto [x0, y0, x1, y1] = crop_box;
   if (x0 == 0 && y0 == 0 && x1 == orig_w && y1 == orig_h) return masks;
   const int64_t pad_x = orig_w - (x1 - x0), pad_y = orig_h - (y1 - y0);
@@ -190,8 +192,8 @@ torch::Tensor rle_to_mask(const Rle& rle) {
     value = !value;
   }
   if (idx != n)
-    throw Error(fmt::format("rle_to_mask: counts sum to {}, expected {} for size [{}, {}]", idx, n, rle.h,
-                            rle.w));
+    throw Error(fmt::format("rle_to_mask: counts sum to {}, expected {} for size [{}, {}]", idx, n,
+                            rle.h, rle.w));
   return fortran.t().contiguous();
 }
 
@@ -261,7 +263,8 @@ std::pair<torch::Tensor, bool> remove_small_regions(const torch::Tensor& mask, d
   std::vector<char> small(static_cast<size_t>(n_labels), 0);
   bool any_small = false;
   for (int l = 1; l < n_labels; ++l)
-    if (static_cast<double>(stats.at<int>(l, cv::CC_STAT_AREA)) < area_thresh) small[l] = any_small = true;
+    if (static_cast<double>(stats.at<int>(l, cv::CC_STAT_AREA)) < area_thresh)
+      small[l] = any_small = true;
   if (!any_small) return {mask, false};
   // Labels whose pixels become foreground.
   std::vector<char> fill(static_cast<size_t>(n_labels), 0);
@@ -290,14 +293,16 @@ std::pair<torch::Tensor, bool> remove_small_regions(const torch::Tensor& mask, d
 namespace {
 
 template <typename T>
-torch::Tensor nms_impl(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold) {
+torch::Tensor nms_impl(const torch::Tensor& boxes, const torch::Tensor& scores,
+                       double iou_threshold) {
   const auto b = boxes.contiguous();
   const int64_t n = b.size(0);
   const auto x0 = b.select(1, 0).contiguous(), y0 = b.select(1, 1).contiguous();
   const auto x1 = b.select(1, 2).contiguous(), y1 = b.select(1, 3).contiguous();
   const auto areas_t = (x1 - x0) * (y1 - y0);
   const auto order_t = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
-  const T *px0 = x0.data_ptr<T>(), *py0 = y0.data_ptr<T>(), *px1 = x1.data_ptr<T>(), *py1 = y1.data_ptr<T>();
+  const T *px0 = x0.data_ptr<T>(), *py0 = y0.data_ptr<T>(), *px1 = x1.data_ptr<T>(),
+          *py1 = y1.data_ptr<T>();
   const T* areas = areas_t.data_ptr<T>();
   const int64_t* order = order_t.data_ptr<int64_t>();
   std::vector<char> suppressed(static_cast<size_t>(n), 0);
@@ -322,30 +327,34 @@ torch::Tensor nms_impl(const torch::Tensor& boxes, const torch::Tensor& scores, 
 }  // namespace
 
 torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou_threshold) {
-  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, "nms: boxes must be (N, 4), got ", boxes.sizes());
-  TORCH_CHECK(scores.dim() == 1 && scores.size(0) == boxes.size(0), "nms: scores must be (", boxes.size(0),
-              ",), got ", scores.sizes());
+  TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4, "nms: boxes must be (N, 4), got ",
+              boxes.sizes());
+  TORCH_CHECK(scores.dim() == 1 && scores.size(0) == boxes.size(0), "nms: scores must be (",
+              boxes.size(0), ",), got ", scores.sizes());
   if (boxes.size(0) == 0) return torch::empty({0}, boxes.options().dtype(torch::kInt64));
   const auto b = boxes.cpu();
   const auto s = scores.cpu();
-  if (b.scalar_type() == torch::kFloat64) return nms_impl<double>(b, s, iou_threshold).to(boxes.device());
+  if (b.scalar_type() == torch::kFloat64)
+    return nms_impl<double>(b, s, iou_threshold).to(boxes.device());
   TORCH_CHECK(b.scalar_type() == torch::kFloat32, "nms: boxes must be float32 or float64, got ",
               b.scalar_type());
   return nms_impl<float>(b, s, iou_threshold).to(boxes.device());
 }
 
-torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& idxs,
-                          double iou_threshold) {
+torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores,
+                          const torch::Tensor& idxs, double iou_threshold) {
   const int64_t limit = boxes.device().is_cpu() ? 4000 : 20000;
   if (boxes.numel() > limit) {
     auto keep_mask = torch::zeros_like(scores, scores.options().dtype(torch::kBool));
     for (const auto& cls : std::get<0>(at::_unique(idxs, /*sorted=*/true)).unbind(0)) {
       const auto curr = torch::where(idxs == cls)[0];
-      const auto curr_keep = nms(boxes.index_select(0, curr), scores.index_select(0, curr), iou_threshold);
+      const auto curr_keep =
+          nms(boxes.index_select(0, curr), scores.index_select(0, curr), iou_threshold);
       keep_mask.index_put_({curr.index_select(0, curr_keep)}, true);
     }
     const auto keep = torch::where(keep_mask)[0];
-    return keep.index_select(0, std::get<1>(scores.index_select(0, keep).sort(0, /*descending=*/true)));
+    return keep.index_select(
+        0, std::get<1>(scores.index_select(0, keep).sort(0, /*descending=*/true)));
   }
   if (boxes.numel() == 0) return torch::empty({0}, boxes.options().dtype(torch::kInt64));
   const auto max_coordinate = boxes.max();

@@ -22,7 +22,8 @@ namespace {
 template <typename Fn>
 void for_each_run(const Rle& rle, int64_t h, int64_t w, Fn&& fn) {
   if (rle.h != h || rle.w != w)
-    throw Error(fmt::format("mask of size [{}, {}] does not match the image [{}, {}]", rle.h, rle.w, h, w));
+    throw Error(
+        fmt::format("mask of size [{}, {}] does not match the image [{}, {}]", rle.h, rle.w, h, w));
   int64_t idx = 0;
   for (size_t i = 0; i < rle.counts.size(); ++i) {
     const int64_t end = idx + rle.counts[i];
@@ -56,7 +57,8 @@ cv::Mat label_map(const std::vector<MaskRecord>& masks, int64_t h, int64_t w) {
 
 torch::Tensor grouped_masks(const cv::Mat& label_map_u8, std::vector<uint8_t>* values) {
   if (label_map_u8.empty() || label_map_u8.type() != CV_8UC1)
-    throw Error(fmt::format("grouped_masks: expected a non-empty CV_8UC1 label map, got type {}", label_map_u8.type()));
+    throw Error(fmt::format("grouped_masks: expected a non-empty CV_8UC1 label map, got type {}",
+                            label_map_u8.type()));
   const cv::Mat m = label_map_u8.isContinuous() ? label_map_u8 : label_map_u8.clone();
   const auto t = torch::from_blob(m.data, {m.rows, m.cols}, torch::kUInt8);
   bool present[256] = {};
@@ -72,7 +74,8 @@ torch::Tensor grouped_masks(const cv::Mat& label_map_u8, std::vector<uint8_t>* v
   return torch::stack(groups);  // (M, 1, H, W) bool
 }
 
-torch::Tensor exclusive_labels(const std::vector<MaskRecord>& masks, int64_t h, int64_t w, ExclusiveOrder order) {
+torch::Tensor exclusive_labels(const std::vector<MaskRecord>& masks, int64_t h, int64_t w,
+                               ExclusiveOrder order) {
   std::vector<size_t> priority(masks.size());
   std::iota(priority.begin(), priority.end(), 0);
   if (order == ExclusiveOrder::smallest_first)
@@ -105,37 +108,46 @@ MaskFileFormat mask_file_format_from_name(const std::string& name) {
   if (name == "grouped-npz") return MaskFileFormat::grouped_npz;
   if (name == "exclusive-npz") return MaskFileFormat::exclusive_npz;
   if (name == "coco-json") return MaskFileFormat::coco_json;
-  throw ConfigError("format: unknown value '" + name + "' (valid: label-png, grouped-npz, exclusive-npz, coco-json)");
+  throw ConfigError("format: unknown value '" + name +
+                    "' (valid: label-png, grouped-npz, exclusive-npz, coco-json)");
 }
 
 std::string mask_file_format_name(MaskFileFormat format) {
   switch (format) {
-    case MaskFileFormat::label_png: return "label-png";
-    case MaskFileFormat::grouped_npz: return "grouped-npz";
-    case MaskFileFormat::exclusive_npz: return "exclusive-npz";
-    case MaskFileFormat::coco_json: return "coco-json";
+    case MaskFileFormat::label_png:
+      return "label-png";
+    case MaskFileFormat::grouped_npz:
+      return "grouped-npz";
+    case MaskFileFormat::exclusive_npz:
+      return "exclusive-npz";
+    case MaskFileFormat::coco_json:
+      return "coco-json";
   }
   return "?";
 }
 
 std::string mask_file_extension(MaskFileFormat format) {
   switch (format) {
-    case MaskFileFormat::label_png: return ".png";
+    case MaskFileFormat::label_png:
+      return ".png";
     case MaskFileFormat::grouped_npz:
-    case MaskFileFormat::exclusive_npz: return ".npz";
-    case MaskFileFormat::coco_json: return ".json";
+    case MaskFileFormat::exclusive_npz:
+      return ".npz";
+    case MaskFileFormat::coco_json:
+      return ".json";
   }
   return "";
 }
 
-void write_mask_file(const std::string& path, MaskFileFormat format, const GenerateResult& result, int64_t h,
-                     int64_t w, ExclusiveOrder order) {
+void write_mask_file(const std::string& path, MaskFileFormat format, const GenerateResult& result,
+                     int64_t h, int64_t w, ExclusiveOrder order) {
   switch (format) {
     case MaskFileFormat::label_png:
       io::write_image_atomic(path, label_map(result.masks, h, w));
       return;
     case MaskFileFormat::grouped_npz:
-      io::write_npz(path, {{"masks", grouped_masks(label_map(result.masks, h, w))}}, /*compressed=*/true);
+      io::write_npz(path, {{"masks", grouped_masks(label_map(result.masks, h, w))}},
+                    /*compressed=*/true);
       return;
     case MaskFileFormat::exclusive_npz: {
       auto [masks, ids] = exclusive_masks(exclusive_labels(result.masks, h, w, order));

@@ -1,12 +1,12 @@
 // The batch job behind sdb-masks: list images, skip finished ones, generate,
 // write atomically, report progress and per-stage times.
 #include <fmt/format.h>
-#include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <opencv2/imgproc.hpp>
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
@@ -36,29 +36,34 @@ std::vector<std::string> list_input_images(const std::string& input) {
   std::error_code ec;
   if (fs::is_regular_file(input, ec)) return {input};
   if (!fs::is_directory(input, ec)) throw FileError(input, "no such image file or folder");
-  static const std::vector<std::string> kExt = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"};
+  static const std::vector<std::string> kExt = {".png", ".jpg",  ".jpeg", ".bmp",
+                                                ".tif", ".tiff", ".webp"};
   std::vector<std::string> out;
   for (const auto& entry : fs::directory_iterator(input)) {
     if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
     std::string ext = entry.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     if (std::find(kExt.begin(), kExt.end(), ext) == kExt.end()) continue;
     if (name.rfind("mask_", 0) == 0) continue;
     out.push_back(entry.path().string());
   }
   std::sort(out.begin(), out.end());
-  if (out.empty()) throw FileError(input, "folder holds no image (png, jpg, jpeg, bmp, tif, tiff, webp)");
+  if (out.empty())
+    throw FileError(input, "folder holds no image (png, jpg, jpeg, bmp, tif, tiff, webp)");
   return out;
 }
 
 std::string mask_output_path(const std::string& image, const MaskJobOptions& options) {
-  return (fs::path(options.output_dir) / (fs::path(image).stem().string() + mask_file_extension(options.format)))
+  return (fs::path(options.output_dir) /
+          (fs::path(image).stem().string() + mask_file_extension(options.format)))
       .string();
 }
 
 std::string embedding_output_path(const std::string& image, const MaskJobOptions& options) {
-  return (fs::path(options.output_dir) / (fs::path(image).stem().string() + "_embedding.npy")).string();
+  return (fs::path(options.output_dir) / (fs::path(image).stem().string() + "_embedding.npy"))
+      .string();
 }
 
 MaskJobSummary run_mask_job(const MaskJobOptions& options, const MaskSource& source) {
@@ -76,10 +81,11 @@ MaskJobSummary run_mask_job(const MaskJobOptions& options, const MaskSource& sou
       todo.push_back(img);
   }
   if (summary.skipped > 0)
-    log::info(fmt::format("{} of {} images already have their outputs in {}; skipping them", summary.skipped,
-                          images.size(), options.output_dir));
+    log::info(fmt::format("{} of {} images already have their outputs in {}; skipping them",
+                          summary.skipped, images.size(), options.output_dir));
   std::unique_ptr<ProgressBar> bar;
-  if (options.progress) bar = std::make_unique<ProgressBar>("masks", static_cast<int64_t>(todo.size()), "img");
+  if (options.progress)
+    bar = std::make_unique<ProgressBar>("masks", static_cast<int64_t>(todo.size()), "img");
   for (const auto& img : todo) {
     const cv::Mat bgr = io::read_image_bgr(img);
     GenerateResult result = source(bgr);
@@ -87,23 +93,27 @@ MaskJobSummary run_mask_job(const MaskJobOptions& options, const MaskSource& sou
                     options.exclusive_order);
     if (options.save_embeddings) {
       if (!result.image_embedding.defined())
-        throw Error("--save-embeddings: the mask source produced no image embedding (superpixels have none)");
-      io::write_npy(embedding_output_path(img, options), result.image_embedding.to(torch::kFloat32).contiguous());
+        throw Error(
+            "--save-embeddings: the mask source produced no image embedding (superpixels have "
+            "none)");
+      io::write_npy(embedding_output_path(img, options),
+                    result.image_embedding.to(torch::kFloat32).contiguous());
     }
     ++summary.processed;
     summary.masks += static_cast<int64_t>(result.masks.size());
     summary.times.encoder += result.times.encoder;
     summary.times.decoder += result.times.decoder;
     summary.times.post += result.times.post;
-    const std::string line =
-        fmt::format("{}: {} masks, {} crops, {} prompts | encoder {:.3f}s decoder {:.3f}s post {:.3f}s",
-                    fs::path(img).filename().string(), result.masks.size(), result.crops, result.points,
-                    result.times.encoder, result.times.decoder, result.times.post);
+    const std::string line = fmt::format(
+        "{}: {} masks, {} crops, {} prompts | encoder {:.3f}s decoder {:.3f}s post {:.3f}s",
+        fs::path(img).filename().string(), result.masks.size(), result.crops, result.points,
+        result.times.encoder, result.times.decoder, result.times.post);
     log::info(line);
     if (bar) bar->update(1, fmt::format("{} masks", result.masks.size()));
   }
   if (bar) bar->finish();
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  summary.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return summary;
 }
 

@@ -6,12 +6,12 @@
 #include "samdeblur/sam/mask_generator.h"
 
 #include <fmt/format.h>
-#include <opencv2/imgproc.hpp>
-#include <opencv2/ximgproc/slic.hpp>
 #include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/ximgproc/slic.hpp>
 #include <optional>
 
 #include "samdeblur/core/error.h"
@@ -22,14 +22,18 @@ OutputMode output_mode_from_name(const std::string& name) {
   if (name == "binary_mask") return OutputMode::binary_mask;
   if (name == "uncompressed_rle") return OutputMode::uncompressed_rle;
   if (name == "coco_rle") return OutputMode::coco_rle;
-  throw ConfigError("output_mode: unknown value '" + name + "' (valid: binary_mask, uncompressed_rle, coco_rle)");
+  throw ConfigError("output_mode: unknown value '" + name +
+                    "' (valid: binary_mask, uncompressed_rle, coco_rle)");
 }
 
 std::string output_mode_name(OutputMode mode) {
   switch (mode) {
-    case OutputMode::binary_mask: return "binary_mask";
-    case OutputMode::uncompressed_rle: return "uncompressed_rle";
-    case OutputMode::coco_rle: return "coco_rle";
+    case OutputMode::binary_mask:
+      return "binary_mask";
+    case OutputMode::uncompressed_rle:
+      return "uncompressed_rle";
+    case OutputMode::coco_rle:
+      return "coco_rle";
   }
   return "?";
 }
@@ -39,21 +43,26 @@ void MaskGeneratorOptions::validate() const {
     throw ConfigError("points_per_side / point_grids: exactly one of them must be provided");
   if (points_per_side && *points_per_side < 1)
     throw ConfigError(fmt::format("points_per_side: must be >= 1, got {}", *points_per_side));
-  if (points_per_batch < 1) throw ConfigError(fmt::format("points_per_batch: must be >= 1, got {}", points_per_batch));
-  if (crop_n_layers < 0) throw ConfigError(fmt::format("crop_n_layers: must be >= 0, got {}", crop_n_layers));
+  if (points_per_batch < 1)
+    throw ConfigError(fmt::format("points_per_batch: must be >= 1, got {}", points_per_batch));
+  if (crop_n_layers < 0)
+    throw ConfigError(fmt::format("crop_n_layers: must be >= 0, got {}", crop_n_layers));
   if (crop_n_points_downscale_factor < 1)
     throw ConfigError(fmt::format("crop_n_points_downscale_factor: must be >= 1, got {}",
                                   crop_n_points_downscale_factor));
   if (!point_grids.empty() && static_cast<int64_t>(point_grids.size()) < crop_n_layers + 1)
-    throw ConfigError(fmt::format("point_grids: {} grids given, crop_n_layers = {} needs {}", point_grids.size(),
-                                  crop_n_layers, crop_n_layers + 1));
+    throw ConfigError(fmt::format("point_grids: {} grids given, crop_n_layers = {} needs {}",
+                                  point_grids.size(), crop_n_layers, crop_n_layers + 1));
   for (size_t i = 0; i < point_grids.size(); ++i)
     if (point_grids[i].dim() != 2 || point_grids[i].size(1) != 2)
-      throw ConfigError(fmt::format("point_grids[{}]: expected (N, 2), got {}", i, c10::str(point_grids[i].sizes())));
+      throw ConfigError(fmt::format("point_grids[{}]: expected (N, 2), got {}", i,
+                                    c10::str(point_grids[i].sizes())));
   if (min_mask_region_area < 0)
-    throw ConfigError(fmt::format("min_mask_region_area: must be >= 0, got {}", min_mask_region_area));
+    throw ConfigError(
+        fmt::format("min_mask_region_area: must be >= 0, got {}", min_mask_region_area));
   if (!(crop_overlap_ratio >= 0 && crop_overlap_ratio < 1))
-    throw ConfigError(fmt::format("crop_overlap_ratio: must be in [0, 1), got {}", crop_overlap_ratio));
+    throw ConfigError(
+        fmt::format("crop_overlap_ratio: must be in [0, 1), got {}", crop_overlap_ratio));
 }
 
 nlohmann::json MaskRecord::to_json(OutputMode mode) const {
@@ -87,18 +96,19 @@ void sync(const torch::Device& device) {
 
 // MaskData of the official code, CPU-resident except inside a batch.
 struct MaskData {
-  torch::Tensor iou_preds = torch::empty({0}, torch::kFloat32);     // (N,)
-  torch::Tensor points = torch::empty({0, 2}, torch::kFloat64);     // (N, 2) image (or crop) pixels
-  torch::Tensor stability = torch::empty({0}, torch::kFloat32);     // (N,)
-  torch::Tensor boxes = torch::empty({0, 4}, torch::kInt64);        // (N, 4) XYXY
-  torch::Tensor crop_boxes = torch::empty({0, 4}, torch::kInt64);   // (N, 4) XYXY
+  torch::Tensor iou_preds = torch::empty({0}, torch::kFloat32);    // (N,)
+  torch::Tensor points = torch::empty({0, 2}, torch::kFloat64);    // (N, 2) image (or crop) pixels
+  torch::Tensor stability = torch::empty({0}, torch::kFloat32);    // (N,)
+  torch::Tensor boxes = torch::empty({0, 4}, torch::kInt64);       // (N, 4) XYXY
+  torch::Tensor crop_boxes = torch::empty({0, 4}, torch::kInt64);  // (N, 4) XYXY
   std::vector<Rle> rles;
 
   int64_t size() const { return static_cast<int64_t>(rles.size()); }
 
   // keep: bool mask or int64 indices (order kept, as MaskData.filter).
   void filter(const torch::Tensor& keep) {
-    const auto idx = keep.scalar_type() == torch::kBool ? torch::nonzero(keep.cpu()).flatten() : keep.cpu();
+    const auto idx =
+        keep.scalar_type() == torch::kBool ? torch::nonzero(keep.cpu()).flatten() : keep.cpu();
     iou_preds = iou_preds.index_select(0, idx);
     points = points.index_select(0, idx);
     stability = stability.index_select(0, idx);
@@ -146,7 +156,8 @@ void postprocess_small_regions(MaskData& data, double min_area, double nms_thres
     // the same RLE and bounds memory to one mask at a time.
     if (!unchanged) changed_rles[i] = mask_to_rle(cleaned.unsqueeze(0))[0];
   }
-  const auto keep = batched_nms(boxes.to(torch::kFloat32), scores, torch::zeros({n}, torch::kInt64), nms_thresh);
+  const auto keep =
+      batched_nms(boxes.to(torch::kFloat32), scores, torch::zeros({n}, torch::kInt64), nms_thresh);
   const auto* k = keep.data_ptr<int64_t>();
   for (int64_t t = 0; t < keep.numel(); ++t) {
     const int64_t i = k[t];
@@ -167,7 +178,8 @@ MaskGenerator::MaskGenerator(Predictor& predictor, MaskGeneratorOptions options)
     point_grids_ = build_all_layer_point_grids(*options_.points_per_side, options_.crop_n_layers,
                                                options_.crop_n_points_downscale_factor);
   else
-    for (const auto& g : options_.point_grids) point_grids_.push_back(g.to(torch::kCPU, torch::kFloat64));
+    for (const auto& g : options_.point_grids)
+      point_grids_.push_back(g.to(torch::kCPU, torch::kFloat64));
 }
 
 namespace {
@@ -191,9 +203,11 @@ MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
   transformed.select(1, 0).mul_(ctx.sx);
   transformed.select(1, 1).mul_(ctx.sy);
   const auto in_points = transformed.to(device).unsqueeze(1);  // (B, 1, 2)
-  const auto in_labels = torch::ones({bsz, 1}, torch::TensorOptions().dtype(torch::kInt32).device(device));
+  const auto in_labels =
+      torch::ones({bsz, 1}, torch::TensorOptions().dtype(torch::kInt32).device(device));
   auto t0 = Clock::now();
-  PointPrediction pred = ctx.predictor.predict_torch(in_points, in_labels, /*multimask_output=*/true);
+  PointPrediction pred =
+      ctx.predictor.predict_torch(in_points, in_labels, /*multimask_output=*/true);
   sync(device);
   ctx.times.decoder += seconds_since(t0);
   TORCH_CHECK(pred.masks.dim() == 4 && pred.masks.size(0) == bsz && pred.iou.dim() == 2 &&
@@ -202,9 +216,9 @@ MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
               pred.masks.sizes(), " and ", pred.iou.sizes());
 
   const int64_t n_out = pred.masks.size(1);
-  auto masks = pred.masks.flatten(0, 1);                     // (B*C, h, w) logits
-  auto iou = pred.iou.flatten(0, 1).to(torch::kFloat32);    // (B*C,)
-  auto pts = points.repeat_interleave(n_out, 0);             // (B*C, 2), row i repeated C times
+  auto masks = pred.masks.flatten(0, 1);                  // (B*C, h, w) logits
+  auto iou = pred.iou.flatten(0, 1).to(torch::kFloat32);  // (B*C,)
+  auto pts = points.repeat_interleave(n_out, 0);          // (B*C, 2), row i repeated C times
   pred = PointPrediction{};
 
   auto keep_rows = [&](const torch::Tensor& keep) {
@@ -215,7 +229,8 @@ MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
   // Filter by predicted IoU.
   if (ctx.o.pred_iou_thresh > 0.0) keep_rows(iou > ctx.o.pred_iou_thresh);
   // Stability score on the logits.
-  auto stability = calculate_stability_score(masks, ctx.mask_threshold, ctx.o.stability_score_offset);
+  auto stability =
+      calculate_stability_score(masks, ctx.mask_threshold, ctx.o.stability_score_offset);
   if (ctx.o.stability_score_thresh > 0.0) {
     const auto keep = stability >= ctx.o.stability_score_thresh;
     keep_rows(keep);
@@ -245,8 +260,9 @@ MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
 
 GenerateResult MaskGenerator::generate(const cv::Mat& image, bool keep_embedding) {
   if (image.empty() || image.depth() != CV_8U || image.channels() != 3)
-    throw Error(fmt::format("MaskGenerator::generate: expected a non-empty uint8 3-channel image, got {}x{} type {}",
-                            image.cols, image.rows, image.type()));
+    throw Error(fmt::format(
+        "MaskGenerator::generate: expected a non-empty uint8 3-channel image, got {}x{} type {}",
+        image.cols, image.rows, image.type()));
   c10::InferenceMode guard;
   const auto t_start = Clock::now();
   const torch::Device device = predictor_.device();
@@ -255,7 +271,8 @@ GenerateResult MaskGenerator::generate(const cv::Mat& image, bool keep_embedding
   GenerateResult result;
 
   // ---- _generate_masks ----
-  const CropBoxes crops = generate_crop_boxes(orig_h, orig_w, o.crop_n_layers, o.crop_overlap_ratio);
+  const CropBoxes crops =
+      generate_crop_boxes(orig_h, orig_w, o.crop_n_layers, o.crop_overlap_ratio);
   result.crops = static_cast<int64_t>(crops.boxes.size());
   MaskData data;
   for (size_t c = 0; c < crops.boxes.size(); ++c) {
@@ -269,12 +286,14 @@ GenerateResult MaskGenerator::generate(const cv::Mat& image, bool keep_embedding
     predictor_.set_image(cropped);
     sync(device);
     result.times.encoder += seconds_since(t0);
-    if (keep_embedding && c == 0) result.image_embedding = predictor_.image_embedding().to(torch::kCPU).clone();
+    if (keep_embedding && c == 0)
+      result.image_embedding = predictor_.image_embedding().to(torch::kCPU).clone();
 
     // points_for_image = grid * [w, h] (float64), in crop pixels.
     const auto& grid = point_grids_.at(static_cast<size_t>(crops.layer_idxs[c]));
     const auto points_for_image =
-        grid * torch::tensor({static_cast<double>(cw), static_cast<double>(ch)}, torch::kFloat64).unsqueeze(0);
+        grid * torch::tensor({static_cast<double>(cw), static_cast<double>(ch)}, torch::kFloat64)
+                   .unsqueeze(0);
     const auto [new_h, new_w] = preprocess_shape(ch, cw, predictor_.config().image_size);
     const BatchContext ctx{predictor_,
                            o,
@@ -288,13 +307,15 @@ GenerateResult MaskGenerator::generate(const cv::Mat& image, bool keep_embedding
     MaskData crop_data;
     const int64_t n_points = points_for_image.size(0);
     for (int64_t b0 = 0; b0 < n_points; b0 += o.points_per_batch) {
-      const auto points = points_for_image.slice(0, b0, std::min(n_points, b0 + o.points_per_batch));
+      const auto points =
+          points_for_image.slice(0, b0, std::min(n_points, b0 + o.points_per_batch));
       result.points += points.size(0);
       crop_data.cat(process_batch(ctx, points));
     }
     // Remove duplicates within this crop (scores: predicted IoU).
-    const auto keep = batched_nms(crop_data.boxes.to(torch::kFloat32), crop_data.iou_preds,
-                                  torch::zeros({crop_data.size()}, torch::kInt64), o.box_nms_thresh);
+    const auto keep =
+        batched_nms(crop_data.boxes.to(torch::kFloat32), crop_data.iou_preds,
+                    torch::zeros({crop_data.size()}, torch::kInt64), o.box_nms_thresh);
     crop_data.filter(keep);
     // Back to the image frame.
     crop_data.boxes = uncrop_boxes_xyxy(crop_data.boxes, crop);
@@ -335,16 +356,21 @@ GenerateResult MaskGenerator::generate(const cv::Mat& image, bool keep_embedding
     r.predicted_iou = ious[i];
     r.point_coords = {{pts[i][0], pts[i][1]}};
     r.stability_score = stab[i];
-    r.crop_box = box_xyxy_to_xywh({crop_boxes[i][0], crop_boxes[i][1], crop_boxes[i][2], crop_boxes[i][3]});
+    r.crop_box =
+        box_xyxy_to_xywh({crop_boxes[i][0], crop_boxes[i][1], crop_boxes[i][2], crop_boxes[i][3]});
   }
-  result.times.post = std::max(0.0, seconds_since(t_start) - result.times.encoder - result.times.decoder);
+  result.times.post =
+      std::max(0.0, seconds_since(t_start) - result.times.encoder - result.times.decoder);
   return result;
 }
 
-GenerateResult superpixel_masks(const cv::Mat& image_bgr, const SuperpixelOptions& options, OutputMode mode) {
+GenerateResult superpixel_masks(const cv::Mat& image_bgr, const SuperpixelOptions& options,
+                                OutputMode mode) {
   if (image_bgr.empty() || image_bgr.depth() != CV_8U || image_bgr.channels() != 3)
     throw Error("superpixel_masks: expected a non-empty uint8 3-channel image");
-  if (options.region_size < 2) throw ConfigError(fmt::format("superpixel region_size: must be >= 2, got {}", options.region_size));
+  if (options.region_size < 2)
+    throw ConfigError(
+        fmt::format("superpixel region_size: must be >= 2, got {}", options.region_size));
   const auto t0 = Clock::now();
   cv::Mat lab;
   cv::cvtColor(image_bgr, lab, cv::COLOR_BGR2Lab);
@@ -361,8 +387,7 @@ GenerateResult superpixel_masks(const cv::Mat& image_bgr, const SuperpixelOption
     slic->getLabels(labels);  // CV_32S
   }
   const int64_t h = labels.rows, w = labels.cols;
-  const auto label_t =
-      torch::from_blob(labels.data, {h, w}, torch::kInt32).clone();
+  const auto label_t = torch::from_blob(labels.data, {h, w}, torch::kInt32).clone();
   const auto uniq = std::get<0>(at::_unique(label_t, /*sorted=*/true));
   GenerateResult result;
   result.crops = 1;
@@ -372,7 +397,8 @@ GenerateResult superpixel_masks(const cv::Mat& image_bgr, const SuperpixelOption
     r.rle = mask_to_rle(mask.unsqueeze(0))[0];
     r.area = area_from_rle(r.rle);
     const auto b = batched_mask_to_box(mask);
-    r.bbox = box_xyxy_to_xywh({b[0].item<int64_t>(), b[1].item<int64_t>(), b[2].item<int64_t>(), b[3].item<int64_t>()});
+    r.bbox = box_xyxy_to_xywh(
+        {b[0].item<int64_t>(), b[1].item<int64_t>(), b[2].item<int64_t>(), b[3].item<int64_t>()});
     const auto nz = torch::nonzero(mask).to(torch::kFloat64).mean(0);  // (y, x) centroid
     r.point_coords = {{nz[1].item<double>(), nz[0].item<double>()}};
     r.predicted_iou = 1.0;

@@ -4,10 +4,10 @@
 #include "samdeblur/sam/amg.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/npy.h"
@@ -26,8 +26,9 @@ const json& fixture() {
   static const json j = [] {
     std::ifstream meta(kDir + "meta.json"), in(kDir + "utils.json");
     if (!meta || !in) {
-      ADD_FAILURE() << "missing " << kDir << "{meta,utils}.json; regenerate with "
-                    << "PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 scripts/make_amg_fixtures.py";
+      ADD_FAILURE()
+          << "missing " << kDir << "{meta,utils}.json; regenerate with "
+          << "PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 scripts/make_amg_fixtures.py";
       return json::object();
     }
     const json m = json::parse(meta);
@@ -38,7 +39,9 @@ const json& fixture() {
   return j;
 }
 
-torch::Tensor input(const std::string& key) { return io::read_npz_array(kDir + "utils_inputs.npz", key); }
+torch::Tensor input(const std::string& key) {
+  return io::read_npz_array(kDir + "utils_inputs.npz", key);
+}
 
 std::vector<int64_t> to_vec(const torch::Tensor& t) {
   const auto c = t.to(torch::kInt64).contiguous().flatten();
@@ -73,7 +76,8 @@ TEST(Amg, CropBoxesMatchOfficial) {
     const auto crops = generate_crop_boxes(c["h"], c["w"], c["layers"], c["ratio"].get<double>());
     std::vector<std::vector<int64_t>> boxes;
     for (const auto& b : crops.boxes) boxes.push_back({b.begin(), b.end()});
-    EXPECT_EQ(boxes, c["boxes"].get<std::vector<std::vector<int64_t>>>()) << c["h"] << "x" << c["w"];
+    EXPECT_EQ(boxes, c["boxes"].get<std::vector<std::vector<int64_t>>>())
+        << c["h"] << "x" << c["w"];
     EXPECT_EQ(crops.layer_idxs, c["layer_idxs"].get<std::vector<int64_t>>());
   }
 }
@@ -86,7 +90,8 @@ TEST(Amg, StabilityScoreMatchesOfficial) {
     EXPECT_EQ(s.scalar_type(), torch::kFloat32);
     const auto expected = c["scores"].get<std::vector<float>>();
     const auto flat = s.flatten();
-    for (size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ(flat[i].item<float>(), expected[i]);
+    for (size_t i = 0; i < expected.size(); ++i)
+      EXPECT_FLOAT_EQ(flat[i].item<float>(), expected[i]);
   }
   // The int16 partial sums wrap like torch's for rows wider than 32767.
   auto wide = torch::ones({1, 1, 40000});
@@ -97,18 +102,21 @@ TEST(Amg, MaskToBoxMatchesOfficial) {
   const auto masks = input("box_masks");  // (6, 9, 11) bool
   const auto boxes = batched_mask_to_box(masks);
   EXPECT_EQ(boxes.scalar_type(), torch::kInt64);
-  EXPECT_EQ(to_vec(boxes), fixture().at("mask_boxes").get<std::vector<std::vector<int64_t>>>().empty()
-                               ? std::vector<int64_t>{}
-                               : [&] {
-                                   std::vector<int64_t> v;
-                                   for (const auto& b : fixture().at("mask_boxes"))
-                                     for (const auto& x : b) v.push_back(x);
-                                   return v;
-                                 }());
+  EXPECT_EQ(
+      to_vec(boxes), fixture().at("mask_boxes").get<std::vector<std::vector<int64_t>>>().empty()
+                         ? std::vector<int64_t>{}
+                         : [&] {
+                             std::vector<int64_t> v;
+                             for (const auto& b : fixture().at("mask_boxes"))
+                               for (const auto& x : b) v.push_back(x);
+                             return v;
+                           }());
   // Shapes: (..., H, W) -> (..., 4), empty input.
-  EXPECT_EQ(batched_mask_to_box(masks.reshape({2, 3, 9, 11})).sizes(), torch::IntArrayRef({2, 3, 4}));
+  EXPECT_EQ(batched_mask_to_box(masks.reshape({2, 3, 9, 11})).sizes(),
+            torch::IntArrayRef({2, 3, 4}));
   EXPECT_EQ(batched_mask_to_box(masks[0]).sizes(), torch::IntArrayRef({4}));
-  EXPECT_EQ(batched_mask_to_box(torch::zeros({0, 5, 5}, torch::kBool)).sizes(), torch::IntArrayRef({0, 4}));
+  EXPECT_EQ(batched_mask_to_box(torch::zeros({0, 5, 5}, torch::kBool)).sizes(),
+            torch::IntArrayRef({0, 4}));
 }
 
 TEST(Amg, RleRoundTripAndOfficialCounts) {
@@ -148,7 +156,8 @@ TEST(Amg, RemoveSmallRegionsMatchesOfficial) {
     const auto mask = input(c["input"].get<std::string>());
     const auto mode = c["mode"] == "holes" ? RegionMode::holes : RegionMode::islands;
     const auto [out, changed] = remove_small_regions(mask, c["thr"].get<double>(), mode);
-    EXPECT_EQ(changed, c["changed"].get<bool>()) << c["input"] << " " << c["thr"] << " " << c["mode"];
+    EXPECT_EQ(changed, c["changed"].get<bool>())
+        << c["input"] << " " << c["thr"] << " " << c["mode"];
     std::vector<int64_t> expected;
     for (const auto& row : c["mask"])
       for (const auto& v : row) expected.push_back(v);

@@ -1,16 +1,17 @@
 // SAM-Deblur mask files (label map, grouped and exclusive npz, COCO JSON) and the
 // sdb-masks batch job (resume, atomic outputs, superpixel source, embeddings).
 // Label-map / grouped fixtures come from the official draw_segmask and
-// grayscale_to_masks: PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 scripts/make_amg_fixtures.py
+// grayscale_to_masks: PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3
+// scripts/make_amg_fixtures.py
 #include "samdeblur/sam/mask_files.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <sstream>
 
 #include "samdeblur/core/error.h"
@@ -43,8 +44,9 @@ MaskRecord rect_record(int64_t h, int64_t w, int64_t x0, int64_t y0, int64_t x1,
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() / ("sdb_masks_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    path = fs::temp_directory_path() /
+           ("sdb_masks_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -64,7 +66,8 @@ cv::Mat demo_image(int h, int w, int seed) {
 std::vector<std::string> tmp_files(const fs::path& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().filename().string().find(".tmp") != std::string::npos) out.push_back(e.path().string());
+    if (e.path().filename().string().find(".tmp") != std::string::npos)
+      out.push_back(e.path().string());
   return out;
 }
 
@@ -99,7 +102,8 @@ TEST(MaskFiles, LabelMapAndGroupsMatchOfficialScripts) {
     const auto expected_groups = arrays.at(name + "_grouped");
     EXPECT_EQ(groups.sizes(), expected_groups.sizes()) << name;
     EXPECT_EQ(groups.scalar_type(), torch::kBool);
-    if (groups.sizes() == expected_groups.sizes()) EXPECT_TRUE(torch::equal(groups, expected_groups)) << name;
+    if (groups.sizes() == expected_groups.sizes())
+      EXPECT_TRUE(torch::equal(groups, expected_groups)) << name;
     EXPECT_TRUE(std::is_sorted(values.begin(), values.end()));
   }
 }
@@ -117,7 +121,8 @@ TEST(MaskFiles, ExclusiveLabelsPartitionTheImage) {
   EXPECT_EQ(small[3][3].item<int>(), 2);  // the 3x3 mask is smallest
   EXPECT_EQ(small[7][7].item<int>(), 3);  // 24 px < 64 px
   auto [masks, ids] = exclusive_masks(first);
-  EXPECT_EQ(masks.sizes(), torch::IntArrayRef({3, 1, h, w}));  // background, mask 0, mask 2 (mask 1 is hidden)
+  EXPECT_EQ(masks.sizes(),
+            torch::IntArrayRef({3, 1, h, w}));  // background, mask 0, mask 2 (mask 1 is hidden)
   EXPECT_EQ(std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel()),
             (std::vector<int64_t>{-1, 0, 2}));
   EXPECT_TRUE(torch::all(masks.sum(0) == 1).item<bool>()) << "every pixel in exactly one group";
@@ -128,8 +133,8 @@ TEST(MaskFiles, WritersProduceReadableFiles) {
   const int64_t h = 9, w = 13;
   GenerateResult res;
   res.masks = {rect_record(h, w, 0, 0, 5, 5), rect_record(h, w, 3, 3, 13, 9)};
-  for (auto f : {MaskFileFormat::label_png, MaskFileFormat::grouped_npz, MaskFileFormat::exclusive_npz,
-                 MaskFileFormat::coco_json}) {
+  for (auto f : {MaskFileFormat::label_png, MaskFileFormat::grouped_npz,
+                 MaskFileFormat::exclusive_npz, MaskFileFormat::coco_json}) {
     EXPECT_EQ(mask_file_format_from_name(mask_file_format_name(f)), f);
     const std::string path = (tmp.path / ("out" + mask_file_extension(f))).string();
     write_mask_file(path, f, res, h, w);
@@ -161,8 +166,10 @@ TEST(MaskJob, ResumeSkipsFinishedImagesAndWritesAtomically) {
   TempDir tmp;
   const fs::path in = tmp.path / "in", out = tmp.path / "out";
   fs::create_directories(in);
-  for (int i = 0; i < 3; ++i) cv::imwrite((in / ("img" + std::to_string(i) + ".png")).string(), demo_image(30, 40, i));
-  cv::imwrite((in / "mask_skipme.png").string(), demo_image(30, 40, 9));  // official: "mask_" prefix skipped
+  for (int i = 0; i < 3; ++i)
+    cv::imwrite((in / ("img" + std::to_string(i) + ".png")).string(), demo_image(30, 40, i));
+  cv::imwrite((in / "mask_skipme.png").string(),
+              demo_image(30, 40, 9));  // official: "mask_" prefix skipped
   std::ofstream(in / "notes.txt") << "not an image";
   EXPECT_EQ(list_input_images(in.string()).size(), 3u);
 

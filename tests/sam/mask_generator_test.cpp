@@ -8,10 +8,10 @@
 #include "samdeblur/sam/mask_generator.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "samdeblur/core/error.h"
 
@@ -27,8 +27,9 @@ const std::string kDir = std::string(SAMDEBLUR_TEST_DATA) + "/sam/amg/";
 json load(const std::string& name) {
   std::ifstream in(kDir + name);
   if (!in) {
-    ADD_FAILURE() << "missing " << kDir << name << "; regenerate with "
-                  << "PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 scripts/make_amg_fixtures.py";
+    ADD_FAILURE()
+        << "missing " << kDir << name << "; regenerate with "
+        << "PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 scripts/make_amg_fixtures.py";
     return json::array();
   }
   return json::parse(in);
@@ -50,7 +51,8 @@ class FakePredictor : public Predictor {
     nh_ = static_cast<int64_t>(static_cast<double>(h_) * scale + 0.5);
     nw_ = static_cast<int64_t>(static_cast<double>(w_) * scale + 0.5);
   }
-  PointPrediction predict_torch(const torch::Tensor& coords, const torch::Tensor& labels, bool multimask) override {
+  PointPrediction predict_torch(const torch::Tensor& coords, const torch::Tensor& labels,
+                                bool multimask) override {
     EXPECT_EQ(coords.scalar_type(), torch::kFloat64);
     EXPECT_TRUE(multimask);
     EXPECT_EQ(labels.sizes(), torch::IntArrayRef({coords.size(0), 1}));
@@ -58,10 +60,12 @@ class FakePredictor : public Predictor {
     const auto px = coords.select(2, 0).select(1, 0).reshape({b, 1, 1});
     const auto py = coords.select(2, 1).select(1, 0).reshape({b, 1, 1});
     const auto f64 = torch::kFloat64;
-    const auto gx = ((torch::arange(w_, f64) + 0.5) * (static_cast<double>(nw_) / static_cast<double>(w_)))
-                        .reshape({1, 1, -1});
-    const auto gy = ((torch::arange(h_, f64) + 0.5) * (static_cast<double>(nh_) / static_cast<double>(h_)))
-                        .reshape({1, -1, 1});
+    const auto gx =
+        ((torch::arange(w_, f64) + 0.5) * (static_cast<double>(nw_) / static_cast<double>(w_)))
+            .reshape({1, 1, -1});
+    const auto gy =
+        ((torch::arange(h_, f64) + 0.5) * (static_cast<double>(nh_) / static_cast<double>(h_)))
+            .reshape({1, -1, 1});
     const auto d = torch::maximum((gx - px).abs(), (gy - py).abs());
     const auto img = (img_ / 255.0 - 0.5) * 2.0;
     const double sizes[] = {40.0, 90.0, 160.0}, slopes[] = {0.5, 0.05, 1.0};
@@ -105,7 +109,8 @@ cv::Mat test_image(int h, int w) {
   cv::Mat m(h, w, CV_8UC3);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c) m.at<cv::Vec3b>(y, x)[c] = static_cast<uint8_t>((x * 3 + y * 5 + c * 70) % 256);
+      for (int c = 0; c < 3; ++c)
+        m.at<cv::Vec3b>(y, x)[c] = static_cast<uint8_t>((x * 3 + y * 5 + c * 70) % 256);
   return m;
 }
 
@@ -131,7 +136,8 @@ MaskGeneratorOptions options_from(const json& o) {
   opt.crop_n_layers = o.value("crop_n_layers", opt.crop_n_layers);
   opt.crop_nms_thresh = o.value("crop_nms_thresh", opt.crop_nms_thresh);
   opt.crop_overlap_ratio = o.value("crop_overlap_ratio", opt.crop_overlap_ratio);
-  opt.crop_n_points_downscale_factor = o.value("crop_n_points_downscale_factor", opt.crop_n_points_downscale_factor);
+  opt.crop_n_points_downscale_factor =
+      o.value("crop_n_points_downscale_factor", opt.crop_n_points_downscale_factor);
   opt.min_mask_region_area = o.value("min_mask_region_area", opt.min_mask_region_area);
   opt.output_mode = output_mode_from_name(o.value("output_mode", std::string("binary_mask")));
   return opt;
@@ -143,8 +149,8 @@ double mask_iou(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 // Compares records by count, order and IoU; returns the number of bit-exact masks.
-int compare_records(const std::vector<MaskRecord>& got, const json& expected, OutputMode mode, double min_iou,
-                    double atol, const std::string& name) {
+int compare_records(const std::vector<MaskRecord>& got, const json& expected, OutputMode mode,
+                    double min_iou, double atol, const std::string& name) {
   EXPECT_EQ(got.size(), expected.size()) << name << ": mask count";
   int exact = 0;
   double worst = 1.0;
@@ -162,19 +168,26 @@ int compare_records(const std::vector<MaskRecord>& got, const json& expected, Ou
     worst = std::min(worst, iou);
     exact += r.rle == erle;
     EXPECT_GE(iou, min_iou) << name << " mask " << i;
-    if (mode == OutputMode::coco_rle && iou == 1.0) EXPECT_EQ(r.coco.counts, seg["counts"].get<std::string>());
-    if (mode == OutputMode::binary_mask) EXPECT_TRUE(torch::equal(r.binary_mask, rle_to_mask(r.rle)));
-    EXPECT_NEAR(r.area, e["area"].get<double>(), atol * r.area + (iou < 1 ? 1e9 : 0)) << name << " mask " << i;
+    if (mode == OutputMode::coco_rle && iou == 1.0)
+      EXPECT_EQ(r.coco.counts, seg["counts"].get<std::string>());
+    if (mode == OutputMode::binary_mask)
+      EXPECT_TRUE(torch::equal(r.binary_mask, rle_to_mask(r.rle)));
+    EXPECT_NEAR(r.area, e["area"].get<double>(), atol * r.area + (iou < 1 ? 1e9 : 0))
+        << name << " mask " << i;
     EXPECT_EQ(r.crop_box, e["crop_box"].get<Box>()) << name << " mask " << i;
     if (iou == 1.0) EXPECT_EQ(r.bbox, e["bbox"].get<Box>()) << name << " mask " << i;
     EXPECT_NEAR(r.predicted_iou, e["predicted_iou"].get<double>(), atol) << name << " mask " << i;
-    EXPECT_NEAR(r.stability_score, e["stability_score"].get<double>(), atol) << name << " mask " << i;
+    EXPECT_NEAR(r.stability_score, e["stability_score"].get<double>(), atol)
+        << name << " mask " << i;
     EXPECT_EQ(r.point_coords.size(), 1u);
     if (r.point_coords.size() != 1) continue;
-    EXPECT_NEAR(r.point_coords[0][0], e["point_coords"][0][0].get<double>(), 1e-9) << name << " mask " << i;
-    EXPECT_NEAR(r.point_coords[0][1], e["point_coords"][0][1].get<double>(), 1e-9) << name << " mask " << i;
+    EXPECT_NEAR(r.point_coords[0][0], e["point_coords"][0][0].get<double>(), 1e-9)
+        << name << " mask " << i;
+    EXPECT_NEAR(r.point_coords[0][1], e["point_coords"][0][1].get<double>(), 1e-9)
+        << name << " mask " << i;
   }
-  std::cout << name << ": " << got.size() << " masks, " << exact << " bit-exact, worst IoU " << worst << std::endl;
+  std::cout << name << ": " << got.size() << " masks, " << exact << " bit-exact, worst IoU "
+            << worst << std::endl;
   return exact;
 }
 
@@ -195,13 +208,14 @@ TEST(MaskGenerator, MatchesOfficialGeneratorWithFakePredictor) {
     EXPECT_GE(result.times.encoder, 0.0);
     EXPECT_GT(result.times.total(), 0.0);
     // Deterministic analytic predictor: the masks must be identical, not only close.
-    const int exact = compare_records(result.masks, c["records"], opts.output_mode, 1.0, 1e-6, name);
+    const int exact =
+        compare_records(result.masks, c["records"], opts.output_mode, 1.0, 1e-6, name);
     EXPECT_EQ(exact, static_cast<int>(c["records"].size())) << name;
     // JSON record has the official keys.
     if (!result.masks.empty()) {
       const auto j = result.masks[0].to_json(opts.output_mode);
-      for (const char* k : {"segmentation", "area", "bbox", "predicted_iou", "point_coords", "stability_score",
-                            "crop_box"})
+      for (const char* k : {"segmentation", "area", "bbox", "predicted_iou", "point_coords",
+                            "stability_score", "crop_box"})
         EXPECT_TRUE(j.contains(k)) << k;
     }
   }
@@ -251,7 +265,8 @@ TEST(MaskGenerator, OptionsAreValidated) {
 TEST(MaskGenerator, MatchesOfficialGeneratorWithTinySam) {
   const std::string model_dir = std::string(SAMDEBLUR_TEST_DATA) + "/sam/model/";
   if (!fs::exists(kDir + "tiny_generator.json") || !fs::exists(model_dir + "tiny_sam.pth"))
-    GTEST_SKIP() << "no tiny SAM fixture (tests/data/sam/model, tests/data/sam/amg/tiny_generator.json)";
+    GTEST_SKIP()
+        << "no tiny SAM fixture (tests/data/sam/model, tests/data/sam/amg/tiny_generator.json)";
   std::ifstream meta_in(model_dir + "meta.json");
   const json t = json::parse(meta_in)["tiny"];
   SamConfig cfg;

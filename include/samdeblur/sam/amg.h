@@ -10,11 +10,11 @@
 //   RLE     : uncompressed COCO RLE in column-major (Fortran) order; counts
 //             alternate zeros / ones and always start with a (possibly empty)
 //             run of zeros.
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
 
 #include <array>
 #include <cstdint>
+#include <opencv2/core.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,14 +65,16 @@ torch::Tensor calculate_stability_score(const torch::Tensor& mask_logits, double
 torch::Tensor batched_mask_to_box(const torch::Tensor& masks);
 // (N,) bool: a box (in crop coordinates) lies within atol of a crop edge that is
 // not also an image edge.
-torch::Tensor is_box_near_crop_edge(const torch::Tensor& boxes, const Box& crop_box, const Box& orig_box,
-                                    double atol = 20.0);
+torch::Tensor is_box_near_crop_edge(const torch::Tensor& boxes, const Box& crop_box,
+                                    const Box& orig_box, double atol = 20.0);
 
 // ---- crop -> image frame ------------------------------------------------
-torch::Tensor uncrop_boxes_xyxy(const torch::Tensor& boxes, const Box& crop_box);   // (N,4) or (B,N,4)
-torch::Tensor uncrop_points(const torch::Tensor& points, const Box& crop_box);      // (N,2) or (B,N,2)
+torch::Tensor uncrop_boxes_xyxy(const torch::Tensor& boxes,
+                                const Box& crop_box);                           // (N,4) or (B,N,4)
+torch::Tensor uncrop_points(const torch::Tensor& points, const Box& crop_box);  // (N,2) or (B,N,2)
 // Zero-pads (B, h, w) masks of the crop to (B, orig_h, orig_w).
-torch::Tensor uncrop_masks(const torch::Tensor& masks, const Box& crop_box, int64_t orig_h, int64_t orig_w);
+torch::Tensor uncrop_masks(const torch::Tensor& masks, const Box& crop_box, int64_t orig_h,
+                           int64_t orig_w);
 Box box_xyxy_to_xywh(const Box& xyxy);
 
 // ---- RLE ------------------------------------------------------------------
@@ -109,7 +111,7 @@ torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, doubl
 // with more than 4000 coordinates (CPU) take the per-category path whose result
 // is re-sorted by torch.sort(descending) of the kept scores; smaller inputs use
 // the coordinate-offset trick and return nms() order.
-torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores, const torch::Tensor& idxs,
-                          double iou_threshold);
+torch::Tensor batched_nms(const torch::Tensor& boxes, const torch::Tensor& scores,
+                          const torch::Tensor& idxs, double iou_threshold);
 
 }  // namespace samdeblur::sam

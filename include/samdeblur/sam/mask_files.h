@@ -22,10 +22,10 @@
 //              uncovered) then the masks owning at least one pixel, in record
 //              order; .npz keys "masks" (M, 1, H, W) bool and "mask_ids" (M,)
 //              int64 = record index, -1 for background.
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
 
 #include <functional>
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
 
@@ -50,14 +50,15 @@ torch::Tensor exclusive_labels(const std::vector<MaskRecord>& masks, int64_t h, 
 std::pair<torch::Tensor, torch::Tensor> exclusive_masks(const torch::Tensor& labels);
 
 enum class MaskFileFormat { label_png, grouped_npz, exclusive_npz, coco_json };
-MaskFileFormat mask_file_format_from_name(const std::string& name);  // ConfigError listing valid names
+MaskFileFormat mask_file_format_from_name(
+    const std::string& name);  // ConfigError listing valid names
 std::string mask_file_format_name(MaskFileFormat format);
 std::string mask_file_extension(MaskFileFormat format);  // ".png", ".npz", ".npz", ".json"
 
 // Writes one image's masks atomically. coco_json is the official scripts/amg.py
 // record list with COCO RLE segmentations.
-void write_mask_file(const std::string& path, MaskFileFormat format, const GenerateResult& result, int64_t h,
-                     int64_t w, ExclusiveOrder order = ExclusiveOrder::generator);
+void write_mask_file(const std::string& path, MaskFileFormat format, const GenerateResult& result,
+                     int64_t h, int64_t w, ExclusiveOrder order = ExclusiveOrder::generator);
 
 // ---- batch job (sdb-masks) ------------------------------------------------
 // Produces the masks of one BGR uint8 image as read by io::read_image_bgr.
@@ -68,7 +69,7 @@ MaskSource make_sam_source(MaskGenerator& generator, bool rgb, bool keep_embeddi
 MaskSource make_superpixel_source(const SuperpixelOptions& options, OutputMode mode);
 
 struct MaskJobOptions {
-  std::string input;       // an image file or a folder (non-recursive)
+  std::string input;  // an image file or a folder (non-recursive)
   std::string output_dir;
   MaskFileFormat format = MaskFileFormat::label_png;
   ExclusiveOrder exclusive_order = ExclusiveOrder::generator;

@@ -5,10 +5,10 @@
 //
 // Parity: the same masks in the same order as the official generator (tests:
 // tests/sam/mask_generator_test.cpp against scripts/make_amg_fixtures.py).
-#include <nlohmann/json.hpp>
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,11 +50,11 @@ struct MaskRecord {
   torch::Tensor binary_mask;  // (H, W) bool, set in binary_mask mode
   CocoRle coco;               // set in coco_rle mode
   int64_t area = 0;
-  Box bbox{};                 // XYWH
-  double predicted_iou = 0;   // float32 value of the model's IoU prediction
+  Box bbox{};                                       // XYWH
+  double predicted_iou = 0;                         // float32 value of the model's IoU prediction
   std::vector<std::array<double, 2>> point_coords;  // [[x, y]] in image pixels
   double stability_score = 0;
-  Box crop_box{};             // XYWH
+  Box crop_box{};  // XYWH
 
   // The official JSON record (scripts/amg.py); "segmentation" is the RLE in
   // uncompressed_rle / coco_rle mode and omitted in binary_mask mode.
@@ -73,8 +73,8 @@ struct GenerateResult {
   std::vector<MaskRecord> masks;
   StageTimes times;
   int64_t crops = 0;
-  int64_t points = 0;            // prompts run through the decoder
-  torch::Tensor image_embedding; // (1, 256, 64, 64) of the whole image, when keep_embedding
+  int64_t points = 0;             // prompts run through the decoder
+  torch::Tensor image_embedding;  // (1, 256, 64, 64) of the whole image, when keep_embedding
 };
 
 class MaskGenerator {
