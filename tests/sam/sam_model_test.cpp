@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <set>
 #include <sstream>
@@ -33,7 +34,23 @@ std::string data_path(const std::string& name) {
   return std::string(SAMDEBLUR_TEST_DATA) + "/sam/model/" + name;
 }
 
+// Fixtures of another FIXTURE_VERSION of make_sam_fixtures.py are rejected with the hint.
+void check_fixture_version() {
+  static const bool ok = [] {
+    std::ifstream in(data_path("meta.json"));
+    if (!in) throw std::runtime_error("missing tests/data/sam/model/meta.json; " + kHint);
+    const auto meta = nlohmann::json::parse(in);
+    if (meta.at("fixture_version").get<int>() != 1)
+      throw std::runtime_error("tests/data/sam/model has fixture_version " +
+                               meta.at("fixture_version").dump() + ", the tests expect 1; " +
+                               kHint);
+    return true;
+  }();
+  (void)ok;
+}
+
 std::map<std::string, torch::Tensor> fixture(const std::string& name) {
+  check_fixture_version();
   const std::string path = data_path(name);
   if (!std::filesystem::exists(path))
     throw std::runtime_error("missing fixture " + path + "; " + kHint);
@@ -274,6 +291,23 @@ TEST(SamModel, StrictLoadListsEveryProblem) {
   with_pixels.emplace_back("pixel_std", torch::full({3, 1, 1}, 2.0f));
   load_sam_state_dict(*model, with_pixels, "with_pixels.pth");
   EXPECT_EQ(model->pixel_std.sum().item<float>(), 6.0f);
+}
+
+// Half precision is a CUDA-only option; CPU builds skip.
+TEST(SamModel, TinyPredictorHalfOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "CUDA not available";
+  const auto fx = fixture("predict.npz");
+  auto predictor = make_predictor(tiny_config(), data_path("tiny_sam.pth"), torch::kCUDA, true);
+  const auto& image = fx.at("image");
+  cv::Mat mat(static_cast<int>(image.size(0)), static_cast<int>(image.size(1)), CV_8UC3,
+              image.data_ptr());
+  predictor->set_image(mat);
+  expect_close(predictor->image_embedding().cpu(), fx.at("embedding"), 5e-2, "half embedding");
+  auto coords = predictor->apply_coords(fx.at("points"));
+  auto out = predictor->predict_torch(coords, fx.at("labels"), true);
+  EXPECT_EQ(out.low_res.scalar_type(), torch::kFloat);
+  expect_close(out.low_res.cpu(), fx.at("multi_low_res"), 1e-1, "half low_res");
+  expect_close(out.iou.cpu(), fx.at("multi_iou"), 5e-2, "half iou");
 }
 
 TEST(SamModel, PredictorErrorPaths) {
