@@ -9,6 +9,24 @@
 #       --set path.pretrain_network_g=/models/SegNAFNet-GoPro.pth
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# ==== Demo data (issue #4) =====================================================
+# GoPro-like pairs made from the committed public-domain / CC0 photos
+# (data/demo/photos, see data/demo/SOURCES.md): synthetic camera-shake blur and
+# superpixel masks, into results/demo-data/{train,test}/{input,target,input_mask,
+# grouped_masks} (+ manifest.json, written last). Generated once, deterministic
+# (seed 0); delete results/demo-data to regenerate.
+DEMO_DATA=results/demo-data
+if [ ! -f "$DEMO_DATA/manifest.json" ]; then
+  scripts/install_deps.sh
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
+  cmake --build build -j "$(nproc)" --target sdb-synth
+  build/bin/sdb-synth --photos data/demo/photos --output "$DEMO_DATA" --seed 0
+fi
+# ==== Training on the demo data (issue #4, sdb-train) ==========================
+# To be added by the trainer's author: train on $DEMO_DATA/train, evaluate on
+# $DEMO_DATA/test (dataroot_lq=input, dataroot_gt=target, dataroot_mask=grouped_masks).
+# ==== Evaluation of the ablation variants on the bundled benchmark =============
 scripts/install_deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build -j "$(nproc)" --target sdb-eval
