@@ -13,6 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+#include <set>
 
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
@@ -87,6 +88,45 @@ nlohmann::json options_json(const DemoDatasetOptions& o) {
             {"min_element_size_percent", o.superpixels.min_element_size_percent}}}};
 }
 
+// Relative paths (split/sub/file) this run writes, manifest.json excluded.
+std::set<std::string> splits_plan(const std::vector<std::string>& photos,
+                                  const DemoDatasetOptions& o) {
+  std::set<std::string> plan;
+  for (const auto& [split, n] : {std::pair<std::string, int>{"train", o.train_per_photo},
+                                 std::pair<std::string, int>{"test", o.test_per_photo}})
+    for (const auto& p : photos)
+      for (int k = 0; k < n; ++k) {
+        const std::string name = sample_name(fs::path(p).stem().string(), k);
+        for (const char* sub : {"input", "target", "input_mask"})
+          plan.insert(split + "/" + sub + "/" + name + ".png");
+        plan.insert(split + "/grouped_masks/" + name + ".npz");
+      }
+  return plan;
+}
+
+// A rerun with fewer samples into the same folder would leave files that the
+// new manifest does not list and that loaders would still pick up: refuse.
+void check_no_stale_files(const fs::path& out, const std::set<std::string>& plan) {
+  std::vector<std::string> stale;
+  for (const char* split : {"train", "test"})
+    for (const char* sub : {"input", "target", "input_mask", "grouped_masks"}) {
+      const fs::path dir = out / split / sub;
+      std::error_code ec;
+      if (!fs::is_directory(dir, ec)) continue;
+      for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string rel = std::string(split) + "/" + sub + "/" + e.path().filename().string();
+        if (!plan.count(rel)) stale.push_back(rel);
+      }
+    }
+  if (!stale.empty()) {
+    std::sort(stale.begin(), stale.end());
+    throw FileError(out.string(),
+                    fmt::format("holds {} files this run would not write (e.g. {}); remove the "
+                                "folder or choose another output",
+                                stale.size(), stale.front()));
+  }
+}
+
 }  // namespace
 
 void DemoDatasetOptions::validate() const {
@@ -146,6 +186,7 @@ DemoDatasetSummary build_demo_dataset(const DemoDatasetOptions& options) {
   }
 
   const fs::path out(options.output_dir);
+  check_no_stale_files(out, splits_plan(photos, options));
   for (const auto& s : splits)
     if (s.per_photo > 0)
       for (const char* sub : {"input", "target", "input_mask", "grouped_masks"})

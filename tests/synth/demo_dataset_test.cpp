@@ -158,6 +158,20 @@ TEST(DemoDataset, LayoutNamesMasksAndTargets) {
   check_split(tmp.path / "out", "test", 2, 48, images, manifest);
   for (const auto& f : all_files(tmp.path / "out"))
     EXPECT_EQ(f.string().find(".tmp"), std::string::npos) << f;
+  // Rerunning with the same options is fine; with fewer samples it would leave
+  // files the manifest does not list: an error naming the folder, nothing written.
+  EXPECT_NO_THROW(build_demo_dataset(o));
+  auto fewer = o;
+  fewer.train_per_photo = 1;
+  try {
+    build_demo_dataset(fewer);
+    FAIL() << "stale files accepted";
+  } catch (const FileError& e) {
+    EXPECT_NE(std::string(e.what()).find("train/grouped_masks/a_001.npz"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(nlohmann::json::parse(read_text(tmp.path / "out" / "manifest.json"))["samples"].size(),
+            6u);
 }
 
 TEST(DemoDataset, SameSeedSameBytesOtherSeedOtherBlur) {

@@ -65,8 +65,11 @@ std::string sample_name(const std::string& photo_stem, int k);
 // blurry input), written with sam::write_mask_file. Train and test crops of a
 // photo are drawn independently and may overlap: the demo exercises the
 // pipeline, it is not a benchmark. Files are written atomically and
-// overwritten if present. Throws FileError naming the photo when it cannot be
-// read or is smaller than a crop.
+// overwritten if present (a rerun with the same options rewrites the same
+// bytes). Throws FileError naming the photo when it cannot be read or is
+// smaller than a crop, and naming the output folder when its split folders
+// hold files this run would not write (left from a larger run); both checks
+// happen before anything is written.
 DemoDatasetSummary build_demo_dataset(const DemoDatasetOptions& options);
 
 }  // namespace samdeblur::synth
