@@ -37,10 +37,16 @@ int main(int argc, char** argv) {
     log::info(fmt::format("LibTorch {}, {} intra-op threads", TORCH_VERSION, torch::get_num_threads()));
     const auto cfg = samdeblur::config::load_eval_config(config_path, overrides);
     if (check_only) {
-      for (const auto& ds : cfg.datasets)
-        std::cout << fmt::format("{}: {} ({}): {} samples", cfg.source, ds.name, ds.type,
-                                 samdeblur::dataset::list_samples(ds).size())
+      for (const auto& ds : cfg.datasets) {
+        std::string masks;
+        if (ds.needs_masks())
+          masks = ds.mask_source.on_the_fly()
+                      ? ", masks on the fly (" + ds.mask_source.type + ")"
+                      : ", masks from " + ds.dataroot_mask;
+        std::cout << fmt::format("{}: {} ({}): {} samples{}", cfg.source, ds.name, ds.type,
+                                 samdeblur::dataset::list_samples(ds).size(), masks)
                   << std::endl;
+      }
       return 0;
     }
     samdeblur::eval::RunOptions run;

@@ -70,7 +70,9 @@ std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
   const auto gt = scan(o.dataroot_gt, "gt image", is_image_ext);
   const auto lq = scan(o.dataroot_lq, "lq image", is_image_ext);
   std::map<std::string, std::string> mask;
-  if (o.grouped_masks()) {
+  if (!o.masks_from_folder()) {
+    // no mask files (PairedImageDataset, or masks computed on the fly)
+  } else if (o.grouped_masks()) {
     mask = scan(o.dataroot_mask, "grouped mask (.npz)", [](const std::string& ext) { return lower(ext) == ".npz"; });
   } else if (o.needs_masks()) {
     mask = scan(o.dataroot_mask, "mask image", is_image_ext);
@@ -78,7 +80,7 @@ std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
   if (gt.size() != lq.size())
     throw Error(fmt::format("dataset '{}': {} has {} images but {} has {}", o.name, o.dataroot_lq,
                             lq.size(), o.dataroot_gt, gt.size()));
-  if (o.needs_masks() && mask.size() != gt.size())
+  if (o.masks_from_folder() && mask.size() != gt.size())
     throw Error(fmt::format("dataset '{}': {} has {} mask files but {} has {} images", o.name,
                             o.dataroot_mask, mask.size(), o.dataroot_gt, gt.size()));
   std::vector<SamplePaths> out;
@@ -92,7 +94,7 @@ std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
     if (it == lq.end())
       throw FileError(gt_path, fmt::format("no input image named '{}.*' in {}", key, o.dataroot_lq));
     p.lq = it->second;
-    if (o.needs_masks()) {
+    if (o.masks_from_folder()) {
       auto mit = mask.find(key);
       if (mit == mask.end())
         throw FileError(gt_path, fmt::format("no mask file named '{}.*' in {}", key, o.dataroot_mask));
@@ -103,7 +105,8 @@ std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
   return out;
 }
 
-Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& o) {
+Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& o,
+                   MaskProvider* provider) {
   Sample s;
   s.name = paths.name;
   s.gt_u8 = io::read_image_bgr(paths.gt);
@@ -114,22 +117,33 @@ Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& o) {
   const int64_t h = s.gt_u8.rows, w = s.gt_u8.cols;
   s.gt = io::image_to_tensor(s.gt_u8);
   s.lq = io::image_to_tensor(s.lq_u8);
+  const bool on_the_fly = o.needs_masks() && o.mask_source.on_the_fly();
+  if (on_the_fly && !provider)
+    throw Error(fmt::format("dataset '{}' computes masks on the fly (mask_source) but no mask "
+                            "provider was given",
+                            o.name));
+  // Where the masks come from, for messages.
+  const std::string mask_origin =
+      on_the_fly ? fmt::format("{} masks of {}", o.mask_source.type, paths.lq) : paths.mask;
   if (o.grouped_masks()) {
-    torch::Tensor m = io::read_npz_array(paths.mask, "masks");
+    torch::Tensor m =
+        on_the_fly ? provider->grouped_masks(paths.lq) : io::read_npz_array(paths.mask, "masks");
     if (m.dim() == 3) m = m.unsqueeze(1);  // (M, H, W) is accepted too
     if (m.dim() != 4 || m.size(1) != 1)
-      throw FileError(paths.mask, fmt::format("'masks' must have shape (M,1,H,W), got {}", fmt::join(m.sizes(), "x")));
+      throw FileError(mask_origin, fmt::format("'masks' must have shape (M,1,H,W), got {}", fmt::join(m.sizes(), "x")));
     if (m.size(2) != h || m.size(3) != w)
-      throw Error(fmt::format("size mismatch: masks in {} are {}x{} but {} is {}x{} (HxW)", paths.mask,
+      throw Error(fmt::format("size mismatch: masks in {} are {}x{} but {} is {}x{} (HxW)", mask_origin,
                               m.size(2), m.size(3), paths.gt, h, w));
     const double value = o.mask_encoding == config::MaskEncoding::official ? 1.0 / 255.0 : 1.0;
     s.masks = models::SegMasks::from_masks(m, value);
     if (s.masks->num_masks == 0)
-      throw FileError(paths.mask, "every mask is empty (the official loader fails on such a file too)");
+      throw FileError(mask_origin, "every mask is empty (the official loader fails on such a file too)");
   } else if (o.needs_masks()) {
-    torch::Tensor mask = io::read_mask_png(paths.mask);  // (1, H, W) float in [0, 1]
+    // (1, H, W) float in [0, 1]: the label-map PNG's grey values / 255
+    torch::Tensor mask = on_the_fly ? io::image_to_tensor(provider->label_map(paths.lq))
+                                    : io::read_mask_png(paths.mask);
     if (mask.size(1) != h || mask.size(2) != w)
-      throw Error(fmt::format("size mismatch: mask {} is {}x{} but {} is {}x{} (HxW)", paths.mask,
+      throw Error(fmt::format("size mismatch: mask {} is {}x{} but {} is {}x{} (HxW)", mask_origin,
                               mask.size(1), mask.size(2), paths.gt, h, w));
     s.lq = torch::cat({s.lq, mask}, 0);
   }

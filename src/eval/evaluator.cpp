@@ -182,7 +182,8 @@ std::string csv_field(const std::string& s) {
 
 DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalConfig& cfg,
                                const config::DatasetOptions& ds, const torch::Device& device,
-                               const std::string& image_dir, const RunOptions& run) {
+                               const std::string& image_dir, const RunOptions& run,
+                               const std::string& output_dir) {
   DatasetResult r;
   r.key = ds.key;
   r.name = ds.name;
@@ -195,8 +196,18 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
   const auto samples = dataset::list_samples(ds);
   log::info(fmt::format("dataset '{}': {} images from {}", ds.name, samples.size(), ds.dataroot_lq));
 
-  // Decode the next sample on a worker thread while the network runs.
-  auto load = [&ds](const dataset::SamplePaths& p) { return dataset::load_sample(p, ds); };
+  // ext: masks on the fly (SAM loaded lazily, on the first cache miss).
+  std::unique_ptr<dataset::MaskProvider> provider;
+  if (ds.needs_masks() && ds.mask_source.on_the_fly()) {
+    provider = std::make_unique<dataset::MaskProvider>(
+        ds.mask_source, dataset::resolve_mask_cache_dir(ds.mask_source, output_dir), device);
+    log::info(fmt::format("dataset '{}': masks on the fly from the lq images: {}; cache {}",
+                          ds.name, provider->describe(), provider->cache_dir()));
+  }
+  // Decode the next sample (and compute its masks) on a worker thread while the network runs.
+  auto load = [&ds, &provider](const dataset::SamplePaths& p) {
+    return dataset::load_sample(p, ds, provider.get());
+  };
   std::future<dataset::Sample> next = std::async(std::launch::async, load, samples[0]);
   ProgressBar bar("eval " + ds.name, static_cast<int64_t>(samples.size()));
   std::vector<double> sums(metric_opts.size(), 0.0);
@@ -231,6 +242,14 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
     r.images.push_back(std::move(rec));
   }
   bar.finish();
+  if (provider) {
+    r.mask_cache_dir = provider->cache_dir();
+    r.mask_cache_hits = provider->hits();
+    r.mask_cache_misses = provider->misses();
+    log::info(fmt::format("dataset '{}': mask cache {}: {} hits, {} misses{}", ds.name,
+                          r.mask_cache_dir, r.mask_cache_hits, r.mask_cache_misses,
+                          provider->model_loaded() ? " (SAM loaded)" : ""));
+  }
   const double n = static_cast<double>(r.images.size());
   for (double s : sums) r.means.push_back(s / n);
   r.mean_psnr_input = sum_input / n;
@@ -262,6 +281,10 @@ void write_outputs(const config::EvalConfig& cfg, const EvalResult& result, cons
     dj["psnr_input"] = json_number(d.mean_psnr_input);
     dj["mcr"] = d.mcr;
     dj["mcr_threshold_db"] = cfg.val.mcr_threshold;
+    if (!d.mask_cache_dir.empty())
+      dj["mask_cache"] = {{"dir", d.mask_cache_dir},
+                          {"hits", d.mask_cache_hits},
+                          {"misses", d.mask_cache_misses}};
     datasets.push_back(dj);
   }
   nlohmann::json summary = datasets.front();
@@ -290,12 +313,18 @@ EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) 
   if (!cfg.ignored_keys.empty())
     log::info(fmt::format("keys not used by sdb-eval: {}", fmt::join(cfg.ignored_keys, ", ")));
   // Check every dataset's files before the (slow) network runs.
-  for (const auto& ds : cfg.datasets) dataset::list_samples(ds);
+  for (const auto& ds : cfg.datasets) {
+    dataset::list_samples(ds);
+    if (ds.needs_masks() && ds.mask_source.on_the_fly())  // checks the SAM checkpoint exists
+      dataset::MaskProvider(ds.mask_source,
+                            dataset::resolve_mask_cache_dir(ds.mask_source, result.output_dir));
+  }
   models::DeblurNet net = build_and_load(cfg, device);
   for (const auto& ds : cfg.datasets) {
     const std::string image_dir =
         result.output_dir + "/images" + (cfg.datasets.size() > 1 ? "/" + ds.name : std::string());
-    result.datasets.push_back(evaluate_dataset(*net, cfg, ds, device, image_dir, run));
+    result.datasets.push_back(
+        evaluate_dataset(*net, cfg, ds, device, image_dir, run, result.output_dir));
   }
   write_outputs(cfg, result, run, run.device);
   return result;

@@ -187,3 +187,156 @@ TEST(EvalConfig, ShippedConfigsParse) {
   }
   EXPECT_EQ(count, 16);
 }
+
+// ---- ext: datasets.<key>.mask_source (masks on the fly) ------------------------
+namespace {
+
+// kSegConfig with dataroot_mask replaced by `source` (indented under the dataset).
+std::string with_mask_source(const std::string& source, bool keep_dataroot = false) {
+  std::string text = kSegConfig;
+  const std::string line = "    dataroot_mask: ./masks\n";
+  text.replace(text.find(line), line.size(), (keep_dataroot ? line : "") + source);
+  return text;
+}
+
+const char* kSamSource = R"(    mask_source:
+      type: sam
+      checkpoint: /models/sam_vit_h_4b8939.pth
+)";
+
+}  // namespace
+
+TEST(EvalConfig, MaskSourceSamDefaultsAreTheOfficialOnes) {
+  const EvalConfig c = parse(with_mask_source(kSamSource));
+  const auto& d = c.datasets[0];
+  EXPECT_TRUE(d.dataroot_mask.empty());
+  EXPECT_FALSE(d.masks_from_folder());
+  const auto& m = d.mask_source;
+  EXPECT_EQ(m.type, "sam");
+  EXPECT_EQ(m.checkpoint, "/models/sam_vit_h_4b8939.pth");
+  EXPECT_EQ(m.model_type, "auto");
+  EXPECT_TRUE(m.cache_dir.empty());
+  EXPECT_FALSE(m.rgb);
+  EXPECT_EQ(m.encoding, "official");
+  const samdeblur::sam::MaskGeneratorOptions official;
+  EXPECT_EQ(m.generator.points_per_side, official.points_per_side);
+  EXPECT_EQ(m.generator.points_per_batch, official.points_per_batch);
+  EXPECT_EQ(m.generator.pred_iou_thresh, official.pred_iou_thresh);
+  EXPECT_EQ(m.generator.stability_score_thresh, official.stability_score_thresh);
+  EXPECT_EQ(m.generator.box_nms_thresh, official.box_nms_thresh);
+  EXPECT_EQ(m.generator.crop_n_layers, official.crop_n_layers);
+  EXPECT_EQ(m.generator.crop_overlap_ratio, official.crop_overlap_ratio);
+  EXPECT_EQ(m.generator.min_mask_region_area, official.min_mask_region_area);
+}
+
+TEST(EvalConfig, MaskSourceSamReadsEveryGeneratorKey) {
+  const EvalConfig c = parse(with_mask_source(R"(    mask_source:
+      type: sam
+      checkpoint: sam.pth
+      model_type: vit_b
+      cache_dir: /tmp/cache
+      rgb: true
+      encoding: exclusive
+      exclusive_order: smallest_first
+      generator:
+        points_per_side: 16
+        points_per_batch: 32
+        pred_iou_thresh: 0.8
+        stability_score_thresh: 0.9
+        stability_score_offset: 0.5
+        box_nms_thresh: 0.6
+        crop_n_layers: 1
+        crop_nms_thresh: 0.65
+        crop_overlap_ratio: 0.25
+        crop_n_points_downscale_factor: 2
+        min_mask_region_area: 100
+)"));
+  const auto& m = c.datasets[0].mask_source;
+  EXPECT_EQ(m.model_type, "vit_b");
+  EXPECT_EQ(m.cache_dir, "/tmp/cache");
+  EXPECT_TRUE(m.rgb);
+  EXPECT_EQ(m.encoding, "exclusive");
+  EXPECT_EQ(m.exclusive_order, "smallest_first");
+  EXPECT_EQ(*m.generator.points_per_side, 16);
+  EXPECT_EQ(m.generator.points_per_batch, 32);
+  EXPECT_DOUBLE_EQ(m.generator.pred_iou_thresh, 0.8);
+  EXPECT_DOUBLE_EQ(m.generator.stability_score_thresh, 0.9);
+  EXPECT_DOUBLE_EQ(m.generator.stability_score_offset, 0.5);
+  EXPECT_DOUBLE_EQ(m.generator.box_nms_thresh, 0.6);
+  EXPECT_EQ(m.generator.crop_n_layers, 1);
+  EXPECT_DOUBLE_EQ(m.generator.crop_nms_thresh, 0.65);
+  EXPECT_DOUBLE_EQ(m.generator.crop_overlap_ratio, 0.25);
+  EXPECT_EQ(m.generator.crop_n_points_downscale_factor, 2);
+  EXPECT_EQ(m.generator.min_mask_region_area, 100);
+  // Explicit point grids replace points_per_side.
+  const EvalConfig g = parse(with_mask_source(R"(    mask_source:
+      type: sam
+      checkpoint: sam.pth
+      generator:
+        point_grids: [[[0.25, 0.25], [0.75, 0.5]]]
+)"));
+  const auto& gen = g.datasets[0].mask_source.generator;
+  EXPECT_FALSE(gen.points_per_side.has_value());
+  ASSERT_EQ(gen.point_grids.size(), 1u);
+  EXPECT_EQ(gen.point_grids[0].sizes(), torch::IntArrayRef({2, 2}));
+  EXPECT_DOUBLE_EQ(gen.point_grids[0][1][0].item<double>(), 0.75);
+}
+
+TEST(EvalConfig, MaskSourceSuperpixelsAndCatDataset) {
+  std::string text = with_mask_source(R"(    mask_source:
+      type: superpixels
+      region_size: 24
+)");
+  const EvalConfig c = parse(text);
+  EXPECT_EQ(c.datasets[0].mask_source.type, "superpixels");
+  EXPECT_EQ(c.datasets[0].mask_source.superpixels.region_size, 24);
+  // Superpixels take no SAM keys.
+  const std::string err = error_of(with_mask_source(R"(    mask_source:
+      type: superpixels
+      checkpoint: sam.pth
+)"));
+  EXPECT_NE(err.find("datasets.test.mask_source.checkpoint"), std::string::npos) << err;
+}
+
+TEST(EvalConfig, MaskSourceErrorsNameTheKey) {
+  auto expect_error = [](const std::string& text, const std::vector<std::string>& needles) {
+    const std::string err = error_of(text);
+    ASSERT_FALSE(err.empty()) << "expected a ConfigError";
+    for (const auto& n : needles) EXPECT_NE(err.find(n), std::string::npos) << n << " in: " << err;
+  };
+  // Both dataroot_mask and mask_source.
+  expect_error(with_mask_source(kSamSource, /*keep_dataroot=*/true),
+               {"datasets.test.dataroot_mask", "datasets.test.mask_source", "exactly one"});
+  // Neither: names both options.
+  expect_error(with_mask_source(""), {"datasets.test.dataroot_mask", "datasets.test.mask_source"});
+  // Unknown keys, at both levels, with a hint.
+  expect_error(with_mask_source(std::string(kSamSource) + "      cachedir: /tmp\n"),
+               {"datasets.test.mask_source.cachedir'", "did you mean 'datasets.test.mask_source.cache_dir'"});
+  expect_error(with_mask_source(std::string(kSamSource) +
+                                "      generator:\n        pred_iou_threshold: 0.5\n"),
+               {"datasets.test.mask_source.generator.pred_iou_threshold", "pred_iou_thresh'"});
+  // Bad values.
+  expect_error(with_mask_source("    mask_source:\n      type: slic\n"),
+               {"datasets.test.mask_source.type", "sam, superpixels"});
+  expect_error(with_mask_source("    mask_source: sam\n"), {"datasets.test.mask_source", "mapping"});
+  expect_error(with_mask_source("    mask_source:\n      type: sam\n"),
+               {"datasets.test.mask_source.checkpoint"});
+  expect_error(with_mask_source(std::string(kSamSource) + "      model_type: vit_x\n"),
+               {"datasets.test.mask_source.model_type", "vit_h"});
+  expect_error(with_mask_source(std::string(kSamSource) + "      encoding: clean\n"),
+               {"datasets.test.mask_source.encoding"});
+  expect_error(with_mask_source(std::string(kSamSource) +
+                                "      generator:\n        points_per_batch: 0\n"),
+               {"datasets.test.mask_source.generator.points_per_batch"});
+  expect_error(with_mask_source(std::string(kSamSource) +
+                                "      generator:\n        points_per_side: 8\n"
+                                "        point_grids: [[[0.5, 0.5]]]\n"),
+               {"datasets.test.mask_source.generator.point_grids"});
+  expect_error(with_mask_source(std::string(kSamSource) +
+                                "      generator:\n        point_grids: [[[0.5, 2.0]]]\n"),
+               {"datasets.test.mask_source.generator.point_grids[0]"});
+  // Exclusive grouping exists for grouped masks only (not the CAT label map).
+  std::string cat = with_mask_source(std::string(kSamSource) + "      encoding: exclusive\n");
+  cat.replace(cat.find("type: PairedImageGroupMaskDataset"), 33, "type: PairedImageMaskDataset");
+  expect_error(cat, {"datasets.test.mask_source.encoding"});
+}

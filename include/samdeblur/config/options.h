@@ -10,6 +10,7 @@
 
 #include "samdeblur/config/yaml_reader.h"
 #include "samdeblur/models/network.h"
+#include "samdeblur/sam/mask_generator.h"
 
 namespace samdeblur::config {
 
@@ -18,16 +19,39 @@ namespace samdeblur::config {
 //  clean:    value 1.0
 enum class MaskEncoding { official, clean };
 
+// ext: masks computed on the fly instead of read from dataroot_mask
+// (`datasets.<key>.mask_source`). See dataset/mask_provider.h.
+struct MaskSourceOptions {
+  // "" = masks come from dataroot_mask; "sam" = Segment Anything's automatic
+  // mask generator; "superpixels" = SLIC superpixels (weight-free demos only).
+  std::string type;
+  std::string checkpoint;          // sam: official SAM checkpoint (required)
+  std::string model_type = "auto";  // sam: auto | vit_b | vit_l | vit_h
+  std::string cache_dir;           // empty = <output>/mask_cache (resolved by the evaluator)
+  bool rgb = false;                // sam: give SAM RGB (the official script passes BGR)
+  sam::MaskGeneratorOptions generator;  // sam: every SamAutomaticMaskGenerator option
+  sam::SuperpixelOptions superpixels;   // superpixels: SLIC parameters
+  // Grouping for PairedImageGroupMaskDataset: "official" (label map ->
+  // grouped masks, as sdb-masks --format grouped-npz) or "exclusive"
+  // (sdb-masks --format exclusive-npz, one group per pixel owner).
+  std::string encoding = "official";
+  std::string exclusive_order = "generator";  // exclusive: generator | smallest_first
+  bool on_the_fly() const { return !type.empty(); }
+};
+
 struct DatasetOptions {
   std::string key;   // the YAML key under `datasets` (test, val, test_1, ...)
   std::string name;  // `name`
   std::string type;  // PairedImageDataset | PairedImageMaskDataset | PairedImageGroupMaskDataset
   std::string dataroot_gt;
   std::string dataroot_lq;
-  std::string dataroot_mask;  // empty for PairedImageDataset
+  std::string dataroot_mask;  // empty for PairedImageDataset and with mask_source
+  MaskSourceOptions mask_source;  // ext: exactly one of dataroot_mask / mask_source
   std::string filename_tmpl = "{}";
   MaskEncoding mask_encoding = MaskEncoding::official;  // ext
   bool needs_masks() const { return type != "PairedImageDataset"; }
+  // Mask files are listed from dataroot_mask (false: none, or on the fly).
+  bool masks_from_folder() const { return needs_masks() && !mask_source.on_the_fly(); }
   bool grouped_masks() const { return type == "PairedImageGroupMaskDataset"; }
 };
 

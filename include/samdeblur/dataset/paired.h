@@ -8,6 +8,10 @@
 // Deviation: the official mask datasets pair the three folders by position in
 // unsorted os.scandir order; we pair by name and fail when a name is missing,
 // which gives the same pairs whenever the official ones are right.
+//
+// ext: with `mask_source` instead of dataroot_mask, masks are computed from the
+// lq image on the fly (dataset/mask_provider.h), equal to the files sdb-masks
+// would write.
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
 
@@ -16,13 +20,14 @@
 #include <vector>
 
 #include "samdeblur/config/options.h"
+#include "samdeblur/dataset/mask_provider.h"
 #include "samdeblur/models/network.h"
 
 namespace samdeblur::dataset {
 
 struct SamplePaths {
   std::string name;  // gt file stem: the key of metrics.csv and images/<name>.png
-  std::string lq, gt, mask;
+  std::string lq, gt, mask;  // mask: empty when masks come from a mask_source
 };
 
 // Lists the samples of a dataset, sorted by gt file name. Throws FileError /
@@ -41,7 +46,9 @@ struct Sample {
 
 // Reads one sample exactly as the official test loader does (BGR uint8 ->
 // float / 255 -> RGB CHW). Sizes of lq, gt and masks must agree: otherwise an
-// Error naming the files and both sizes.
-Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& options);
+// Error naming the files and both sizes. With options.mask_source the masks of
+// paths.lq come from `masks` (required then, an Error otherwise).
+Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& options,
+                   MaskProvider* masks = nullptr);
 
 }  // namespace samdeblur::dataset

@@ -38,6 +38,9 @@ struct DatasetResult {
   std::vector<double> means;  // arithmetic mean per metric (inf propagates, as in BasicSR)
   double mean_psnr_input = 0;
   double mcr = 0;  // collapsed / count
+  // ext, masks computed on the fly (mask_source): cache folder and counters.
+  std::string mask_cache_dir;
+  int64_t mask_cache_hits = 0, mask_cache_misses = 0;
 };
 
 struct EvalResult {

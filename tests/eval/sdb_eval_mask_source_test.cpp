@@ -1,0 +1,140 @@
+// End-to-end: sdb-eval with masks computed on the fly (datasets.<key>.mask_source,
+// SLIC superpixels so no SAM weights are needed) gives exactly the results of
+// the offline path (the same masks written as files, read through dataroot_mask),
+// and the second run is served from the mask cache.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "samdeblur/io/image.h"
+#include "samdeblur/sam/mask_files.h"
+#include "samdeblur/sam/mask_generator.h"
+
+namespace fs = std::filesystem;
+using namespace samdeblur;
+
+namespace {
+
+const std::string kData = std::string(SAMDEBLUR_TEST_DATA) + "/eval";
+const std::string kBin = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-eval";
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The tiny SegNAFNet (MAP) or MaskNAFNet (CAT) of tests/data/eval with a mask block.
+std::string config(bool cat, const std::string& masks) {
+  std::ostringstream y;
+  y << "name: e2e-mask-source\nmodel_type: ImageRestorationModel\nmanual_seed: 10\n"
+    << (cat ? "" : "grouped_masks: true\n") << "datasets:\n  test:\n    name: tiny\n"
+    << "    type: " << (cat ? "PairedImageMaskDataset" : "PairedImageGroupMaskDataset") << "\n"
+    << "    dataroot_gt: " << kData << "/target\n    dataroot_lq: " << kData << "/input\n"
+    << masks << "network_g:\n  type: " << (cat ? "NAFNetLocal" : "SegNAFNetLocal")
+    << "\n  width: 8\n  enc_blk_nums: [1, 1]\n  middle_blk_num: 1\n  dec_blk_nums: [1, 1]\n"
+    << (cat ? "  mask: true\n" : "  seg_channel: 2\n") << "  train_size: [1, 3, 16, 16]\n"
+    << "path:\n  pretrain_network_g: " << kData << "/checkpoints/"
+    << (cat ? "MaskNAFNet" : "SegNAFNet") << ".pth\n"
+    << "val:\n  metrics:\n    psnr:\n      type: calculate_psnr\n    ssim:\n"
+    << "      type: calculate_ssim\n";
+  return y.str();
+}
+
+struct EvalRun {
+  int code;
+  std::string log;
+  nlohmann::json summary;
+  std::vector<std::string> rows;  // metrics.csv without the seconds column
+};
+
+EvalRun run(const fs::path& work, const std::string& tag, const std::string& cfg) {
+  const fs::path cfg_path = work / (tag + ".yml"), out = work / tag;
+  { std::ofstream(cfg_path) << cfg; }
+  const std::string cmd = "OMP_NUM_THREADS=1 " + kBin + " -q --config " + cfg_path.string() +
+                          " --output " + out.string() + " > " + (work / "log.txt").string() +
+                          " 2>&1";
+  const int status = std::system(cmd.c_str());
+  EvalRun r{WEXITSTATUS(status), read_text(work / "log.txt"), {}, {}};
+  if (r.code != 0) return r;
+  r.summary = nlohmann::json::parse(read_text(out / "summary.json"));
+  std::istringstream csv(read_text(out / "metrics.csv"));
+  for (std::string line; std::getline(csv, line);)
+    r.rows.push_back(line.substr(0, line.rfind(',')));
+  return r;
+}
+
+}  // namespace
+
+TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
+  const fs::path work = fs::temp_directory_path() / "sdb_eval_mask_source";
+  fs::remove_all(work);
+  fs::create_directories(work);
+  sam::SuperpixelOptions sp;
+  sp.region_size = 8;
+  // Offline: what `sdb-masks --source superpixels --superpixel-size 8` writes.
+  for (const auto& e : fs::directory_iterator(kData + "/input")) {
+    const cv::Mat bgr = io::read_image_bgr(e.path().string());
+    const auto result = sam::superpixel_masks(bgr, sp, sam::OutputMode::uncompressed_rle);
+    const std::string stem = e.path().stem().string();
+    sam::write_mask_file((work / "grouped" / (stem + ".npz")).string(),
+                         sam::MaskFileFormat::grouped_npz, result, bgr.rows, bgr.cols);
+    sam::write_mask_file((work / "label" / (stem + ".png")).string(),
+                         sam::MaskFileFormat::label_png, result, bgr.rows, bgr.cols);
+  }
+  const std::string source =
+      "    mask_source:\n      type: superpixels\n      region_size: 8\n      cache_dir: " +
+      (work / "cache").string() + "\n";
+
+  // MAP (grouped masks).
+  const EvalRun offline = run(
+      work, "offline", config(false, "    dataroot_mask: " + (work / "grouped").string() + "\n"));
+  ASSERT_EQ(offline.code, 0) << offline.log;
+  const EvalRun first = run(work, "first", config(false, source));
+  ASSERT_EQ(first.code, 0) << first.log;
+  ASSERT_EQ(first.rows.size(), 4u);
+  EXPECT_EQ(first.rows, offline.rows);
+  const auto& cache1 = first.summary["datasets"][0]["mask_cache"];
+  EXPECT_EQ(cache1["misses"].get<int>(), 3);
+  EXPECT_EQ(cache1["hits"].get<int>(), 0);
+  EXPECT_NE(first.log.find("0 hits, 3 misses"), std::string::npos) << first.log;
+  const EvalRun second = run(work, "second", config(false, source));
+  ASSERT_EQ(second.code, 0) << second.log;
+  EXPECT_EQ(second.rows, offline.rows);
+  const auto& cache2 = second.summary["datasets"][0]["mask_cache"];
+  EXPECT_EQ(cache2["hits"].get<int>(), 3);
+  EXPECT_EQ(cache2["misses"].get<int>(), 0);
+
+  // CAT (label map as 4th channel), default cache folder <output>/mask_cache.
+  const EvalRun cat_offline = run(
+      work, "cat_offline", config(true, "    dataroot_mask: " + (work / "label").string() + "\n"));
+  ASSERT_EQ(cat_offline.code, 0) << cat_offline.log;
+  const EvalRun cat =
+      run(work, "cat",
+          config(true, "    mask_source:\n      type: superpixels\n      region_size: 8\n"));
+  ASSERT_EQ(cat.code, 0) << cat.log;
+  EXPECT_EQ(cat.rows, cat_offline.rows);
+  EXPECT_EQ(cat.summary["datasets"][0]["mask_cache"]["dir"].get<std::string>(),
+            (work / "cat" / "mask_cache").string());
+  EXPECT_TRUE(fs::is_directory(work / "cat" / "mask_cache"));
+
+  // Both mask options: a non-zero exit naming the keys.
+  const EvalRun both =
+      run(work, "both",
+          config(false, "    dataroot_mask: " + (work / "grouped").string() + "\n" + source));
+  EXPECT_NE(both.code, 0);
+  EXPECT_NE(both.log.find("datasets.test.mask_source"), std::string::npos) << both.log;
+  // A missing SAM checkpoint is reported before anything runs.
+  const EvalRun no_ckpt =
+      run(work, "no_ckpt",
+          config(false, "    mask_source:\n      type: sam\n      checkpoint: " +
+                            (work / "missing.pth").string() + "\n"));
+  EXPECT_NE(no_ckpt.code, 0);
+  EXPECT_NE(no_ckpt.log.find("missing.pth"), std::string::npos) << no_ckpt.log;
+  fs::remove_all(work);
+}
