@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
       std::vector<double> enc, dec, post, total, cpu;
       size_t n_masks = 0;
       int64_t n_points = 0;
+      std::vector<int64_t> areas;  // per record, generator order: compared with the official
       for (int i = 0; i < warmup + repeat; ++i) {
         const auto t0 = Clock::now();
         const double c0 = cpu_seconds();
@@ -133,6 +134,8 @@ int main(int argc, char** argv) {
         const double cpu_s = cpu_seconds() - c0;
         n_masks = r.masks.size();
         n_points = r.points;
+        areas.clear();
+        for (const auto& m : r.masks) areas.push_back(m.area);
         if (i < warmup) continue;
         enc.push_back(r.times.encoder);
         dec.push_back(r.times.decoder);
@@ -170,6 +173,7 @@ int main(int argc, char** argv) {
                                   {"post_s", median(post)},
                                   {"total_s", median(total)},
                                   {"cpu_total_s", median(cpu)},
+                                  {"areas", areas},
                                   {"runs_total_s", total},
                                   {"runs_cpu_total_s", cpu}});
     }

@@ -7,6 +7,7 @@ Run with the Debian interpreter (python3-torch 1.13) and the official code on th
     /usr/bin/python3 scripts/bench_sam_official.py --make-weights /tmp/sam_vit_b_random.pth
     /usr/bin/python3 scripts/bench_sam_official.py --checkpoint /tmp/sam_vit_b_random.pth \
         --image astronaut.png --threads 1 --pred-iou-thresh 0 --stability-score-thresh 0 --json py.json
+    /usr/bin/python3 scripts/bench_sam_official.py --compare cpp.json py.json
 
 Cases (the same as sdb-sam-bench, same option names):
   encoder  sam.image_encoder on a seeded (1, 3, 1024, 1024) input under inference_mode;
@@ -46,6 +47,21 @@ def make_weights(path, seed):
     print(f"wrote {path} (official build_sam_vit_b, torch.manual_seed({seed}))")
 
 
+def compare(cpp_path, py_path):
+    """Mask counts and per-record areas of the amg case in two JSON results; exit 1 on a mismatch."""
+    def amg(path):
+        with open(path) as f:
+            return next(c for c in json.load(f)["cases"] if c["case"] == "amg")
+    c, py = amg(cpp_path), amg(py_path)
+    ok = c["masks"] == py["masks"]
+    print(f"masks: sdb-sam-bench {c['masks']}, official {py['masks']}")
+    if "areas" in c and "areas" in py and len(c["areas"]) == len(py["areas"]):
+        diff = [i for i, (x, y) in enumerate(zip(c["areas"], py["areas"])) if x != y]
+        print(f"records with a different area: {len(diff)} of {len(c['areas'])}")
+        ok = ok and not diff
+    sys.exit(0 if ok else 1)
+
+
 def median(v):
     return statistics.median(v) if v else 0.0
 
@@ -69,7 +85,11 @@ def main():
     p.add_argument("--box-nms-thresh", type=float, default=0.7)
     p.add_argument("--min-mask-region-area", type=int, default=0)
     p.add_argument("--json")
+    p.add_argument("--compare", nargs=2, metavar=("CPP_JSON", "PY_JSON"),
+                   help="compare the amg masks of two results (counts, areas) and exit")
     a = p.parse_args()
+    if a.compare:
+        compare(*a.compare)
     if a.make_weights:
         make_weights(a.make_weights, a.seed)
         return
@@ -132,6 +152,7 @@ def main():
             masks = gen.generate(image)
             wall, cpu_s = time.perf_counter() - t0, time.process_time() - c0
             n_masks = len(masks)
+            areas = [int(m["area"]) for m in masks]  # generator order, compared with sdb-sam-bench
             if i < a.warmup:
                 continue
             runs["encoder"].append(t["encoder"])
@@ -160,7 +181,7 @@ def main():
             "encoder_s": median(runs["encoder"]), "decoder_s": median(runs["decoder"]),
             "post_s": median(runs["post"]), "nms_stub_s": median(runs["nms"]),
             "post_excl_nms_stub_s": median(post_ex), "total_s": median(runs["total"]),
-            "cpu_total_s": median(runs["cpu"]), "runs_total_s": runs["total"], "runs_cpu_total_s": runs["cpu"]})
+            "cpu_total_s": median(runs["cpu"]), "areas": areas, "runs_total_s": runs["total"], "runs_cpu_total_s": runs["cpu"]})
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=2)
