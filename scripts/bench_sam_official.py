@@ -47,6 +47,9 @@ def make_weights(path, seed):
     print(f"wrote {path} (official build_sam_vit_b, torch.manual_seed({seed}))")
 
 
+AREA_RTOL = 1e-3
+
+
 def compare(cpp_path, py_path):
     """Mask counts and per-record areas of the amg case in two JSON results; exit 1 on a mismatch."""
     def amg(path):
@@ -56,9 +59,15 @@ def compare(cpp_path, py_path):
     ok = c["masks"] == py["masks"]
     print(f"masks: sdb-sam-bench {c['masks']}, official {py['masks']}")
     if "areas" in c and "areas" in py and len(c["areas"]) == len(py["areas"]):
-        diff = [i for i, (x, y) in enumerate(zip(c["areas"], py["areas"])) if x != y]
-        print(f"records with a different area: {len(diff)} of {len(c['areas'])}")
-        ok = ok and not diff
+        # Logits within float rounding of the mask threshold flip single pixels between two
+        # correct implementations: compare areas (same order) with a relative tolerance.
+        pairs = list(zip(c["areas"], py["areas"]))
+        diff = [(x, y) for x, y in pairs if x != y]
+        worst = max((abs(x - y) / max(x, y, 1) for x, y in pairs), default=0.0)
+        print(f"records with a different area: {len(diff)} of {len(pairs)}, "
+              f"largest difference {max((abs(x - y) for x, y in diff), default=0)} px "
+              f"(relative {worst:.2e}, tolerance {AREA_RTOL:.0e})")
+        ok = ok and worst <= AREA_RTOL
     sys.exit(0 if ok else 1)
 
 
