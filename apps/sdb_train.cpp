@@ -1,0 +1,100 @@
+// sdb-train: train SAM-Deblur / NAFNet models from an official SAM-Deblur
+// training config (options/train/GoPro/*.yml). Thin wrapper over samdeblur::train.
+//
+// Exit codes: 0 finished (or --check passed); 1 error (config, data, I/O);
+// 2 command-line error; 3 stopped on a non-finite loss; 130 / 143 interrupted
+// by SIGINT / SIGTERM after writing a checkpoint (resume with --resume auto).
+// With --nproc-per-node N the launcher returns the first failing worker's code.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "samdeblur/core/error.h"
+#include "samdeblur/core/log.h"
+#include "samdeblur/train/distributed.h"
+#include "samdeblur/train/train_config.h"
+#include "samdeblur/train/trainer.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"sdb-train: train SAM-Deblur / NAFNet models (official training YAML schema)"};
+  std::string config_path, resume, device = "cpu";
+  std::vector<std::string> overrides;
+  int64_t nproc = 0;
+  int threads = 0;
+  bool quiet = false, check_only = false;
+  app.add_option("-c,--config", config_path, "training config (official SAM-Deblur YAML schema)")->required();
+  app.add_option("--set", overrides, "override a config key: key.path=value (repeatable)");
+  app.add_option("--resume", resume, "checkpoint (.state.json) to resume, or 'auto' for the newest valid one");
+  app.add_option("-d,--device", device, "cpu, cuda or cuda:N (multi-process CUDA: cuda:LOCAL_RANK)");
+  app.add_option("--nproc-per-node", nproc, "start N local worker processes (torchrun style)");
+  app.add_option("--threads", threads, "intra-op CPU threads per process (default: torch's choice)");
+  app.add_flag("-q,--quiet", quiet, "no progress bar");
+  app.add_flag("--check", check_only, "validate the config and the dataset folders, then exit");
+  CLI11_PARSE(app, argc, argv);
+
+  namespace log = samdeblur::log;
+  namespace tr = samdeblur::train;
+  log::setup_logging(log::Level::info);
+  try {
+    if (nproc > 1) {
+      // Validate once in the launcher so a bad config fails before any fork.
+      const auto cfg = tr::load_train_config(config_path, overrides);
+      tr::check_data(cfg);
+      std::vector<std::string> args;
+      for (int i = 0; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--nproc-per-node") {
+          ++i;
+          continue;
+        }
+        if (a.rfind("--nproc-per-node=", 0) == 0) continue;
+        args.push_back(a);
+      }
+      return tr::launch_local_workers(nproc, args);
+    }
+    if (threads > 0) torch::set_num_threads(threads);
+    const auto cfg = tr::load_train_config(config_path, overrides);
+    tr::check_data(cfg);
+    if (check_only) {
+      std::cout << fmt::format("{}: config OK ({}; train: {}; {} validation set(s))", cfg.source, cfg.network_g.type,
+                               cfg.train_set.base.dataroot_lq, cfg.val_datasets.size())
+                << std::endl;
+      return 0;
+    }
+    const auto env = tr::DistEnv::from_environment(cfg.dist_port);
+    if (env.rank != 0) log::setup_logging(log::Level::warn);
+    tr::install_stop_handlers();
+    tr::Communicator comm(env, cfg.dist_backend);
+    tr::TrainerOptions opt;
+    opt.resume = resume;
+    opt.device = device;
+    opt.progress = !quiet;
+    tr::Trainer trainer(cfg, opt, &comm);
+    const std::string log_file = trainer.prepare();
+    if (!log_file.empty()) log::setup_logging(log::Level::info, log_file);
+    std::string cmdline;
+    for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
+    log::info("command: " + cmdline);
+    log::info(fmt::format("LibTorch {}, {} intra-op threads, rank {}/{}, seed {}", TORCH_VERSION,
+                          torch::get_num_threads(), env.rank, env.world_size, cfg.manual_seed));
+    if (!cfg.ignored_keys.empty()) {
+      std::string keys;
+      for (const auto& k : cfg.ignored_keys) keys += (keys.empty() ? "" : ", ") + k;
+      log::info("official keys not used by sdb-train: " + keys);
+    }
+    const auto result = trainer.run();
+    if (result.status != tr::TrainStatus::finished) log::warn(result.message);
+    return tr::exit_code_for(result);
+  } catch (const samdeblur::Error& e) {
+    log::error(e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    log::error(std::string("torch: ") + e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    log::error(e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,299 @@
+#include "samdeblur/train/train_config.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "samdeblur/core/error.h"
+#include "samdeblur/dataset/paired.h"
+
+namespace samdeblur::train {
+
+namespace {
+
+bool is_train_dataset(const std::string& key, const YAML::Node& node) {
+  const YAML::Node phase = node.IsMap() ? node["phase"] : YAML::Node();
+  if (phase.IsDefined() && phase.IsScalar()) return phase.Scalar() == "train";
+  return key.rfind("train", 0) == 0;
+}
+
+// Keys of datasets.train that the evaluation parser does not know (ours).
+const char* const kTrainSetExtKeys[] = {"mask_rotation", "prefetch"};
+
+SchedulerOptions parse_scheduler(config::Section s, int64_t total_iter) {
+  SchedulerOptions c;
+  c.type = s.required<std::string>("type");
+  c.T_max = s.get<int64_t>("T_max", c.T_max);
+  c.eta_min = s.get<double>("eta_min", c.eta_min);
+  c.milestones = s.get<std::vector<int64_t>>("milestones", c.milestones);
+  c.gamma = s.get<double>("gamma", c.gamma);
+  c.periods = s.get<std::vector<int64_t>>("periods", c.periods);
+  c.restart_weights = s.get<std::vector<double>>("restart_weights", c.restart_weights);
+  c.restarts = s.get<std::vector<int64_t>>("restarts", c.restarts);
+  c.total_iter = total_iter;
+  s.finish(nullptr);
+  try {
+    c.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(s.source() + ": " + e.what());
+  }
+  return c;
+}
+
+OptimizerOptions parse_optimizer(config::Section s) {
+  OptimizerOptions o;
+  o.type = s.required<std::string>("type");
+  o.lr = s.required<double>("lr");
+  o.weight_decay = s.optional<double>("weight_decay");  // unset: torch's default for the type
+  if (s.has("betas")) {
+    const auto b = s.get<std::vector<double>>("betas", {});
+    if (b.size() != 2)
+      throw ConfigError(fmt::format("{}: {} must be two numbers", s.source(), s.key_path("betas")));
+    o.betas = {b[0], b[1]};
+  }
+  o.eps = s.get<double>("eps", o.eps);
+  o.amsgrad = s.get<bool>("amsgrad", o.amsgrad);
+  if (o.type == "SGD") {
+    o.momentum = s.get<double>("momentum", o.momentum);
+    o.dampening = s.get<double>("dampening", o.dampening);
+    o.nesterov = s.get<bool>("nesterov", o.nesterov);
+  }
+  s.finish(nullptr);
+  try {
+    o.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(s.source() + ": " + e.what());
+  }
+  return o;
+}
+
+void require_positive(int64_t v, const config::Section& s, const std::string& key) {
+  if (v <= 0)
+    throw ConfigError(fmt::format("{}: {} must be > 0, got {}", s.source(), s.key_path(key), v));
+}
+
+}  // namespace
+
+config::EvalConfig TrainConfig::eval_view() const {
+  config::EvalConfig e;
+  e.source = source;
+  e.name = name;
+  e.manual_seed = manual_seed;
+  e.grouped_masks = grouped_masks;
+  e.datasets = val_datasets;
+  e.network_g = network_g;
+  e.path = path;
+  e.val = val;
+  e.resolved = resolved;
+  return e;
+}
+
+TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& source) {
+  TrainConfig c;
+  c.source = source;
+  if (!root_node.IsMap()) throw ConfigError(source + ": top level of a config must be a mapping");
+  const YAML::Node datasets = root_node["datasets"];
+  if (!datasets.IsDefined() || !datasets.IsMap())
+    throw ConfigError(source + ": required key 'datasets' is missing or not a mapping");
+  std::string train_key;
+  bool has_val = false;
+  for (const auto& kv : datasets) {
+    const std::string key = kv.first.as<std::string>();
+    if (is_train_dataset(key, kv.second)) {
+      if (!train_key.empty())
+        throw ConfigError(fmt::format("{}: two training datasets (datasets.{} and datasets.{}); "
+                                      "exactly one is supported",
+                                      source, train_key, key));
+      train_key = key;
+    } else {
+      has_val = true;
+    }
+  }
+  if (train_key.empty())
+    throw ConfigError(source + ": 'datasets' has no training dataset (datasets.train)");
+  const YAML::Node train_node = datasets[train_key];
+  if (!train_node.IsMap())
+    throw ConfigError(fmt::format("{}: datasets.{} must be a mapping", source, train_key));
+
+  // 1. The training set's common keys (name, type, dataroots, masks, ...) through
+  //    the evaluation parser: a copy of the file whose only dataset is the train
+  //    set, seen as a validation set (our ext keys removed).
+  {
+    YAML::Node copy = YAML::Clone(root_node);
+    YAML::Node ds = YAML::Clone(train_node);
+    ds["phase"] = "val";
+    for (const char* k : kTrainSetExtKeys) ds.remove(k);
+    YAML::Node only(YAML::NodeType::Map);
+    only[train_key] = ds;
+    copy["datasets"] = only;
+    config::EvalConfig e = config::parse_eval_config(copy, source);
+    c.train_set.base = e.datasets.at(0);
+    c.ignored_keys = e.ignored_keys;
+  }
+  // 2. Validation sets, network_g, path, val (and every top-level key): the
+  //    evaluation parser on the file as is.
+  {
+    YAML::Node copy = YAML::Clone(root_node);
+    if (!has_val) {  // parse_eval_config wants one; validate a throwaway copy of train
+      YAML::Node ds = YAML::Clone(train_node);
+      ds["phase"] = "val";
+      for (const char* k : kTrainSetExtKeys) ds.remove(k);
+      copy["datasets"]["__train_as_val__"] = ds;
+    }
+    config::EvalConfig e = config::parse_eval_config(copy, source);
+    if (has_val) c.val_datasets = e.datasets;
+    c.network_g = e.network_g;
+    c.path = e.path;
+    c.val = e.val;
+    c.grouped_masks = e.grouped_masks;
+    c.manual_seed = e.manual_seed;
+    c.name = e.name;
+  }
+
+  // 3. What only training reads, strictly.
+  config::Section root(root_node, "", source);
+  c.num_gpu = root.get<int64_t>("num_gpu", 1);
+  const int64_t scale = root.get<int64_t>("scale", 1);
+  if (scale != 1) throw ConfigError(fmt::format("{}: scale must be 1 for deblurring, got {}", source, scale));
+
+  {
+    config::Section ds = root.child("datasets").child(train_key);
+    TrainSetOptions& t = c.train_set;
+    t.gt_size = ds.get<int64_t>("gt_size", t.gt_size);
+    t.use_flip = ds.get<bool>("use_flip", t.use_flip);
+    t.use_rot = ds.get<bool>("use_rot", t.use_rot);
+    t.use_shuffle = ds.get<bool>("use_shuffle", t.use_shuffle);
+    t.batch_size_per_gpu = ds.required<int64_t>("batch_size_per_gpu");
+    t.num_worker_per_gpu = ds.get<int64_t>("num_worker_per_gpu", t.num_worker_per_gpu);
+    t.dataset_enlarge_ratio = ds.get<int64_t>("dataset_enlarge_ratio", t.dataset_enlarge_ratio);
+    t.mask_rotation = ds.get<std::string>("mask_rotation", t.mask_rotation);
+    t.prefetch = ds.get<int64_t>("prefetch", t.prefetch);
+    if (t.mask_rotation != "correct" && t.mask_rotation != "official")
+      throw ConfigError(fmt::format("{}: {} must be 'correct' or 'official', got '{}'", source,
+                                    ds.key_path("mask_rotation"), t.mask_rotation));
+    require_positive(t.gt_size, ds, "gt_size");
+    require_positive(t.batch_size_per_gpu, ds, "batch_size_per_gpu");
+    require_positive(t.dataset_enlarge_ratio, ds, "dataset_enlarge_ratio");
+    if (t.num_worker_per_gpu < 0 || t.prefetch < 0)
+      throw ConfigError(fmt::format("{}: {} and {} must be >= 0", source, ds.key_path("num_worker_per_gpu"),
+                                    ds.key_path("prefetch")));
+    // Unknown keys were rejected by the evaluation parser in step 1.
+  }
+
+  {
+    config::Section path = root.child("path");
+    c.resume_state = path.get<std::string>("resume_state", "");
+    c.experiments_root = path.get<std::string>("experiments_root", "experiments/" + c.name);
+    // Official name of the checkpoint key option in ImageRestorationModel.
+    if (path.has("param_key")) c.path.param_key_g = path.get<std::string>("param_key", "params");
+  }
+
+  {
+    config::Section val = root.child("val");
+    c.val_freq = val.get<int64_t>("val_freq", 0);
+    if (c.val_freq < 0) throw ConfigError(source + ": val.val_freq must be >= 0");
+    if (c.val_freq > 0 && c.val_datasets.empty())
+      throw ConfigError(source + ": val.val_freq is set but 'datasets' has no validation dataset");
+  }
+
+  {
+    config::Section train = root.child("train");
+    if (!root_node["train"].IsDefined()) throw ConfigError(source + ": required key 'train' is missing");
+    TrainOptions& t = c.train;
+    t.optim_g = parse_optimizer(train.child("optim_g"));
+    t.total_iter = train.required<int64_t>("total_iter");
+    require_positive(t.total_iter, train, "total_iter");
+    t.scheduler = parse_scheduler(train.child("scheduler"), t.total_iter);
+    t.warmup_iter = train.get<int64_t>("warmup_iter", -1);
+    t.use_grad_clip = train.get<bool>("use_grad_clip", true);
+    t.grad_clip_norm = train.get<double>("grad_clip_norm", t.grad_clip_norm);
+    t.skip_nonfinite = train.get<bool>("skip_nonfinite", false);
+    t.amp = train.get<std::string>("amp", "none");
+    if (t.amp != "none" && t.amp != "bf16" && t.amp != "fp16")
+      throw ConfigError(fmt::format("{}: {} must be none, bf16 or fp16, got '{}'", source,
+                                    train.key_path("amp"), t.amp));
+    t.channels_last = train.get<bool>("channels_last", false);
+    if (train.get<bool>("mixup", false))
+      throw ConfigError(source + ": train.mixup is not supported");
+    {
+      config::Section pix = train.child("pixel_opt");
+      if (!root_node["train"]["pixel_opt"].IsDefined())
+        throw ConfigError(source + ": required key 'train.pixel_opt' is missing");
+      const std::string type = pix.required<std::string>("type");
+      if (type != "PSNRLoss")
+        throw ConfigError(fmt::format("{}: {} = '{}' is not supported; valid: PSNRLoss", source,
+                                      pix.key_path("type"), type));
+      t.loss_weight = pix.get<double>("loss_weight", 1.0);
+      t.loss_to_y = pix.get<bool>("toY", false);
+      const std::string reduction = pix.get<std::string>("reduction", "mean");
+      if (reduction != "mean")
+        throw ConfigError(fmt::format("{}: {} must be 'mean' (PSNRLoss), got '{}'", source,
+                                      pix.key_path("reduction"), reduction));
+      pix.finish(nullptr);
+    }
+    if (train.has("perceptual_opt"))
+      throw ConfigError(source + ": train.perceptual_opt is not supported");
+    train.finish(&c.ignored_keys);
+  }
+
+  {
+    config::Section lg = root.child("logger");
+    LoggerOptions& l = c.logger;
+    l.print_freq = lg.get<int64_t>("print_freq", l.print_freq);
+    l.save_checkpoint_freq = lg.get<int64_t>("save_checkpoint_freq", l.save_checkpoint_freq);
+    l.use_tb_logger = lg.get<bool>("use_tb_logger", l.use_tb_logger);
+    l.keep_last = lg.get<int64_t>("keep_last", l.keep_last);
+    require_positive(l.print_freq, lg, "print_freq");
+    require_positive(l.save_checkpoint_freq, lg, "save_checkpoint_freq");
+    require_positive(l.keep_last, lg, "keep_last");
+    lg.ignore({"wandb"});
+    lg.finish(&c.ignored_keys);
+  }
+
+  {
+    config::Section dp = root.child("dist_params");
+    c.dist_backend = dp.get<std::string>("backend", "gloo");
+    if (c.dist_backend != "gloo" && c.dist_backend != "nccl")
+      throw ConfigError(fmt::format("{}: dist_params.backend must be gloo or nccl, got '{}'", source,
+                                    c.dist_backend));
+    c.dist_port = dp.get<int64_t>("port", 29500);
+    dp.finish(&c.ignored_keys);
+  }
+  c.resolved = YAML::Clone(root_node);
+  return c;
+}
+
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  YAML::Node root = config::load_yaml_file(path);
+  for (const auto& o : overrides) config::apply_override(root, o);
+  return parse_train_config(root, path);
+}
+
+void check_data(const TrainConfig& cfg) {
+  auto check = [](const config::DatasetOptions& d, int64_t min_count) {
+    const std::string prefix = "datasets." + d.key;
+    for (const auto& [key, dir] : {std::pair<std::string, std::string>{"dataroot_gt", d.dataroot_gt},
+                                   {"dataroot_lq", d.dataroot_lq},
+                                   {"dataroot_mask", d.dataroot_mask}}) {
+      if (dir.empty()) continue;
+      if (!std::filesystem::is_directory(dir))
+        throw ConfigError(fmt::format("{}.{}: folder '{}' does not exist", prefix, key, dir));
+    }
+    std::size_t n = 0;
+    try {
+      n = dataset::list_samples(d).size();
+    } catch (const Error& e) {
+      throw ConfigError(fmt::format("{}: {}", prefix, e.what()));
+    }
+    if (static_cast<int64_t>(n) < min_count)
+      throw ConfigError(fmt::format("{}: {} samples in '{}', need at least {}", prefix, n,
+                                    d.dataroot_lq, min_count));
+  };
+  check(cfg.train_set.base, 1);
+  for (const auto& d : cfg.val_datasets) check(d, 1);
+  if (!cfg.path.pretrain_network_g.empty() && !std::filesystem::is_regular_file(cfg.path.pretrain_network_g))
+    throw ConfigError(fmt::format("path.pretrain_network_g: file '{}' does not exist",
+                                  cfg.path.pretrain_network_g));
+}
+
+}  // namespace samdeblur::train
