@@ -5,9 +5,9 @@
 // 2 command-line error; 3 stopped on a non-finite loss; 130 / 143 interrupted
 // by SIGINT / SIGTERM after writing a checkpoint (resume with --resume auto).
 // With --nproc-per-node N the launcher returns the first failing worker's code.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
@@ -24,12 +24,16 @@ int main(int argc, char** argv) {
   int64_t nproc = 0;
   int threads = 0;
   bool quiet = false, check_only = false;
-  app.add_option("-c,--config", config_path, "training config (official SAM-Deblur YAML schema)")->required();
+  app.add_option("-c,--config", config_path, "training config (official SAM-Deblur YAML schema)")
+      ->required();
   app.add_option("--set", overrides, "override a config key: key.path=value (repeatable)");
-  app.add_option("--resume", resume, "checkpoint (.state.json) to resume, or 'auto' for the newest valid one");
-  app.add_option("-d,--device", device, "cpu, cuda or cuda:N (multi-process CUDA: cuda:LOCAL_RANK)");
+  app.add_option("--resume", resume,
+                 "checkpoint (.state.json) to resume, or 'auto' for the newest valid one");
+  app.add_option("-d,--device", device,
+                 "cpu, cuda or cuda:N (multi-process CUDA: cuda:LOCAL_RANK)");
   app.add_option("--nproc-per-node", nproc, "start N local worker processes (torchrun style)");
-  app.add_option("--threads", threads, "intra-op CPU threads per process (default: torch's choice)");
+  app.add_option("--threads", threads,
+                 "intra-op CPU threads per process (default: torch's choice)");
   app.add_flag("-q,--quiet", quiet, "no progress bar");
   app.add_flag("--check", check_only, "validate the config and the dataset folders, then exit");
   CLI11_PARSE(app, argc, argv);
@@ -58,8 +62,9 @@ int main(int argc, char** argv) {
     const auto cfg = tr::load_train_config(config_path, overrides);
     tr::check_data(cfg);
     if (check_only) {
-      std::cout << fmt::format("{}: config OK ({}; train: {}; {} validation set(s))", cfg.source, cfg.network_g.type,
-                               cfg.train_set.base.dataroot_lq, cfg.val_datasets.size())
+      std::cout << fmt::format("{}: config OK ({}; train: {}; {} validation set(s))", cfg.source,
+                               cfg.network_g.type, cfg.train_set.base.dataroot_lq,
+                               cfg.val_datasets.size())
                 << std::endl;
       return 0;
     }
@@ -85,7 +90,6 @@ int main(int argc, char** argv) {
       log::info("official keys not used by sdb-train: " + keys);
     }
     const auto result = trainer.run();
-    if (result.status != tr::TrainStatus::finished) log::warn(result.message);
     return tr::exit_code_for(result);
   } catch (const samdeblur::Error& e) {
     log::error(e.what());

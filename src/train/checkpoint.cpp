@@ -40,7 +40,8 @@ nlohmann::json file_entry(const std::string& dir, const std::string& rel) {
 
 // Adam and AdamW keep the same per-parameter state; one template serves both.
 template <typename State>
-void export_state(torch::optim::Optimizer& opt, const std::vector<std::pair<std::string, torch::Tensor>>& named,
+void export_state(torch::optim::Optimizer& opt,
+                  const std::vector<std::pair<std::string, torch::Tensor>>& named,
                   io::StateDict& sd, nlohmann::json& steps) {
   for (const auto& [name, p] : named) {
     auto it = opt.state().find(param_key_of(p));
@@ -50,12 +51,14 @@ void export_state(torch::optim::Optimizer& opt, const std::vector<std::pair<std:
     sd.emplace_back("optim.exp_avg." + name, s.exp_avg().detach().cpu().contiguous());
     sd.emplace_back("optim.exp_avg_sq." + name, s.exp_avg_sq().detach().cpu().contiguous());
     if (s.max_exp_avg_sq().defined() && s.max_exp_avg_sq().numel() > 0)
-      sd.emplace_back("optim.max_exp_avg_sq." + name, s.max_exp_avg_sq().detach().cpu().contiguous());
+      sd.emplace_back("optim.max_exp_avg_sq." + name,
+                      s.max_exp_avg_sq().detach().cpu().contiguous());
   }
 }
 
 template <typename State>
-void import_state(torch::optim::Optimizer& opt, const std::vector<std::pair<std::string, torch::Tensor>>& named,
+void import_state(torch::optim::Optimizer& opt,
+                  const std::vector<std::pair<std::string, torch::Tensor>>& named,
                   const std::map<std::string, torch::Tensor>& tensors, const nlohmann::json& steps,
                   const std::string& source) {
   opt.state().clear();
@@ -65,8 +68,9 @@ void import_state(torch::optim::Optimizer& opt, const std::vector<std::pair<std:
       auto it = tensors.find(key);
       if (it == tensors.end()) return {};
       if (it->second.sizes() != p.sizes())
-        throw FileError(source, fmt::format("optimizer tensor '{}' has shape {} but the parameter has {}",
-                                            key, fmt::join(it->second.sizes(), "x"), fmt::join(p.sizes(), "x")));
+        throw FileError(
+            source, fmt::format("optimizer tensor '{}' has shape {} but the parameter has {}", key,
+                                fmt::join(it->second.sizes(), "x"), fmt::join(p.sizes(), "x")));
       return it->second.to(p.device(), p.scalar_type()).clone();
     };
     auto state = std::make_unique<State>();
@@ -82,18 +86,21 @@ void import_state(torch::optim::Optimizer& opt, const std::vector<std::pair<std:
   }
 }
 
-void export_sgd(torch::optim::Optimizer& opt, const std::vector<std::pair<std::string, torch::Tensor>>& named,
-                io::StateDict& sd, nlohmann::json& steps) {
+void export_sgd(torch::optim::Optimizer& opt,
+                const std::vector<std::pair<std::string, torch::Tensor>>& named, io::StateDict& sd,
+                nlohmann::json& steps) {
   for (const auto& [name, p] : named) {
     auto it = opt.state().find(param_key_of(p));
     if (it == opt.state().end()) continue;
     auto& s = static_cast<torch::optim::SGDParamState&>(*it->second);
     steps[name] = 0;
-    sd.emplace_back("optim.momentum_buffer." + name, s.momentum_buffer().detach().cpu().contiguous());
+    sd.emplace_back("optim.momentum_buffer." + name,
+                    s.momentum_buffer().detach().cpu().contiguous());
   }
 }
 
-void import_sgd(torch::optim::Optimizer& opt, const std::vector<std::pair<std::string, torch::Tensor>>& named,
+void import_sgd(torch::optim::Optimizer& opt,
+                const std::vector<std::pair<std::string, torch::Tensor>>& named,
                 const std::map<std::string, torch::Tensor>& tensors, const nlohmann::json& steps,
                 const std::string& source) {
   opt.state().clear();
@@ -136,13 +143,19 @@ void set_cpu_rng_state(const torch::Tensor& state) {
   gen.set_state(state);
 }
 
-CheckpointManager::CheckpointManager(std::string experiment_dir, int64_t keep_last, std::string param_key)
-    : dir_(std::move(experiment_dir)), keep_last_(std::max<int64_t>(1, keep_last)), param_key_(std::move(param_key)) {}
+CheckpointManager::CheckpointManager(std::string experiment_dir, int64_t keep_last,
+                                     std::string param_key)
+    : dir_(std::move(experiment_dir)),
+      keep_last_(std::max<int64_t>(1, keep_last)),
+      param_key_(std::move(param_key)) {}
 
-std::string CheckpointManager::save_network(torch::nn::Module& net, const std::string& label) const {
+std::string CheckpointManager::save_network(torch::nn::Module& net,
+                                            const std::string& label) const {
   io::StateDict sd;
-  for (const auto& kv : net.named_parameters()) sd.emplace_back(kv.key(), kv.value().detach().cpu().contiguous());
-  for (const auto& kv : net.named_buffers()) sd.emplace_back(kv.key(), kv.value().detach().cpu().contiguous());
+  for (const auto& kv : net.named_parameters())
+    sd.emplace_back(kv.key(), kv.value().detach().cpu().contiguous());
+  for (const auto& kv : net.named_buffers())
+    sd.emplace_back(kv.key(), kv.value().detach().cpu().contiguous());
   const std::string path = models_dir() + "/net_g_" + label + ".pth";
   io::save_state_dict_file(path, sd, param_key_);
   return path;
@@ -156,12 +169,16 @@ std::string CheckpointManager::save(const TrainingState& state, torch::nn::Modul
 
   io::StateDict sd;
   for (const auto& [name, p] : named) sd.emplace_back("net." + name, p.detach().cpu().contiguous());
-  for (const auto& kv : net.named_buffers()) sd.emplace_back("net." + kv.key(), kv.value().detach().cpu().contiguous());
+  for (const auto& kv : net.named_buffers())
+    sd.emplace_back("net." + kv.key(), kv.value().detach().cpu().contiguous());
   nlohmann::json steps = nlohmann::json::object();
   const std::string opt_type = optimizer_type(optimizer);
-  if (opt_type == "AdamW") export_state<torch::optim::AdamWParamState>(optimizer, named, sd, steps);
-  else if (opt_type == "Adam") export_state<torch::optim::AdamParamState>(optimizer, named, sd, steps);
-  else export_sgd(optimizer, named, sd, steps);
+  if (opt_type == "AdamW")
+    export_state<torch::optim::AdamWParamState>(optimizer, named, sd, steps);
+  else if (opt_type == "Adam")
+    export_state<torch::optim::AdamParamState>(optimizer, named, sd, steps);
+  else
+    export_sgd(optimizer, named, sd, steps);
   sd.emplace_back("rng.cpu", cpu_rng_state());
   if (torch::cuda::is_available()) {
     for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); ++i) {
@@ -182,7 +199,8 @@ std::string CheckpointManager::save(const TrainingState& state, torch::nn::Modul
   j["iter"] = state.iter;
   j["epoch"] = state.epoch;
   j["loader"] = state.loader;
-  j["best_psnr"] = std::isfinite(state.best_psnr) ? nlohmann::json(state.best_psnr) : nlohmann::json(nullptr);
+  j["best_psnr"] =
+      std::isfinite(state.best_psnr) ? nlohmann::json(state.best_psnr) : nlohmann::json(nullptr);
   j["best_iter"] = state.best_iter;
   j["extra"] = state.extra;
   j["optimizer"] = {{"type", opt_type}, {"step", steps}};
@@ -207,7 +225,8 @@ void CheckpointManager::verify(const std::string& path) const {
   if (j.value("format", "") != "samdeblur-training-state")
     throw FileError(json_path, "not a samdeblur training state");
   if (j.value("version", 0) != kFormatVersion)
-    throw FileError(json_path, fmt::format("format version {} (this build reads {})", j.value("version", 0), kFormatVersion));
+    throw FileError(json_path, fmt::format("format version {} (this build reads {})",
+                                           j.value("version", 0), kFormatVersion));
   const std::string base = fs::path(json_path).parent_path().string();
   for (const auto& [label, dir] : {std::pair<std::string, std::string>{"state", base},
                                    {"net", (fs::path(base).parent_path() / "models").string()}}) {
@@ -217,8 +236,10 @@ void CheckpointManager::verify(const std::string& path) const {
     uint64_t size = 0;
     const uint32_t crc = file_crc(file, &size);
     if (size != f.at("size").get<uint64_t>() || crc != f.at("crc32c").get<uint32_t>())
-      throw FileError(json_path, fmt::format("{} is corrupt (size {} vs {}, CRC-32C {:08x} vs {:08x})", file, size,
-                                             f.at("size").get<uint64_t>(), crc, f.at("crc32c").get<uint32_t>()));
+      throw FileError(
+          json_path,
+          fmt::format("{} is corrupt (size {} vs {}, CRC-32C {:08x} vs {:08x})", file, size,
+                      f.at("size").get<uint64_t>(), crc, f.at("crc32c").get<uint32_t>()));
   }
 }
 
@@ -233,22 +254,28 @@ TrainingState CheckpointManager::load(const std::string& path, torch::nn::Module
       (fs::path(json_path).parent_path() / j["files"]["state"]["path"].get<std::string>()).string();
   const std::string opt_type = j["optimizer"]["type"];
   if (opt_type != expected_type)
-    throw FileError(json_path, "checkpoint optimizer is " + opt_type + ", the config asks for " + expected_type);
+    throw FileError(json_path, "checkpoint optimizer is " + opt_type + ", the config asks for " +
+                                   expected_type);
 
   const io::StateDict sd = io::load_state_dict_file(state_path, "state");
   io::StateDict net_sd;
   std::map<std::string, torch::Tensor> rest;
   for (const auto& [k, v] : sd) {
-    if (k.rfind("net.", 0) == 0) net_sd.emplace_back(k.substr(4), v);
-    else rest[k] = v;
+    if (k.rfind("net.", 0) == 0)
+      net_sd.emplace_back(k.substr(4), v);
+    else
+      rest[k] = v;
   }
   io::load_state_dict(net, net_sd, /*strict=*/true, state_path);
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& kv : net.named_parameters()) named.emplace_back(kv.key(), kv.value());
   const auto& steps = j["optimizer"]["step"];
-  if (opt_type == "AdamW") import_state<torch::optim::AdamWParamState>(optimizer, named, rest, steps, state_path);
-  else if (opt_type == "Adam") import_state<torch::optim::AdamParamState>(optimizer, named, rest, steps, state_path);
-  else import_sgd(optimizer, named, rest, steps, state_path);
+  if (opt_type == "AdamW")
+    import_state<torch::optim::AdamWParamState>(optimizer, named, rest, steps, state_path);
+  else if (opt_type == "Adam")
+    import_state<torch::optim::AdamParamState>(optimizer, named, rest, steps, state_path);
+  else
+    import_sgd(optimizer, named, rest, steps, state_path);
   if (rest.count("rng.cpu")) set_cpu_rng_state(rest["rng.cpu"]);
   if (torch::cuda::is_available()) {
     for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); ++i) {
@@ -263,7 +290,8 @@ TrainingState CheckpointManager::load(const std::string& path, torch::nn::Module
   s.iter = j["iter"];
   s.epoch = j["epoch"];
   s.loader = j["loader"];
-  s.best_psnr = j["best_psnr"].is_null() ? -std::numeric_limits<double>::infinity() : j["best_psnr"].get<double>();
+  s.best_psnr = j["best_psnr"].is_null() ? -std::numeric_limits<double>::infinity()
+                                         : j["best_psnr"].get<double>();
   s.best_iter = j["best_iter"];
   s.extra = j["extra"];
   return s;
@@ -279,7 +307,8 @@ std::vector<std::string> CheckpointManager::list() const {
     const std::string name = e.path().filename().string();
     if (std::regex_match(name, m, re)) found.emplace_back(std::stoll(m[1]), e.path().string());
   }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> out;
   for (auto& f : found) out.push_back(f.second);
   return out;

@@ -46,7 +46,8 @@ int64_t env_int(const char* name, int64_t fallback, bool* found = nullptr) {
   if (!v || !*v) return fallback;
   char* end = nullptr;
   const long long x = std::strtoll(v, &end, 10);
-  if (*end != '\0') throw Error(fmt::format("environment variable {}='{}' is not an integer", name, v));
+  if (*end != '\0')
+    throw Error(fmt::format("environment variable {}='{}' is not an integer", name, v));
   return x;
 }
 
@@ -106,8 +107,8 @@ Communicator::Communicator(const DistEnv& env, const std::string& backend, doubl
 #ifdef USE_C10D_NCCL
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = timeout;
-    impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, static_cast<int>(env_.rank),
-                                                             static_cast<int>(env_.world_size), opts);
+    impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+        impl_->store, static_cast<int>(env_.rank), static_cast<int>(env_.world_size), opts);
     return;
 #else
     log::warn("dist_params.backend nccl: this LibTorch build has no NCCL; using gloo");
@@ -154,14 +155,16 @@ void Communicator::broadcast_module(torch::nn::Module& module) {
 #endif
 }
 
-void Communicator::average_gradients(const std::vector<torch::Tensor>& params, int64_t bucket_bytes) {
+void Communicator::average_gradients(const std::vector<torch::Tensor>& params,
+                                     int64_t bucket_bytes) {
   if (env_.world_size == 1) return;
   torch::NoGradGuard guard;
   // Which parameters have a gradient on any rank (DDP leaves a gradient that
   // no rank produced undefined; one that only some produced counts as zeros
   // elsewhere).
   std::vector<double> has_grad(params.size());
-  for (std::size_t k = 0; k < params.size(); ++k) has_grad[k] = params[k].grad().defined() ? 1.0 : 0.0;
+  for (std::size_t k = 0; k < params.size(); ++k)
+    has_grad[k] = params[k].grad().defined() ? 1.0 : 0.0;
   all_reduce_sum(has_grad);
   std::vector<torch::Tensor> active;
   for (std::size_t k = 0; k < params.size(); ++k)
@@ -179,7 +182,8 @@ void Communicator::average_gradients(const std::vector<torch::Tensor>& params, i
                        active[j].device() == active[i].device()))) {
       const auto& p = active[j];
       bytes += p.numel() * p.element_size();
-      grads.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}, p.options()));
+      grads.push_back(p.grad().defined() ? p.grad().reshape({-1})
+                                         : torch::zeros({p.numel()}, p.options()));
       ++j;
     }
     torch::Tensor flat = torch::cat(grads);
@@ -189,8 +193,10 @@ void Communicator::average_gradients(const std::vector<torch::Tensor>& params, i
     for (std::size_t k = i; k < j; ++k) {
       auto p = active[k];
       auto slice = flat.narrow(0, offset, p.numel()).view(p.sizes());
-      if (p.grad().defined()) p.mutable_grad().copy_(slice);
-      else p.mutable_grad() = slice.clone();
+      if (p.grad().defined())
+        p.mutable_grad().copy_(slice);
+      else
+        p.mutable_grad() = slice.clone();
       offset += p.numel();
     }
     i = j;
@@ -246,8 +252,10 @@ int launch_local_workers(int64_t nproc, const std::vector<std::string>& argv, in
   if (nproc < 1) throw Error("--nproc-per-node must be >= 1");
   if (argv.empty()) throw Error("launch_local_workers: empty argv");
   if (port <= 0) port = find_free_port();
-  log::info(fmt::format("launching {} local workers (MASTER_ADDR=127.0.0.1 MASTER_PORT={})", nproc, port));
-  struct sigaction sa {}, old_int{}, old_term{};
+  log::info(fmt::format("launching {} local workers (MASTER_ADDR=127.0.0.1 MASTER_PORT={})", nproc,
+                        port));
+  struct sigaction sa {
+  }, old_int{}, old_term{};
   sa.sa_handler = forward_handler;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, &old_int);

@@ -36,7 +36,9 @@ void put_varint(std::string& out, uint64_t v) {
   }
   out.push_back(static_cast<char>(v));
 }
-void put_tag(std::string& out, uint32_t field, uint32_t wire) { put_varint(out, (field << 3) | wire); }
+void put_tag(std::string& out, uint32_t field, uint32_t wire) {
+  put_varint(out, (field << 3) | wire);
+}
 template <typename T>
 void put_fixed(std::string& out, T v) {  // little endian (x86/ARM hosts)
   char b[sizeof(T)];
@@ -97,11 +99,16 @@ struct Reader {
     return r;
   }
   void skip(uint32_t wire) {
-    if (wire == 0) varint();
-    else if (wire == 1) fixed<uint64_t>();
-    else if (wire == 5) fixed<uint32_t>();
-    else if (wire == 2) sub();
-    else ok = false;
+    if (wire == 0)
+      varint();
+    else if (wire == 1)
+      fixed<uint64_t>();
+    else if (wire == 5)
+      fixed<uint32_t>();
+    else if (wire == 2)
+      sub();
+    else
+      ok = false;
   }
 };
 
@@ -173,7 +180,8 @@ std::string encode_file_version_event(double wall_time) {
   return e;
 }
 
-std::string encode_scalar_event(double wall_time, int64_t step, const std::string& tag, float value) {
+std::string encode_scalar_event(double wall_time, int64_t step, const std::string& tag,
+                                float value) {
   std::string v;
   put_bytes(v, 1, tag);
   put_tag(v, 2, 5);  // simple_value: float
@@ -220,7 +228,8 @@ void TbWriter::write_record(const std::string& data) {
   put_fixed<uint32_t>(rec, masked_crc32c(&len, sizeof(len)));
   rec += data;
   put_fixed<uint32_t>(rec, masked_crc32c(data.data(), data.size()));
-  if (std::fwrite(rec.data(), 1, rec.size(), file_) != rec.size()) throw FileError(path_, "write failed");
+  if (std::fwrite(rec.data(), 1, rec.size(), file_) != rec.size())
+    throw FileError(path_, "write failed");
 }
 
 std::vector<TbEvent> read_tb_events(const std::string& path, bool allow_truncated_tail) {
@@ -237,7 +246,8 @@ std::vector<TbEvent> read_tb_events(const std::string& path, bool allow_truncate
     uint32_t len_crc;
     std::memcpy(&len, &bytes[pos], 8);
     std::memcpy(&len_crc, &bytes[pos + 8], 4);
-    if (masked_crc32c(&bytes[pos], 8) != len_crc) throw FileError(path, where + ": length CRC mismatch");
+    if (masked_crc32c(&bytes[pos], 8) != len_crc)
+      throw FileError(path, where + ": length CRC mismatch");
     if (bytes.size() - pos - 12 < len + 4) {
       if (allow_truncated_tail) break;
       throw FileError(path, where + ": truncated data");
@@ -247,7 +257,8 @@ std::vector<TbEvent> read_tb_events(const std::string& path, bool allow_truncate
     std::memcpy(&data_crc, data + len, 4);
     if (masked_crc32c(data, len) != data_crc) throw FileError(path, where + ": data CRC mismatch");
     TbEvent ev;
-    if (!decode_event(Reader{data, data + len}, ev)) throw FileError(path, where + ": malformed Event protobuf");
+    if (!decode_event(Reader{data, data + len}, ev))
+      throw FileError(path, where + ": malformed Event protobuf");
     events.push_back(std::move(ev));
     pos += 12 + len + 4;
   }

@@ -101,9 +101,10 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
     const std::string key = kv.first.as<std::string>();
     if (is_train_dataset(key, kv.second)) {
       if (!train_key.empty())
-        throw ConfigError(fmt::format("{}: two training datasets (datasets.{} and datasets.{}); "
-                                      "exactly one is supported",
-                                      source, train_key, key));
+        throw ConfigError(
+            fmt::format("{}: two training datasets (datasets.{} and datasets.{}); "
+                        "exactly one is supported",
+                        source, train_key, key));
       train_key = key;
     } else {
       has_val = true;
@@ -154,7 +155,8 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
   config::Section root(root_node, "", source);
   c.num_gpu = root.get<int64_t>("num_gpu", 1);
   const int64_t scale = root.get<int64_t>("scale", 1);
-  if (scale != 1) throw ConfigError(fmt::format("{}: scale must be 1 for deblurring, got {}", source, scale));
+  if (scale != 1)
+    throw ConfigError(fmt::format("{}: scale must be 1 for deblurring, got {}", source, scale));
 
   {
     config::Section ds = root.child("datasets").child(train_key);
@@ -175,8 +177,8 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
     require_positive(t.batch_size_per_gpu, ds, "batch_size_per_gpu");
     require_positive(t.dataset_enlarge_ratio, ds, "dataset_enlarge_ratio");
     if (t.num_worker_per_gpu < 0 || t.prefetch < 0)
-      throw ConfigError(fmt::format("{}: {} and {} must be >= 0", source, ds.key_path("num_worker_per_gpu"),
-                                    ds.key_path("prefetch")));
+      throw ConfigError(fmt::format("{}: {} and {} must be >= 0", source,
+                                    ds.key_path("num_worker_per_gpu"), ds.key_path("prefetch")));
     // Unknown keys were rejected by the evaluation parser in step 1.
   }
 
@@ -198,7 +200,8 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
 
   {
     config::Section train = root.child("train");
-    if (!root_node["train"].IsDefined()) throw ConfigError(source + ": required key 'train' is missing");
+    if (!root_node["train"].IsDefined())
+      throw ConfigError(source + ": required key 'train' is missing");
     TrainOptions& t = c.train;
     t.optim_g = parse_optimizer(train.child("optim_g"));
     t.total_iter = train.required<int64_t>("total_iter");
@@ -254,8 +257,8 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
     config::Section dp = root.child("dist_params");
     c.dist_backend = dp.get<std::string>("backend", "gloo");
     if (c.dist_backend != "gloo" && c.dist_backend != "nccl")
-      throw ConfigError(fmt::format("{}: dist_params.backend must be gloo or nccl, got '{}'", source,
-                                    c.dist_backend));
+      throw ConfigError(fmt::format("{}: dist_params.backend must be gloo or nccl, got '{}'",
+                                    source, c.dist_backend));
     c.dist_port = dp.get<int64_t>("port", 29500);
     dp.finish(&c.ignored_keys);
   }
@@ -272,9 +275,10 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 void check_data(const TrainConfig& cfg) {
   auto check = [](const config::DatasetOptions& d, int64_t min_count) {
     const std::string prefix = "datasets." + d.key;
-    for (const auto& [key, dir] : {std::pair<std::string, std::string>{"dataroot_gt", d.dataroot_gt},
-                                   {"dataroot_lq", d.dataroot_lq},
-                                   {"dataroot_mask", d.dataroot_mask}}) {
+    for (const auto& [key, dir] :
+         {std::pair<std::string, std::string>{"dataroot_gt", d.dataroot_gt},
+          {"dataroot_lq", d.dataroot_lq},
+          {"dataroot_mask", d.dataroot_mask}}) {
       if (dir.empty()) continue;
       if (!std::filesystem::is_directory(dir))
         throw ConfigError(fmt::format("{}.{}: folder '{}' does not exist", prefix, key, dir));
@@ -291,7 +295,8 @@ void check_data(const TrainConfig& cfg) {
   };
   check(cfg.train_set.base, 1);
   for (const auto& d : cfg.val_datasets) check(d, 1);
-  if (!cfg.path.pretrain_network_g.empty() && !std::filesystem::is_regular_file(cfg.path.pretrain_network_g))
+  if (!cfg.path.pretrain_network_g.empty() &&
+      !std::filesystem::is_regular_file(cfg.path.pretrain_network_g))
     throw ConfigError(fmt::format("path.pretrain_network_g: file '{}' does not exist",
                                   cfg.path.pretrain_network_g));
 }

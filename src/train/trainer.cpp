@@ -57,9 +57,12 @@ void clear_stop_request() { g_stop_signal.store(0); }
 
 int exit_code_for(const TrainResult& r) {
   switch (r.status) {
-    case TrainStatus::finished: return 0;
-    case TrainStatus::interrupted: return 128 + (stop_signal() ? stop_signal() : SIGINT);
-    case TrainStatus::nonfinite: return 3;
+    case TrainStatus::finished:
+      return 0;
+    case TrainStatus::interrupted:
+      return 128 + (stop_signal() ? stop_signal() : SIGINT);
+    case TrainStatus::nonfinite:
+      return 3;
   }
   return 1;
 }
@@ -147,7 +150,8 @@ struct Trainer::Impl {
     net->train();
     params = net->parameters();
     optimizer = make_optimizer(params, cfg.train.optim_g);
-    schedule = std::make_unique<LrSchedule>(cfg.train.scheduler, cfg.train.optim_g.lr, cfg.train.warmup_iter);
+    schedule = std::make_unique<LrSchedule>(cfg.train.scheduler, cfg.train.optim_g.lr,
+                                            cfg.train.warmup_iter);
   }
 
   void setup_loader() {
@@ -205,7 +209,8 @@ struct Trainer::Impl {
         if (m.type == type) return true;
       return false;
     };
-    if (!has("calculate_psnr")) mopts.insert(mopts.begin(), config::MetricOptions{"psnr", "calculate_psnr"});
+    if (!has("calculate_psnr"))
+      mopts.insert(mopts.begin(), config::MetricOptions{"psnr", "calculate_psnr"});
     if (!has("calculate_ssim")) mopts.push_back(config::MetricOptions{"ssim", "calculate_ssim"});
     std::size_t psnr_index = 0;
     for (std::size_t k = 0; k < mopts.size(); ++k)
@@ -243,7 +248,8 @@ struct Trainer::Impl {
         const auto& pm = mopts[psnr_index];
         const double psnr_in = metrics::calculate_psnr(in, gt, pm.crop_border, pm.test_y_channel);
         sums[mopts.size()] += psnr_in;
-        sums[mopts.size() + 1] += metrics::is_collapsed(psnr_in, values[psnr_index], cfg.val.mcr_threshold) ? 1 : 0;
+        sums[mopts.size() + 1] +=
+            metrics::is_collapsed(psnr_in, values[psnr_index], cfg.val.mcr_threshold) ? 1 : 0;
         sums[mopts.size() + 2] += 1;
       }
       comm->all_reduce_sum(sums);
@@ -274,7 +280,8 @@ struct Trainer::Impl {
     std::error_code ec;
     if (!fs::exists(dir, ec) || fs::is_empty(dir, ec)) return;
     if (!opt.archive_existing)
-      throw Error("experiment folder " + dir + " exists; pass --resume auto to continue it or remove it");
+      throw Error("experiment folder " + dir +
+                  " exists; pass --resume auto to continue it or remove it");
     const std::string archived = dir + "_archived_" + timestamp();
     fs::rename(dir, archived, ec);
     if (ec) throw FileError(dir, "cannot archive to " + archived + ": " + ec.message());
@@ -282,7 +289,8 @@ struct Trainer::Impl {
   }
 };
 
-Trainer::Trainer(TrainConfig cfg, TrainerOptions options, Communicator* comm) : impl_(std::make_unique<Impl>()) {
+Trainer::Trainer(TrainConfig cfg, TrainerOptions options, Communicator* comm)
+    : impl_(std::make_unique<Impl>()) {
   impl_->cfg = std::move(cfg);
   impl_->opt = std::move(options);
   if (!comm) {
@@ -304,7 +312,8 @@ std::string Trainer::prepare() {
   m.ckpt = std::make_unique<CheckpointManager>(dir, m.cfg.logger.keep_last, m.cfg.path.param_key_g);
   std::string spec = m.opt.resume.empty() ? m.cfg.resume_state : m.opt.resume;
   m.resume_path = m.ckpt->resolve_resume(spec);  // every rank reads the same files
-  if (spec == "auto" && m.resume_path.empty()) log::info("--resume auto: no checkpoint in " + dir + ", starting fresh");
+  if (spec == "auto" && m.resume_path.empty())
+    log::info("--resume auto: no checkpoint in " + dir + ", starting fresh");
   if (m.main) {
     if (m.resume_path.empty()) m.maybe_archive(dir);
     fs::create_directories(m.ckpt->models_dir());
@@ -325,18 +334,22 @@ TrainResult Trainer::run() {
   const TrainConfig& cfg = m.cfg;
   m.device = eval::parse_device(m.opt.device);
   if (m.device.is_cuda() && m.comm->world_size() > 1)
-    m.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(DistEnv::from_environment().local_rank));
+    m.device = torch::Device(torch::kCUDA,
+                             static_cast<c10::DeviceIndex>(DistEnv::from_environment().local_rank));
   const bool amp = cfg.train.amp != "none" && m.device.is_cuda();
   if (cfg.train.amp != "none" && !m.device.is_cuda())
-    log::warn("train.amp = " + cfg.train.amp + " needs CUDA; training in float32 on " + m.device.str());
+    log::warn("train.amp = " + cfg.train.amp + " needs CUDA; training in float32 on " +
+              m.device.str());
 
   torch::manual_seed(static_cast<uint64_t>(cfg.manual_seed + m.comm->rank()));
   m.setup_model();
   m.setup_loader();
   if (m.main) {
     m.metrics.open(cfg.experiments_root + "/metrics.jsonl", std::ios::app);
-    if (!m.metrics) throw FileError(cfg.experiments_root + "/metrics.jsonl", "cannot open for appending");
-    if (cfg.logger.use_tb_logger) m.tb = std::make_unique<TbWriter>(cfg.experiments_root + "/tb_logger");
+    if (!m.metrics)
+      throw FileError(cfg.experiments_root + "/metrics.jsonl", "cannot open for appending");
+    if (cfg.logger.use_tb_logger)
+      m.tb = std::make_unique<TbWriter>(cfg.experiments_root + "/tb_logger");
   }
 
   TrainResult result;
@@ -346,10 +359,12 @@ TrainResult Trainer::run() {
     m.loader->restore(m.loader_state_from_json(m.state.loader));
     m.scaler.scale = m.state.extra.value("loss_scale", m.scaler.scale);
     m.scaler.good_steps = m.state.extra.value("loss_scale_good_steps", int64_t{0});
-    if (m.comm->rank() > 0)  // rank 0's generator state was saved; others reseed per (seed, rank, iter)
+    if (m.comm->rank() >
+        0)  // rank 0's generator state was saved; others reseed per (seed, rank, iter)
       torch::manual_seed(static_cast<uint64_t>(cfg.manual_seed + m.comm->rank()) * 1000003ull +
                          static_cast<uint64_t>(m.state.iter));
-    log::info(fmt::format("resumed from {} at iter {} (epoch {})", m.resume_path, m.state.iter, m.state.epoch));
+    log::info(fmt::format("resumed from {} at iter {} (epoch {})", m.resume_path, m.state.iter,
+                          m.state.epoch));
   } else {
     m.comm->broadcast_module(*m.net);  // DDP: every rank starts from rank 0's weights
   }
@@ -359,16 +374,19 @@ TrainResult Trainer::run() {
 
   const int64_t total = cfg.train.total_iter;
   if (m.main)
-    log::info(fmt::format("training {} ({} params) on {} x{}: iter {} -> {}, batch {} per process, lr {}",
-                          cfg.network_g.type, [&] {
-                            int64_t n = 0;
-                            for (auto& p : m.params) n += p.numel();
-                            return n;
-                          }(),
-                          m.device.str(), m.comm->world_size(), m.state.iter, total,
-                          cfg.train_set.batch_size_per_gpu, cfg.train.optim_g.lr));
+    log::info(fmt::format(
+        "training {} ({} params) on {} x{}: iter {} -> {}, batch {} per process, lr {}",
+        cfg.network_g.type,
+        [&] {
+          int64_t n = 0;
+          for (auto& p : m.params) n += p.numel();
+          return n;
+        }(),
+        m.device.str(), m.comm->world_size(), m.state.iter, total, cfg.train_set.batch_size_per_gpu,
+        cfg.train.optim_g.lr));
   std::unique_ptr<ProgressBar> bar;
-  if (m.main && m.opt.progress) bar = std::make_unique<ProgressBar>("train", total - m.state.iter, "it");
+  if (m.main && m.opt.progress)
+    bar = std::make_unique<ProgressBar>("train", total - m.state.iter, "it");
   const auto t_start = std::chrono::steady_clock::now();
 
   for (int64_t iter = m.state.iter + 1; iter <= total; ++iter) {
@@ -377,7 +395,8 @@ TrainResult Trainer::run() {
     TrainBatch batch = m.loader->next();
     torch::Tensor lq = batch.lq.to(m.device, /*non_blocking=*/true);
     torch::Tensor gt = batch.gt.to(m.device, true);
-    if (cfg.train.channels_last && m.device.is_cuda()) lq = lq.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (cfg.train.channels_last && m.device.is_cuda())
+      lq = lq.contiguous(torch::MemoryFormat::ChannelsLast);
     std::vector<models::SegMasks> masks;
     for (const auto& s : batch.masks) masks.push_back(m.device.is_cpu() ? s : s.to(m.device));
 
@@ -397,7 +416,8 @@ TrainResult Trainer::run() {
       at::autocast::clear_cache();
       at::autocast::set_enabled(false);
     }
-    torch::Tensor loss = psnr_loss(pred.to(torch::kFloat32), gt, cfg.train.loss_weight, cfg.train.loss_to_y);
+    torch::Tensor loss =
+        psnr_loss(pred.to(torch::kFloat32), gt, cfg.train.loss_weight, cfg.train.loss_to_y);
     // As the official: l_total + 0 * sum(p.sum()) gives every parameter a gradient.
     torch::Tensor zero_term = torch::zeros({}, loss.options());
     for (const auto& p : m.params) zero_term = zero_term + p.sum();
@@ -406,24 +426,28 @@ TrainResult Trainer::run() {
     const double local_loss = loss.item<double>();
     const bool local_bad = !std::isfinite(local_loss);
     // One all-reduce agrees on: mean loss, any non-finite, any stop request.
-    std::vector<double> flags{local_bad ? 0.0 : local_loss, local_bad ? 1.0 : 0.0, stop_signal() ? 1.0 : 0.0};
+    std::vector<double> flags{local_bad ? 0.0 : local_loss, local_bad ? 1.0 : 0.0,
+                              stop_signal() ? 1.0 : 0.0};
     m.comm->all_reduce_sum(flags);
     const bool any_bad = flags[1] > 0, any_stop = flags[2] > 0;
-    const double mean_loss = any_bad ? (local_bad ? local_loss : std::nan("")) : flags[0] / m.comm->world_size();
+    const double mean_loss =
+        any_bad ? (local_bad ? local_loss : std::nan("")) : flags[0] / m.comm->world_size();
     result.losses.push_back(mean_loss);
 
     if (any_bad) {
       std::string names;
       for (const auto& n : batch.names) names += (names.empty() ? "" : ", ") + n;
-      const std::string msg = fmt::format("non-finite loss {} at iter {} (lr {:.3e}; batch: {})", local_loss, iter,
-                                          lr, names.empty() ? "?" : names);
+      const std::string msg = fmt::format("non-finite loss {} at iter {} (lr {:.3e}; batch: {})",
+                                          local_loss, iter, lr, names.empty() ? "?" : names);
       if (cfg.train.skip_nonfinite) {
         log::warn(msg + "; step skipped (train.skip_nonfinite)");
         m.log_json({{"type", "skip"}, {"iter", iter}, {"loss", json_number(local_loss)}});
       } else {
-        log::error(msg + "; stopping. The last checkpoint is untouched; resume from it with a lower "
-                         "lr or set train.skip_nonfinite: true");
-        m.log_json({{"type", "nonfinite"}, {"iter", iter}, {"loss", json_number(local_loss)}, {"lr", lr}});
+        log::error(msg +
+                   "; stopping. The last checkpoint is untouched; resume from it with a lower "
+                   "lr or set train.skip_nonfinite: true");
+        m.log_json(
+            {{"type", "nonfinite"}, {"iter", iter}, {"loss", json_number(local_loss)}, {"lr", lr}});
         result.status = TrainStatus::nonfinite;
         result.message = msg;
         break;
@@ -459,11 +483,17 @@ TrainResult Trainer::run() {
 
     if (m.main) {
       if (iter % cfg.logger.print_freq == 0 || iter == 1) {
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        const double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
         const double it_s = (iter - result.start_iter) / std::max(secs, 1e-9);
-        log::info(fmt::format("[iter {:>7}/{}] lr {:.3e} l_pix {:.4f} ({:.2f} it/s)", iter, total, lr, mean_loss, it_s));
-        m.log_json({{"type", "train"}, {"iter", iter}, {"epoch", m.loader->state().epoch}, {"l_pix", json_number(mean_loss)},
-                    {"lr", lr}, {"it_per_s", it_s}});
+        log::info(fmt::format("[iter {:>7}/{}] lr {:.3e} l_pix {:.4f} ({:.2f} it/s)", iter, total,
+                              lr, mean_loss, it_s));
+        m.log_json({{"type", "train"},
+                    {"iter", iter},
+                    {"epoch", m.loader->state().epoch},
+                    {"l_pix", json_number(mean_loss)},
+                    {"lr", lr},
+                    {"it_per_s", it_s}});
         if (m.tb) {
           m.tb->add_scalar("losses/l_pix", mean_loss, iter);
           m.tb->add_scalar("lr", lr, iter);
@@ -486,10 +516,12 @@ TrainResult Trainer::run() {
         }
       }
     }
-    if (iter % cfg.logger.save_checkpoint_freq == 0 || last || any_stop) result.last_checkpoint = m.save_checkpoint(iter);
+    if (iter % cfg.logger.save_checkpoint_freq == 0 || last || any_stop)
+      result.last_checkpoint = m.save_checkpoint(iter);
     if (any_stop && !last) {
       result.status = TrainStatus::interrupted;
-      result.message = fmt::format("stopped by signal {} after iter {}; resume with --resume auto", stop_signal(), iter);
+      result.message = fmt::format("stopped by signal {} after iter {}; resume with --resume auto",
+                                   stop_signal(), iter);
       log::warn(result.message);
       break;
     }
@@ -499,8 +531,8 @@ TrainResult Trainer::run() {
   m.comm->barrier();
   result.best_psnr = m.state.best_psnr;
   if (m.main && result.status == TrainStatus::finished)
-    log::info(fmt::format("training done at iter {}; best PSNR {:.4f} (iter {})", result.iter, m.state.best_psnr,
-                          m.state.best_iter));
+    log::info(fmt::format("training done at iter {}; best PSNR {:.4f} (iter {})", result.iter,
+                          m.state.best_psnr, m.state.best_iter));
   return result;
 }
 

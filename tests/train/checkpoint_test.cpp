@@ -104,9 +104,10 @@ TEST(TrainCheckpoint, NetworkFileIsBasicSRParams) {
   EXPECT_EQ(sd[0].first, "conv.weight");
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "python3 torch not installed";
-  const std::string cmd = "/usr/bin/python3 -c \"import torch; d=torch.load('" + path +
-                          "', map_location='cpu'); assert list(d)==['params']; "
-                          "assert list(d['params'])==['conv.weight','conv.bias','head.weight','head.bias']\"";
+  const std::string cmd =
+      "/usr/bin/python3 -c \"import torch; d=torch.load('" + path +
+      "', map_location='cpu'); assert list(d)==['params']; "
+      "assert list(d['params'])==['conv.weight','conv.bias','head.weight','head.bias']\"";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
 }
 

@@ -40,7 +40,8 @@ io::StateDict run_steps(train::Communicator& comm, int64_t begin, int64_t end, u
   Net net;
   comm.broadcast_module(*net);
   auto params = net->parameters();
-  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.9}).weight_decay(1e-3));
+  torch::optim::AdamW opt(params,
+                          torch::optim::AdamWOptions(1e-2).betas({0.9, 0.9}).weight_decay(1e-3));
   for (int step = 0; step < kSteps; ++step) {
     torch::manual_seed(1000 + step);
     const torch::Tensor x = torch::rand({kGlobalBatch, 3, 8, 8});
@@ -53,7 +54,8 @@ io::StateDict run_steps(train::Communicator& comm, int64_t begin, int64_t end, u
     opt.step();
   }
   io::StateDict sd;
-  for (const auto& kv : net->named_parameters()) sd.emplace_back(kv.key(), kv.value().detach().clone());
+  for (const auto& kv : net->named_parameters())
+    sd.emplace_back(kv.key(), kv.value().detach().clone());
   return sd;
 }
 
@@ -72,7 +74,8 @@ TEST(DistEnv, ReadsTorchrunVariables) {
   EXPECT_EQ(e.master_port, 1234);
   ::setenv("RANK", "4", 1);
   EXPECT_THROW(train::DistEnv::from_environment(), samdeblur::Error);
-  for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(v);
+  for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"})
+    ::unsetenv(v);
   EXPECT_EQ(train::DistEnv::from_environment(777).master_port, 777);
   EXPECT_FALSE(train::DistEnv::from_environment().distributed());
 }
@@ -101,14 +104,16 @@ TEST(Distributed, TwoProcessesMatchOneProcess) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   ::setenv("SDB_DIST_TEST_OUT", dir.c_str(), 1);
-  const int rc = train::launch_local_workers(2, {"sdb-tests", "--gtest_filter=DistributedWorker.Run"});
+  const int rc =
+      train::launch_local_workers(2, {"sdb-tests", "--gtest_filter=DistributedWorker.Run"});
   ::unsetenv("SDB_DIST_TEST_OUT");
   ASSERT_EQ(rc, 0);
 
   train::Communicator single(train::DistEnv{});
   const auto ref = run_steps(single, 0, kGlobalBatch, 10);
   for (int r = 0; r < 2; ++r) {
-    const auto got = io::load_state_dict_file((dir / ("rank" + std::to_string(r) + ".pth")).string());
+    const auto got =
+        io::load_state_dict_file((dir / ("rank" + std::to_string(r) + ".pth")).string());
     ASSERT_EQ(got.size(), ref.size());
     for (std::size_t i = 0; i < ref.size(); ++i) {
       const double diff = (got[i].second - ref[i].second).abs().max().item<double>();
@@ -118,5 +123,6 @@ TEST(Distributed, TwoProcessesMatchOneProcess) {
   // The parameters moved (the comparison is not trivially true).
   torch::manual_seed(10);
   Net init;
-  EXPECT_GT((init->named_parameters()["a.weight"] - ref[0].second).abs().max().item<double>(), 1e-3);
+  EXPECT_GT((init->named_parameters()["a.weight"] - ref[0].second).abs().max().item<double>(),
+            1e-3);
 }

@@ -77,12 +77,13 @@ TEST(TbWriter, FramingAndRoundTrip) {
   // Known protobuf bytes of a scalar event: wall_time (0x09 + double), step
   // (0x10 + varint), summary (0x2a len (0x0a len (0x0a len tag) (0x15 float))).
   const std::string ev = train::encode_scalar_event(2.0, 300, "a", 1.0f);
-  const std::string expected("\x09\x00\x00\x00\x00\x00\x00\x00\x40"  // 2.0
-                             "\x10\xac\x02"                            // 300
-                             "\x2a\x0a\x0a\x08\x0a\x01"
-                             "a"
-                             "\x15\x00\x00\x80\x3f",
-                             24);
+  const std::string expected(
+      "\x09\x00\x00\x00\x00\x00\x00\x00\x40"  // 2.0
+      "\x10\xac\x02"                          // 300
+      "\x2a\x0a\x0a\x08\x0a\x01"
+      "a"
+      "\x15\x00\x00\x80\x3f",
+      24);
   EXPECT_EQ(ev, expected);
 }
 
@@ -114,7 +115,9 @@ TEST(TbWriter, ReadableByTensorBoardWhenInstalled) {
   }
   const std::string cmd =
       "/usr/bin/python3 -c \"from tensorboard.backend.event_processing.event_accumulator import "
-      "EventAccumulator as E; a=E('" + dir.string() + "'); a.Reload(); s=a.Scalars('train/loss'); "
+      "EventAccumulator as E; a=E('" +
+      dir.string() +
+      "'); a.Reload(); s=a.Scalars('train/loss'); "
       "assert len(s)==1 and s[0].step==3 and abs(s[0].value-0.5)<1e-6\"";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
 }

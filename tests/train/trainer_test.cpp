@@ -35,11 +35,14 @@ fs::path temp_dir(const std::string& name) {
 }
 
 // The tiny demo config with absolute data paths and the run folder in `dir`.
-std::vector<std::string> tiny_overrides(const fs::path& dir, bool masks, std::vector<std::string> extra = {}) {
-  std::vector<std::string> o = {
-      "datasets.train.dataroot_gt=" + kData + "/target", "datasets.train.dataroot_lq=" + kData + "/input",
-      "datasets.val.dataroot_gt=" + kData + "/target",   "datasets.val.dataroot_lq=" + kData + "/input",
-      "path.experiments_root=" + dir.string(),           "datasets.train.num_worker_per_gpu=1"};
+std::vector<std::string> tiny_overrides(const fs::path& dir, bool masks,
+                                        std::vector<std::string> extra = {}) {
+  std::vector<std::string> o = {"datasets.train.dataroot_gt=" + kData + "/target",
+                                "datasets.train.dataroot_lq=" + kData + "/input",
+                                "datasets.val.dataroot_gt=" + kData + "/target",
+                                "datasets.val.dataroot_lq=" + kData + "/input",
+                                "path.experiments_root=" + dir.string(),
+                                "datasets.train.num_worker_per_gpu=1"};
   if (masks) {
     o.push_back("datasets.train.dataroot_mask=" + kData + "/grouped_masks");
     o.push_back("datasets.val.dataroot_mask=" + kData + "/grouped_masks");
@@ -48,7 +51,8 @@ std::vector<std::string> tiny_overrides(const fs::path& dir, bool masks, std::ve
   return o;
 }
 
-train::TrainConfig tiny_config(const std::string& variant, const fs::path& dir, std::vector<std::string> extra = {}) {
+train::TrainConfig tiny_config(const std::string& variant, const fs::path& dir,
+                               std::vector<std::string> extra = {}) {
   return train::load_train_config(kSource + "/configs/train/tiny/" + variant + ".yml",
                                   tiny_overrides(dir, variant == "SegNAFNet", std::move(extra)));
 }
@@ -100,9 +104,14 @@ int run_command(const std::vector<std::string>& argv, pid_t* pid_out = nullptr) 
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-std::vector<std::string> app_args(const std::string& variant, const fs::path& dir, std::vector<std::string> extra) {
-  std::vector<std::string> a = {SAMDEBLUR_BIN_DIR "/sdb-train", "-q", "--threads", "1",
-                                "-c", kSource + "/configs/train/tiny/" + variant + ".yml"};
+std::vector<std::string> app_args(const std::string& variant, const fs::path& dir,
+                                  std::vector<std::string> extra) {
+  std::vector<std::string> a = {SAMDEBLUR_BIN_DIR "/sdb-train",
+                                "-q",
+                                "--threads",
+                                "1",
+                                "-c",
+                                kSource + "/configs/train/tiny/" + variant + ".yml"};
   for (const auto& o : tiny_overrides(dir, variant == "SegNAFNet")) {
     a.push_back("--set");
     a.push_back(o);
@@ -116,7 +125,8 @@ std::vector<std::string> app_args(const std::string& variant, const fs::path& di
 // ------------------------------------------------------------------ config --
 TEST(TrainConfig, OurGoProConfigsParse) {
   for (const char* v : {"NAFNet", "MaskNAFNet", "SegNAFNet-no-dropout", "SegNAFNet"}) {
-    const auto cfg = train::load_train_config(kSource + "/configs/train/GoPro/" + std::string(v) + ".yml");
+    const auto cfg =
+        train::load_train_config(kSource + "/configs/train/GoPro/" + std::string(v) + ".yml");
     EXPECT_EQ(cfg.train.total_iter, 200000) << v;
     EXPECT_EQ(cfg.train_set.batch_size_per_gpu, 32);
     EXPECT_EQ(cfg.train_set.gt_size, 256);
@@ -144,15 +154,23 @@ TEST(TrainConfig, OfficialConfigsParseUnchanged) {
 }
 
 TEST(TrainConfig, ErrorsNameTheKey) {
-  EXPECT_NE(config_error("NAFNet", {"train.optim_g.lrr=1"}).find("train.optim_g.lrr"), std::string::npos);
-  EXPECT_NE(config_error("NAFNet", {"train.total_iter=abc"}).find("train.total_iter"), std::string::npos);
-  EXPECT_NE(config_error("NAFNet", {"datasets.train.gt_sise=16"}).find("datasets.train.gt_sise"), std::string::npos);
-  EXPECT_NE(config_error("NAFNet", {"datasets.train.batch_size_per_gpu=two"}).find("datasets.train.batch_size_per_gpu"),
+  EXPECT_NE(config_error("NAFNet", {"train.optim_g.lrr=1"}).find("train.optim_g.lrr"),
             std::string::npos);
-  EXPECT_NE(config_error("NAFNet", {"logger.print_frq=1"}).find("logger.print_frq"), std::string::npos);
-  EXPECT_NE(config_error("NAFNet", {"train.scheduler.type=Nope"}).find("train.scheduler.type"), std::string::npos);
-  EXPECT_NE(config_error("NAFNet", {"network_g.widht=8"}).find("network_g.widht"), std::string::npos);
-  const std::string missing = config_error("NAFNet", {"datasets.train.dataroot_lq=/nonexistent/lq"});
+  EXPECT_NE(config_error("NAFNet", {"train.total_iter=abc"}).find("train.total_iter"),
+            std::string::npos);
+  EXPECT_NE(config_error("NAFNet", {"datasets.train.gt_sise=16"}).find("datasets.train.gt_sise"),
+            std::string::npos);
+  EXPECT_NE(config_error("NAFNet", {"datasets.train.batch_size_per_gpu=two"})
+                .find("datasets.train.batch_size_per_gpu"),
+            std::string::npos);
+  EXPECT_NE(config_error("NAFNet", {"logger.print_frq=1"}).find("logger.print_frq"),
+            std::string::npos);
+  EXPECT_NE(config_error("NAFNet", {"train.scheduler.type=Nope"}).find("train.scheduler.type"),
+            std::string::npos);
+  EXPECT_NE(config_error("NAFNet", {"network_g.widht=8"}).find("network_g.widht"),
+            std::string::npos);
+  const std::string missing =
+      config_error("NAFNet", {"datasets.train.dataroot_lq=/nonexistent/lq"});
   EXPECT_NE(missing.find("datasets.train.dataroot_lq"), std::string::npos) << missing;
   EXPECT_NE(missing.find("/nonexistent/lq"), std::string::npos) << missing;
   const fs::path empty = temp_dir("empty");
@@ -165,7 +183,8 @@ TEST(TrainConfig, ErrorsNameTheKey) {
 // --------------------------------------------------------------- training --
 TEST(Trainer, ShortRunLossFallsAndWritesEverything) {
   const fs::path dir = temp_dir("e2e");
-  const auto cfg = tiny_config("NAFNet", dir, {"train.total_iter=40", "val.val_freq=20", "logger.print_freq=10"});
+  const auto cfg = tiny_config("NAFNet", dir,
+                               {"train.total_iter=40", "val.val_freq=20", "logger.print_freq=10"});
   const auto r = run_training(cfg);
   ASSERT_EQ(r.status, train::TrainStatus::finished);
   ASSERT_EQ(r.losses.size(), 40u);
@@ -178,7 +197,8 @@ TEST(Trainer, ShortRunLossFallsAndWritesEverything) {
   EXPECT_LT(last, first - 0.5) << "first " << first << " last " << last;
 
   // Checkpoints: BasicSR weights loadable as sdb-eval does, best and latest.
-  for (const char* f : {"models/net_g_40.pth", "models/net_g_latest.pth", "models/net_g_best.pth", "config.yml"})
+  for (const char* f :
+       {"models/net_g_40.pth", "models/net_g_latest.pth", "models/net_g_best.pth", "config.yml"})
     EXPECT_TRUE(fs::exists(dir / f)) << f;
   EXPECT_EQ(io::load_state_dict_file((dir / "models/net_g_40.pth").string()).size() > 0, true);
   train::CheckpointManager mgr(dir.string(), 2);
@@ -229,11 +249,13 @@ TEST(Trainer, ResumeGivesTheSameLosses) {
     v.push_back(extra);
     return v;
   };
-  const auto straight = run_training(tiny_config("SegNAFNet", a, with(common, "train.total_iter=10")));
+  const auto straight =
+      run_training(tiny_config("SegNAFNet", a, with(common, "train.total_iter=10")));
   ASSERT_EQ(straight.losses.size(), 10u);
   const auto first = run_training(tiny_config("SegNAFNet", b, with(common, "train.total_iter=5")));
   ASSERT_EQ(first.iter, 5);
-  const auto second = run_training(tiny_config("SegNAFNet", b, with(common, "train.total_iter=10")), "auto");
+  const auto second =
+      run_training(tiny_config("SegNAFNet", b, with(common, "train.total_iter=10")), "auto");
   EXPECT_EQ(second.start_iter, 5);
   ASSERT_EQ(second.losses.size(), 5u);
   for (int i = 0; i < 5; ++i) EXPECT_NEAR(first.losses[i], straight.losses[i], 1e-6) << i;
@@ -248,7 +270,8 @@ TEST(Trainer, ResumeGivesTheSameLosses) {
 
 TEST(Trainer, NonFiniteLossStopsOrSkips) {
   const fs::path dir = temp_dir("nan");
-  auto cfg = tiny_config("NAFNet", dir, {"train.total_iter=4", "val.val_freq=0", "train.pixel_opt.loss_weight=.nan"});
+  auto cfg = tiny_config(
+      "NAFNet", dir, {"train.total_iter=4", "val.val_freq=0", "train.pixel_opt.loss_weight=.nan"});
   const auto r = run_training(cfg);
   EXPECT_EQ(r.status, train::TrainStatus::nonfinite);
   EXPECT_EQ(r.iter, 0);
@@ -257,8 +280,9 @@ TEST(Trainer, NonFiniteLossStopsOrSkips) {
   EXPECT_TRUE(train::CheckpointManager(dir.string()).list().empty());  // nothing written
 
   const fs::path dir2 = temp_dir("nan_skip");
-  auto cfg2 = tiny_config("NAFNet", dir2, {"train.total_iter=4", "val.val_freq=0",
-                                           "train.pixel_opt.loss_weight=.nan", "train.skip_nonfinite=true"});
+  auto cfg2 = tiny_config("NAFNet", dir2,
+                          {"train.total_iter=4", "val.val_freq=0",
+                           "train.pixel_opt.loss_weight=.nan", "train.skip_nonfinite=true"});
   const auto r2 = run_training(cfg2);
   EXPECT_EQ(r2.status, train::TrainStatus::finished);
   EXPECT_EQ(r2.iter, 4);
@@ -269,8 +293,9 @@ TEST(Trainer, NonFiniteLossStopsOrSkips) {
 TEST(SdbTrain, SigintSavesACheckpointAndResumes) {
   const fs::path dir = temp_dir("sigint");
   pid_t pid = 0;
-  run_command(app_args("NAFNet", dir, {"--set", "train.total_iter=100000", "--set", "val.val_freq=0",
-                                       "--set", "logger.print_freq=1", "--set", "train.scheduler.T_max=100000"}),
+  run_command(app_args("NAFNet", dir,
+                       {"--set", "train.total_iter=100000", "--set", "val.val_freq=0", "--set",
+                        "logger.print_freq=1", "--set", "train.scheduler.T_max=100000"}),
               &pid);
   // Wait for a few logged iterations.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -290,11 +315,32 @@ TEST(SdbTrain, SigintSavesACheckpointAndResumes) {
   const int64_t iter = nlohmann::json::parse(bytes.begin(), bytes.end())["iter"];
   EXPECT_GE(iter, 3);
   // Resume and finish two more iterations.
-  const int rc = run_command(app_args("NAFNet", dir, {"--set", "train.total_iter=" + std::to_string(iter + 2), "--set",
-                                                      "val.val_freq=0", "--set", "train.scheduler.T_max=100000",
-                                                      "--resume", "auto"}));
+  const int rc = run_command(
+      app_args("NAFNet", dir,
+               {"--set", "train.total_iter=" + std::to_string(iter + 2), "--set", "val.val_freq=0",
+                "--set", "train.scheduler.T_max=100000", "--resume", "auto"}));
   EXPECT_EQ(rc, 0);
   EXPECT_TRUE(fs::exists(dir / ("models/net_g_" + std::to_string(iter + 2) + ".pth")));
+}
+
+TEST(SdbTrain, SigtermExits143WithACheckpoint) {
+  const fs::path dir = temp_dir("sigterm");
+  pid_t pid = 0;
+  run_command(app_args("NAFNet", dir,
+                       {"--set", "train.total_iter=100000", "--set", "val.val_freq=0", "--set",
+                        "logger.print_freq=1", "--set", "train.scheduler.T_max=100000"}),
+              &pid);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(dir / "metrics.jsonl") && read_jsonl(dir / "metrics.jsonl").size() >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 143);
+  EXPECT_FALSE(train::CheckpointManager(dir.string()).resolve_resume("auto").empty());
 }
 
 TEST(SdbTrain, ConfigErrorExitsBeforeTraining) {
@@ -308,12 +354,14 @@ TEST(SdbTrain, TwoProcessesMatchOneProcess) {
   // 2 x batch 2 vs 1 x batch 4: same samples per step (DistributedSampler
   // interleaving), averaged gradients, K = 3 steps.
   const fs::path one = temp_dir("ddp1"), two = temp_dir("ddp2");
-  const std::vector<std::string> common = {"--set", "train.total_iter=3", "--set", "val.val_freq=3",
+  const std::vector<std::string> common = {"--set", "train.total_iter=3",
+                                           "--set", "val.val_freq=3",
                                            "--set", "datasets.train.use_shuffle=true"};
   auto args1 = app_args("NAFNet", one, common);
   args1.insert(args1.end(), {"--set", "datasets.train.batch_size_per_gpu=4"});
   auto args2 = app_args("NAFNet", two, common);
-  args2.insert(args2.end(), {"--set", "datasets.train.batch_size_per_gpu=2", "--nproc-per-node", "2"});
+  args2.insert(args2.end(),
+               {"--set", "datasets.train.batch_size_per_gpu=2", "--nproc-per-node", "2"});
   ASSERT_EQ(run_command(args1), 0);
   ASSERT_EQ(run_command(args2), 0);
   const auto w1 = io::load_state_dict_file((one / "models/net_g_3.pth").string());

@@ -27,25 +27,28 @@
 namespace samdeblur::train {
 
 struct TrainingState {
-  int64_t iter = 0;   // iterations completed
+  int64_t iter = 0;  // iterations completed
   int64_t epoch = 0;
   nlohmann::json loader = nlohmann::json::object();  // {epoch, position, seed}
   double best_psnr = -std::numeric_limits<double>::infinity();
   int64_t best_iter = 0;
-  nlohmann::json extra = nlohmann::json::object();   // e.g. fp16 loss scale, config name
+  nlohmann::json extra = nlohmann::json::object();  // e.g. fp16 loss scale, config name
 };
 
 class CheckpointManager {
  public:
-  CheckpointManager(std::string experiment_dir, int64_t keep_last = 3, std::string param_key = "params");
+  CheckpointManager(std::string experiment_dir, int64_t keep_last = 3,
+                    std::string param_key = "params");
 
   // Saves a full checkpoint at state.iter and prunes old ones. `optimizer`
   // must be torch::optim::AdamW, Adam or SGD over net.parameters().
   // Returns the JSON path.
-  std::string save(const TrainingState& state, torch::nn::Module& net, torch::optim::Optimizer& optimizer);
+  std::string save(const TrainingState& state, torch::nn::Module& net,
+                   torch::optim::Optimizer& optimizer);
   // Restores net, optimizer and the torch RNGs from a checkpoint JSON path (or
   // the .state.pth next to it); throws FileError when it is invalid.
-  TrainingState load(const std::string& path, torch::nn::Module& net, torch::optim::Optimizer& optimizer) const;
+  TrainingState load(const std::string& path, torch::nn::Module& net,
+                     torch::optim::Optimizer& optimizer) const;
   // Checks sizes and CRCs without loading; throws FileError explaining why not.
   void verify(const std::string& json_path) const;
 

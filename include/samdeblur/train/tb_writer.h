@@ -62,7 +62,8 @@ struct TbEvent {
 std::vector<TbEvent> read_tb_events(const std::string& path, bool allow_truncated_tail = false);
 
 // Encodes one Event (exposed for tests).
-std::string encode_scalar_event(double wall_time, int64_t step, const std::string& tag, float value);
+std::string encode_scalar_event(double wall_time, int64_t step, const std::string& tag,
+                                float value);
 std::string encode_file_version_event(double wall_time);
 
 }  // namespace samdeblur::train

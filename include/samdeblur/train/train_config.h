@@ -33,17 +33,17 @@ struct TrainSetOptions {
 };
 
 struct TrainOptions {
-  OptimizerOptions optim_g;   // train/scheduler.h
+  OptimizerOptions optim_g;    // train/scheduler.h
   SchedulerOptions scheduler;  // train/scheduler.h (total_iter copied from train.total_iter)
   int64_t total_iter = 0;
-  int64_t warmup_iter = -1;     // -1: none
-  double loss_weight = 1.0;     // pixel_opt (PSNRLoss)
-  bool loss_to_y = false;       // pixel_opt.toY
-  bool use_grad_clip = true;    // official default: clip_grad_norm_(params, 0.01)
-  double grad_clip_norm = 0.01;   // ext
-  bool skip_nonfinite = false;  // ext: skip a step with NaN/Inf loss instead of stopping
-  std::string amp = "none";     // ext, CUDA only: none | bf16 | fp16 (autocast)
-  bool channels_last = false;   // ext, CUDA only
+  int64_t warmup_iter = -1;      // -1: none
+  double loss_weight = 1.0;      // pixel_opt (PSNRLoss)
+  bool loss_to_y = false;        // pixel_opt.toY
+  bool use_grad_clip = true;     // official default: clip_grad_norm_(params, 0.01)
+  double grad_clip_norm = 0.01;  // ext
+  bool skip_nonfinite = false;   // ext: skip a step with NaN/Inf loss instead of stopping
+  std::string amp = "none";      // ext, CUDA only: none | bf16 | fp16 (autocast)
+  bool channels_last = false;    // ext, CUDA only
 };
 
 struct LoggerOptions {
@@ -83,7 +83,8 @@ struct TrainConfig {
 // Parses a training config. Throws ConfigError naming the key and the file.
 TrainConfig parse_train_config(const YAML::Node& root, const std::string& source);
 // Loads `path`, applies `overrides` ("a.b=c"), parses.
-TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides = {});
+TrainConfig load_train_config(const std::string& path,
+                              const std::vector<std::string>& overrides = {});
 
 // Checks what only the file system can tell, before any training: every
 // dataset folder exists and pairs up with at least one sample (and at least
