@@ -2,10 +2,10 @@
 // NAFNet-w32 forward pass and of training iterations of NAFNet-w32 and
 // SegNAFNet-w32 (--what train). Prints a table and writes JSON (--json FILE).
 // The official Python figures come from scripts/bench_official.py.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -40,7 +40,8 @@ double time_ms(const std::function<void()>& fn, int repeat, const torch::Device&
 
 // A partition of (h, w) into about `m` rectangular cells, labels 0..m-1.
 torch::Tensor grid_labels(int64_t h, int64_t w, int64_t m) {
-  const int64_t rows = std::max<int64_t>(1, static_cast<int64_t>(std::sqrt(static_cast<double>(m) * h / w)));
+  const int64_t rows =
+      std::max<int64_t>(1, static_cast<int64_t>(std::sqrt(static_cast<double>(m) * h / w)));
   const int64_t cols = (m + rows - 1) / rows;
   auto y = (torch::arange(h) * rows / h).unsqueeze(1);
   auto x = (torch::arange(w) * cols / w).unsqueeze(0);
@@ -95,8 +96,8 @@ double train_seconds(const std::string& type, int64_t batch, int64_t size, int64
   std::vector<samdeblur::models::SegMasks> masks;
   if (net->needs_masks())
     for (int64_t b = 0; b < batch; ++b)
-      masks.push_back(samdeblur::models::SegMasks::from_labels(random_partition(size, size, num_masks),
-                                                               num_masks, 1.0 / 255.0)
+      masks.push_back(samdeblur::models::SegMasks::from_labels(
+                          random_partition(size, size, num_masks), num_masks, 1.0 / 255.0)
                           .to(device));
   auto iteration = [&] {
     optimizer->zero_grad();
@@ -130,11 +131,14 @@ int main(int argc, char** argv) {
   int64_t batch = 4, size = 256, num_masks = 30;
   app.add_option("--what", what, "map | nafnet | train | all")
       ->check(CLI::IsMember({"map", "nafnet", "train", "all"}));
-  app.add_option("--repeat", repeat, "timed runs per case (median reported)")->check(CLI::PositiveNumber);
-  app.add_option("--warmup", warmup, "train: untimed iterations first")->check(CLI::NonNegativeNumber);
+  app.add_option("--repeat", repeat, "timed runs per case (median reported)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup, "train: untimed iterations first")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--batch", batch, "train: batch size")->check(CLI::PositiveNumber);
   app.add_option("--size", size, "train: crop size (gt_size)")->check(CLI::PositiveNumber);
-  app.add_option("--masks", num_masks, "train: masks per image (SegNAFNet)")->check(CLI::PositiveNumber);
+  app.add_option("--masks", num_masks, "train: masks per image (SegNAFNet)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "intra-op threads (default: torch's choice)");
   app.add_option("--device", device_text, "cpu or cuda[:N]");
   app.add_option("--json", json_path, "also write the results as JSON");
@@ -148,22 +152,30 @@ int main(int argc, char** argv) {
     std::cout << fmt::format("{:<44} {:>10.2f} ms", name, ms) << std::endl;
     results.push_back({{"case", name}, {"ms", ms}});
   };
-  std::cout << fmt::format("LibTorch {}, {} threads, device {}\n", TORCH_VERSION, torch::get_num_threads(),
-                           device_text);
+  std::cout << fmt::format("LibTorch {}, {} threads, device {}\n", TORCH_VERSION,
+                           torch::get_num_threads(), device_text);
   try {
     if (what == "map" || what == "all") {
       c10::InferenceMode guard;
-      struct Case { int64_t h, w, m; };
+      struct Case {
+        int64_t h, w, m;
+      };
       for (const Case c : {Case{256, 256, 64}, Case{720, 1280, 300}}) {
         const int64_t channels = 2;  // seg_channel of the official SegNAFNet configs
-        const auto feats = torch::randn({channels, c.h, c.w}, torch::TensorOptions().device(device));
+        const auto feats =
+            torch::randn({channels, c.h, c.w}, torch::TensorOptions().device(device));
         const auto labels = grid_labels(c.h, c.w, c.m).to(device);
         const double value = 1.0 / 255.0;
         report(fmt::format("MAP label-map {}x{} M={} C={}", c.w, c.h, c.m, channels),
-               time_ms([&] { samdeblur::models::mask_average_labels(feats, labels, c.m, value); }, repeat, device));
-        const auto dense = torch::nn::functional::one_hot(labels, c.m).permute({2, 0, 1}).unsqueeze(1).to(torch::kFloat);
+               time_ms([&] { samdeblur::models::mask_average_labels(feats, labels, c.m, value); },
+                       repeat, device));
+        const auto dense = torch::nn::functional::one_hot(labels, c.m)
+                               .permute({2, 0, 1})
+                               .unsqueeze(1)
+                               .to(torch::kFloat);
         report(fmt::format("MAP dense     {}x{} M={} C={}", c.w, c.h, c.m, channels),
-               time_ms([&] { samdeblur::models::mask_average_dense(feats, dense, value); }, std::max(1, repeat / 2), device));
+               time_ms([&] { samdeblur::models::mask_average_dense(feats, dense, value); },
+                       std::max(1, repeat / 2), device));
       }
     }
     if (what == "nafnet" || what == "all") {
@@ -173,18 +185,27 @@ int main(int argc, char** argv) {
       net->eval();
       for (auto [h, w] : {std::pair<int64_t, int64_t>{256, 256}, {720, 1280}}) {
         const auto x = torch::rand({1, 3, h, w}, torch::TensorOptions().device(device));
-        report(fmt::format("NAFNet-w32 forward {}x{}", w, h),
-               time_ms([&] { net->forward(x); }, h > 256 ? std::max(1, repeat / 2) : repeat, device));
+        report(
+            fmt::format("NAFNet-w32 forward {}x{}", w, h),
+            time_ms([&] { net->forward(x); }, h > 256 ? std::max(1, repeat / 2) : repeat, device));
       }
     }
     if (what == "train" || what == "all") {
       for (const std::string type : {"NAFNet", "SegNAFNet"}) {
         const double s = train_seconds(type, batch, size, num_masks, warmup, repeat, device);
-        const std::string name = fmt::format("{}-w32 train B{} {}x{}{}", type, batch, size, size,
-                                             type == "SegNAFNet" ? fmt::format(" M={}", num_masks) : "");
-        std::cout << fmt::format("{:<44} {:>10.2f} ms {:>8.3f} it/s", name, s * 1000, 1.0 / s) << std::endl;
-        results.push_back({{"case", name}, {"ms", s * 1000}, {"s_per_iter", s}, {"it_per_s", 1.0 / s},
-                           {"batch", batch}, {"size", size}, {"warmup", warmup}, {"repeat", repeat}});
+        const std::string name =
+            fmt::format("{}-w32 train B{} {}x{}{}", type, batch, size, size,
+                        type == "SegNAFNet" ? fmt::format(" M={}", num_masks) : "");
+        std::cout << fmt::format("{:<44} {:>10.2f} ms {:>8.3f} it/s", name, s * 1000, 1.0 / s)
+                  << std::endl;
+        results.push_back({{"case", name},
+                           {"ms", s * 1000},
+                           {"s_per_iter", s},
+                           {"it_per_s", 1.0 / s},
+                           {"batch", batch},
+                           {"size", size},
+                           {"warmup", warmup},
+                           {"repeat", repeat}});
       }
     }
   } catch (const std::exception& e) {
