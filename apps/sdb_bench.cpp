@@ -126,11 +126,12 @@ double train_seconds(const std::string& type, int64_t batch, int64_t size, int64
 
 int main(int argc, char** argv) {
   CLI::App app{"sdb-bench: MAP unit, NAFNet forward and training-iteration timings"};
-  std::string what = "all", json_path, device_text = "cpu";
+  std::string what = "inference", json_path, device_text = "cpu";
   int repeat = 5, threads = 0, warmup = 2;
   int64_t batch = 4, size = 256, num_masks = 30;
-  app.add_option("--what", what, "map | nafnet | train | all")
-      ->check(CLI::IsMember({"map", "nafnet", "train", "all"}));
+  app.add_option("--what", what,
+                 "map | nafnet | inference (map + nafnet, the default) | train | all")
+      ->check(CLI::IsMember({"map", "nafnet", "inference", "train", "all"}));
   app.add_option("--repeat", repeat, "timed runs per case (median reported)")
       ->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "train: untimed iterations first")
@@ -155,7 +156,7 @@ int main(int argc, char** argv) {
   std::cout << fmt::format("LibTorch {}, {} threads, device {}\n", TORCH_VERSION,
                            torch::get_num_threads(), device_text);
   try {
-    if (what == "map" || what == "all") {
+    if (what == "map" || what == "inference" || what == "all") {
       c10::InferenceMode guard;
       struct Case {
         int64_t h, w, m;
@@ -178,7 +179,7 @@ int main(int argc, char** argv) {
                        std::max(1, repeat / 2), device));
       }
     }
-    if (what == "nafnet" || what == "all") {
+    if (what == "nafnet" || what == "inference" || what == "all") {
       c10::InferenceMode guard;
       auto net = samdeblur::models::build_network(nafnet_w32("NAFNet"));
       net->to(device);

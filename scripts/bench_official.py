@@ -121,7 +121,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", default="")
-    ap.add_argument("--what", default="all", choices=["map", "nafnet", "train", "all"])
+    ap.add_argument("--what", default="inference", choices=["map", "nafnet", "inference", "train", "all"],
+                    help="inference = map + nafnet (default); all adds train")
     ap.add_argument("--warmup", type=int, default=2, help="train: untimed iterations first")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--size", type=int, default=256)
@@ -137,9 +138,9 @@ def main():
     torch.manual_seed(0)
     results = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    if args.what in ("map", "all"):
+    if args.what in ("map", "inference", "all"):
         bench_map(seg, args, results)
-    if args.what in ("nafnet", "all"):
+    if args.what in ("nafnet", "inference", "all"):
         bench_nafnet(nafnet, args, results)
     if args.what in ("train", "all"):
         psnr_loss_cls = load_psnr_loss(args.root)
