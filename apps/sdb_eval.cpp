@@ -6,6 +6,7 @@
 
 #include <iostream>
 
+#include "samdeblur/core/app.h"
 #include "samdeblur/config/options.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
 
   namespace log = samdeblur::log;
   log::setup_logging(log::Level::info);
-  try {
+  return samdeblur::run_guarded([&]() -> int {
     if (threads > 0) torch::set_num_threads(threads);
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
@@ -63,14 +64,5 @@ int main(int argc, char** argv) {
     }
     log::info("results written to " + result.output_dir);
     return 0;
-  } catch (const samdeblur::Error& e) {
-    log::error(e.what());
-    return 1;
-  } catch (const c10::Error& e) {
-    log::error(std::string("torch: ") + e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    log::error(e.what());
-    return 1;
-  }
+  });
 }

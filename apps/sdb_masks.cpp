@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "samdeblur/core/app.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/sam/mask_files.h"
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   slog::setup_logging(slog::Level::info);
-  try {
+  return samdeblur::run_guarded([&]() -> int {
     if (threads > 0) torch::set_num_threads(threads);
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
@@ -114,14 +115,5 @@ int main(int argc, char** argv) {
         summary.processed, summary.skipped, summary.masks, summary.seconds,
         summary.times.encoder / n, summary.times.decoder / n, summary.times.post / n));
     return 0;
-  } catch (const samdeblur::Error& e) {
-    slog::error(e.what());
-    return 1;
-  } catch (const c10::Error& e) {
-    slog::error(std::string("torch: ") + e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    slog::error(e.what());
-    return 1;
-  }
+  });
 }

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "samdeblur/core/app.h"
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "also write the results as JSON");
   CLI11_PARSE(app, argc, argv);
   slog::setup_logging(slog::Level::info);
-  try {
+  return samdeblur::run_guarded([&]() -> int {
     if (repeat < 1 || warmup < 0) throw samdeblur::ConfigError("--repeat >= 1, --warmup >= 0");
     if (threads > 0) torch::set_num_threads(threads);
     const torch::Device device(device_text);
@@ -179,14 +180,5 @@ int main(int argc, char** argv) {
     }
     if (!json_path.empty()) samdeblur::write_file_atomic(json_path, results.dump(2) + "\n");
     return 0;
-  } catch (const samdeblur::Error& e) {
-    slog::error(e.what());
-    return 1;
-  } catch (const c10::Error& e) {
-    slog::error(std::string("torch: ") + e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    slog::error(e.what());
-    return 1;
-  }
+  });
 }

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "samdeblur/core/app.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/synth/demo_dataset.h"
@@ -45,7 +46,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   slog::setup_logging(slog::Level::info);
-  try {
+  return samdeblur::run_guarded([&]() -> int {
     o.blur.linear_light = gamma_average;
     o.progress = !quiet;
     std::string cmdline;
@@ -62,14 +63,5 @@ int main(int argc, char** argv) {
     slog::info(fmt::format("{} train and {} test pairs in {} ({:.1f}s); manifest: {}/manifest.json",
                            train, test, o.output_dir, summary.seconds, o.output_dir));
     return 0;
-  } catch (const samdeblur::Error& e) {
-    slog::error(e.what());
-    return 1;
-  } catch (const c10::Error& e) {
-    slog::error(std::string("torch: ") + e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    slog::error(e.what());
-    return 1;
-  }
+  });
 }

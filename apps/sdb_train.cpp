@@ -11,6 +11,7 @@
 
 #include <iostream>
 
+#include "samdeblur/core/app.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/train/distributed.h"
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
   namespace log = samdeblur::log;
   namespace tr = samdeblur::train;
   log::setup_logging(log::Level::info);
-  try {
+  return samdeblur::run_guarded([&]() -> int {
     if (nproc > 1) {
       // Validate once in the launcher so a bad config fails before any fork.
       const auto cfg = tr::load_train_config(config_path, overrides);
@@ -91,14 +92,5 @@ int main(int argc, char** argv) {
     }
     const auto result = trainer.run();
     return tr::exit_code_for(result);
-  } catch (const samdeblur::Error& e) {
-    log::error(e.what());
-    return 1;
-  } catch (const c10::Error& e) {
-    log::error(std::string("torch: ") + e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    log::error(e.what());
-    return 1;
-  }
+  });
 }
