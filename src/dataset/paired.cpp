@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <tuple>
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
@@ -105,15 +106,20 @@ std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
   return out;
 }
 
+std::pair<cv::Mat, cv::Mat> read_pair_bgr(const SamplePaths& paths) {
+  cv::Mat gt = io::read_image_bgr(paths.gt);
+  cv::Mat lq = io::read_image_bgr(paths.lq);
+  if (gt.size() != lq.size())
+    throw Error(fmt::format("size mismatch: {} is {}x{} but {} is {}x{} (HxW)", paths.lq, lq.rows,
+                            lq.cols, paths.gt, gt.rows, gt.cols));
+  return {std::move(lq), std::move(gt)};
+}
+
 Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& o,
                    MaskProvider* provider) {
   Sample s;
   s.name = paths.name;
-  s.gt_u8 = io::read_image_bgr(paths.gt);
-  s.lq_u8 = io::read_image_bgr(paths.lq);
-  if (s.gt_u8.size() != s.lq_u8.size())
-    throw Error(fmt::format("size mismatch: {} is {}x{} but {} is {}x{} (HxW)", paths.lq,
-                            s.lq_u8.rows, s.lq_u8.cols, paths.gt, s.gt_u8.rows, s.gt_u8.cols));
+  std::tie(s.lq_u8, s.gt_u8) = read_pair_bgr(paths);
   const int64_t h = s.gt_u8.rows, w = s.gt_u8.cols;
   s.gt = io::image_to_tensor(s.gt_u8);
   s.lq = io::image_to_tensor(s.lq_u8);

@@ -10,6 +10,8 @@
 #include <limits>
 #include <opencv2/core.hpp>
 
+#include <tuple>
+
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
@@ -92,11 +94,7 @@ uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t slot) {
 RawSample load_raw_sample(const dataset::SamplePaths& paths, const config::DatasetOptions& o) {
   RawSample s;
   s.name = paths.name;
-  s.gt = io::read_image_bgr(paths.gt);
-  s.lq = io::read_image_bgr(paths.lq);
-  if (s.gt.size() != s.lq.size())
-    throw Error(fmt::format("size mismatch: {} is {}x{} but {} is {}x{} (HxW)", paths.lq,
-                            s.lq.rows, s.lq.cols, paths.gt, s.gt.rows, s.gt.cols));
+  std::tie(s.lq, s.gt) = dataset::read_pair_bgr(paths);
   const int64_t h = s.gt.rows, w = s.gt.cols;
   if (o.grouped_masks()) {
     torch::Tensor m = io::read_npz_array(paths.mask, "masks");

@@ -44,6 +44,11 @@ struct Sample {
   std::optional<models::SegMasks> masks;  // grouped masks (SegNAFNet*)
 };
 
+// Reads the lq and gt images (uint8 BGR, as imfrombytes) of a pair; throws an
+// Error naming both files and sizes when they differ. Shared by the test and
+// the training loaders.
+std::pair<cv::Mat, cv::Mat> read_pair_bgr(const SamplePaths& paths);
+
 // Reads one sample exactly as the official test loader does (BGR uint8 ->
 // float / 255 -> RGB CHW). Sizes of lq, gt and masks must agree: otherwise an
 // Error naming the files and both sizes. With options.mask_source the masks of
