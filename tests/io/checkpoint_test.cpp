@@ -15,44 +15,42 @@
 #include "../../src/io/zip_util.h"
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
+using test::error_of;
+using test::TempDir;
 
 namespace {
 
 std::string data(const std::string& name) {
-  const std::string p = std::string(SAMDEBLUR_TEST_DATA) + "/io/" + name;
-  if (!fs::exists(p))
-    ADD_FAILURE() << "missing fixture " << p << "; regenerate with /usr/bin/python3 scripts/make_io_fixtures.py";
-  return p;
+  return test::fixture_path("io/" + name,
+                            "regenerate with /usr/bin/python3 scripts/make_io_fixtures.py");
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected samdeblur::Error";
-  return "";
-}
-
-void expect_equal(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& what = "") {
+void expect_equal(const torch::Tensor& actual, const torch::Tensor& expected,
+                  const std::string& what = "") {
   ASSERT_EQ(actual.scalar_type(), expected.scalar_type()) << what;
   ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  EXPECT_TRUE(torch::equal(actual, expected)) << what << "\nactual:\n" << actual << "\nexpected:\n" << expected;
+  EXPECT_TRUE(torch::equal(actual, expected)) << what << "\nactual:\n"
+                                              << actual << "\nexpected:\n"
+                                              << expected;
 }
 
-const std::vector<std::string> kTinyKeys = {"conv.weight",     "conv.bias",          "bn.weight",
-                                            "bn.bias",         "bn.running_mean",    "bn.running_var",
+const std::vector<std::string> kTinyKeys = {"conv.weight",
+                                            "conv.bias",
+                                            "bn.weight",
+                                            "bn.bias",
+                                            "bn.running_mean",
+                                            "bn.running_var",
                                             "bn.num_batches_tracked"};
 
 // Expected value of tiny_state_dict()[kTinyKeys[i]] in scripts/make_io_fixtures.py.
 torch::Tensor tiny_value(size_t i) {
   if (kTinyKeys[i] == "bn.num_batches_tracked") return torch::tensor(int64_t{7});
-  const std::vector<int64_t> shape = i == 0 ? std::vector<int64_t>{2, 3, 1, 1} : std::vector<int64_t>{2};
+  const std::vector<int64_t> shape =
+      i == 0 ? std::vector<int64_t>{2, 3, 1, 1} : std::vector<int64_t>{2};
   int64_t n = 1;
   for (auto s : shape) n *= s;
   return (torch::arange(n, torch::kFloat32) * 0.1f + static_cast<float>(i)).reshape(shape);
@@ -80,18 +78,7 @@ TORCH_MODULE(Tiny);
 
 torch::Tensor base() { return torch::arange(24, torch::kFloat32).reshape({4, 6}) * 0.5 - 3.0; }
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("sdb_ckpt_test_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-bool have_python_torch() {
-  static const bool ok = fs::exists("/usr/bin/python3") &&
-                         std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
-  return ok;
-}
+bool have_python_torch() { return test::python_has("torch"); }
 
 }  // namespace
 
@@ -103,11 +90,13 @@ TEST(Pth, ReadsBasicSrParamsAndEma) {
 }
 
 TEST(Pth, MissingParamKeyListsTopLevelKeys) {
-  const std::string msg = error_of([] { io::load_state_dict_file(data("ema_only.pth"), "params"); });
+  const std::string msg =
+      error_of([] { io::load_state_dict_file(data("ema_only.pth"), "params"); });
   EXPECT_NE(msg.find("ema_only.pth"), std::string::npos) << msg;
   EXPECT_NE(msg.find("'params_ema'"), std::string::npos) << msg;
   // BasicSR's fallback: params_ema requested, only params present -> params.
-  EXPECT_EQ(io::load_state_dict_file(data("module_prefix.pth"), "params_ema").size(), kTinyKeys.size());
+  EXPECT_EQ(io::load_state_dict_file(data("module_prefix.pth"), "params_ema").size(),
+            kTinyKeys.size());
 }
 
 TEST(Pth, NestedDictIsAnErrorNamingKeys) {
@@ -192,10 +181,12 @@ TEST(Pickle, RandomPickleCorruptionNeverCrashes) {
   io::detail::ZipReader zip(read_file_bytes(data("basicsr.pth")), "basicsr.pth");
   const auto pkl = zip.read(zip.find("basicsr/data.pkl"));
   std::map<std::string, std::vector<uint8_t>> records;
-  for (size_t i = 0; i < zip.names().size(); ++i) records[zip.names()[i]] = zip.read(static_cast<int64_t>(i));
+  for (size_t i = 0; i < zip.names().size(); ++i)
+    records[zip.names()[i]] = zip.read(static_cast<int64_t>(i));
   io::detail::PersistentLoad load = [&](io::detail::PyObject* pid,
                                         const std::function<io::detail::PyObject*()>& make) {
-    if (pid->kind != io::detail::PyObject::Kind::Tuple || pid->items.size() < 5) throw Error("bad pid");
+    if (pid->kind != io::detail::PyObject::Kind::Tuple || pid->items.size() < 5)
+      throw Error("bad pid");
     auto* s = make();
     s->dtype = torch::kFloat;
     s->tensor = torch::zeros({64}, torch::kUInt8);
@@ -229,7 +220,8 @@ TEST(Pickle, LimitsStopHostileGrowth) {
   many.push_back('.');
   io::detail::UnpickleLimits limits;
   limits.max_objects = 100;
-  const std::string msg = error_of([&] { io::detail::unpickle(many.data(), many.size(), "many.pkl", nullptr, limits); });
+  const std::string msg = error_of(
+      [&] { io::detail::unpickle(many.data(), many.size(), "many.pkl", nullptr, limits); });
   EXPECT_NE(msg.find("more than 100 objects"), std::string::npos) << msg;
   // A cycle (list appended to itself) is harmless with the arena.
   const std::vector<uint8_t> cycle = {0x80, 0x02, ']', 'q', 0, 'h', 0, 'a', '.'};
@@ -254,7 +246,8 @@ TEST(Safetensors, CorruptionNeverCrashes) {
     auto bytes = good;
     const int flips = 1 + static_cast<int>(rng() % 6);
     // Mostly mutate the header, where the offsets live.
-    for (int k = 0; k < flips; ++k) bytes[rng() % std::min<size_t>(bytes.size(), 400)] = static_cast<uint8_t>(rng());
+    for (int k = 0; k < flips; ++k)
+      bytes[rng() % std::min<size_t>(bytes.size(), 400)] = static_cast<uint8_t>(rng());
     if (it % 6 == 0) bytes.resize(rng() % bytes.size());
     try {
       io::load_state_dict_bytes(bytes.data(), bytes.size(), "fuzz.safetensors");
@@ -287,10 +280,10 @@ TEST(LoadStateDict, ConvertsDtypeToTheParameters) {
 TEST(LoadStateDict, StrictErrorListsEveryProblem) {
   Tiny net;
   io::StateDict sd = io::load_state_dict_file(data("basicsr.pth"));
-  sd.erase(sd.begin() + 1);                                   // drop conv.bias
-  sd.emplace_back("extra.weight", torch::zeros({3}));          // unexpected
-  sd[1].second = torch::zeros({5});                           // bn.weight shape mismatch
-  sd.erase(sd.begin() + 2);                                   // drop bn.bias
+  sd.erase(sd.begin() + 1);                            // drop conv.bias
+  sd.emplace_back("extra.weight", torch::zeros({3}));  // unexpected
+  sd[1].second = torch::zeros({5});                    // bn.weight shape mismatch
+  sd.erase(sd.begin() + 2);                            // drop bn.bias
   const torch::Tensor before = net->conv->weight.detach().clone();
   const std::string msg = error_of([&] { io::load_state_dict(*net, sd, true, "ckpt.pth"); });
   EXPECT_NE(msg.find("ckpt.pth"), std::string::npos) << msg;
@@ -308,7 +301,8 @@ TEST(LoadStateDict, StrictErrorListsEveryProblem) {
 }
 
 TEST(SaveStateDict, RoundTripPthAndSafetensors) {
-  const fs::path dir = temp_dir("roundtrip");
+  const TempDir tmp("ckpt_roundtrip");
+  const fs::path& dir = tmp.path();
   const io::StateDict sd = {
       {"w", base()},
       {"view", base().t()},
@@ -332,14 +326,16 @@ TEST(SaveStateDict, RoundTripPthAndSafetensors) {
       expect_equal(back[i].second, sd[i].second.contiguous(), p + ":" + sd[i].first);
     }
   }
-  fs::remove_all(dir);
 }
 
 TEST(SaveStateDict, PythonTorchLoadReadsOurPth) {
   if (!have_python_torch()) GTEST_SKIP() << "/usr/bin/python3 with torch not available";
-  const fs::path dir = temp_dir("python");
+  const TempDir tmp("ckpt_python");
+  const fs::path& dir = tmp.path();
   io::save_state_dict_file((dir / "net.pth").string(),
-                           {{"w", base()}, {"h", base().t().to(torch::kHalf)}, {"b", torch::arange(4) < 2},
+                           {{"w", base()},
+                            {"h", base().t().to(torch::kHalf)},
+                            {"b", torch::arange(4) < 2},
                             {"i", torch::arange(3, torch::kInt64) * int64_t{5000000000}}});
   const std::string script =
       "import torch, sys\n"
@@ -352,5 +348,4 @@ TEST(SaveStateDict, PythonTorchLoadReadsOurPth) {
   write_file_atomic((dir / "check.py").string(), script);
   const std::string cmd = "/usr/bin/python3 " + (dir / "check.py").string() + " " + dir.string();
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  fs::remove_all(dir);
 }

@@ -9,20 +9,23 @@
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/image.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 namespace sio = samdeblur::io;
 using nlohmann::json;
+using samdeblur::test::TempDir;
 
 namespace {
 
-const std::string kDir = std::string(SAMDEBLUR_TEST_DATA) + "/metrics/";
+const std::string kDir = samdeblur::test::data_path("metrics/");
 
 const json& expected() {
   static const json j = [] {
     std::ifstream in(kDir + "expected.json");
     if (!in) {
-      throw std::runtime_error("missing " + kDir + "expected.json; regenerate with "
+      throw std::runtime_error("missing " + kDir +
+                               "expected.json; regenerate with "
                                "scripts/make_metric_fixtures.py");
     }
     return json::parse(in);
@@ -50,12 +53,6 @@ void expect_bitwise_equal(const torch::Tensor& got, const torch::Tensor& want) {
 
 torch::Tensor mat_u8_to_tensor(const cv::Mat& m) {
   return torch::from_blob(m.data, {m.rows, m.cols, m.channels()}, torch::kUInt8).clone();
-}
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("sdb_image_test_" + name);
-  fs::remove_all(dir);
-  return dir;
 }
 
 }  // namespace
@@ -113,7 +110,8 @@ TEST(ImageIo, RoundTripIsLossless) {
 }
 
 TEST(ImageIo, WriteImageAtomicRoundTrips) {
-  const fs::path dir = temp_dir("write");
+  const TempDir tmp("image_write");
+  const fs::path& dir = tmp.path();
   const cv::Mat bgr = sio::read_image_bgr(kDir + "noise_out.png");
   const std::string path = (dir / "sub" / "x.png").string();
   sio::write_image_atomic(path, bgr);
@@ -128,11 +126,11 @@ TEST(ImageIo, WriteImageAtomicRoundTrips) {
     EXPECT_NE(std::string(e.what()).find("x.unknownext"), std::string::npos) << e.what();
   }
   EXPECT_THROW(sio::write_image_atomic((dir / "noext").string(), bgr), samdeblur::FileError);
-  fs::remove_all(dir);
 }
 
 TEST(ImageIo, UnreadableFilesNameThePath) {
-  const fs::path dir = temp_dir("bad");
+  const TempDir tmp("image_bad");
+  const fs::path& dir = tmp.path();
   fs::create_directories(dir);
   const std::string garbage = (dir / "garbage.png").string();
   std::ofstream(garbage) << "this is not a png";
@@ -150,7 +148,6 @@ TEST(ImageIo, UnreadableFilesNameThePath) {
     }
     EXPECT_THROW(sio::read_mask_png(path), samdeblur::FileError);
   }
-  fs::remove_all(dir);
 }
 
 TEST(ImageIo, RejectsUnsupportedInputs) {

@@ -12,21 +12,23 @@
 
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
+using test::error_of;
+using test::TempDir;
 
 namespace {
 
 std::string data(const std::string& name) {
-  const std::string p = std::string(SAMDEBLUR_TEST_DATA) + "/io/" + name;
-  if (!fs::exists(p))
-    ADD_FAILURE() << "missing fixture " << p
-                  << "; regenerate with /usr/bin/python3 scripts/make_io_fixtures.py";
-  return p;
+  return test::fixture_path("io/" + name,
+                            "regenerate with /usr/bin/python3 scripts/make_io_fixtures.py");
 }
 
-torch::Tensor f4_base() { return torch::arange(24, torch::kFloat32).reshape({2, 3, 4}) * 0.5 - 3.0; }
+torch::Tensor f4_base() {
+  return torch::arange(24, torch::kFloat32).reshape({2, 3, 4}) * 0.5 - 3.0;
+}
 
 torch::Tensor mask_base() {
   auto m = torch::arange(3).view({3, 1, 1});
@@ -39,42 +41,26 @@ void expect_equal(const torch::Tensor& actual, const torch::Tensor& expected) {
   ASSERT_EQ(actual.scalar_type(), expected.scalar_type());
   ASSERT_EQ(actual.sizes(), expected.sizes());
   EXPECT_TRUE(actual.is_contiguous());
-  EXPECT_TRUE(torch::equal(actual, expected)) << "actual:\n" << actual << "\nexpected:\n" << expected;
+  EXPECT_TRUE(torch::equal(actual, expected)) << "actual:\n"
+                                              << actual << "\nexpected:\n"
+                                              << expected;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected samdeblur::Error";
-  return "";
-}
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("sdb_npy_test_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-bool have_numpy() {
-  static const bool ok = fs::exists("/usr/bin/python3") &&
-                         std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
-  return ok;
-}
+bool have_numpy() { return test::python_has("numpy"); }
 
 }  // namespace
 
 TEST(Npy, ReadsEveryDtype) {
   expect_equal(io::read_npy(data("f4_c.npy")), f4_base());
-  expect_equal(io::read_npy(data("f8.npy")), torch::arange(6, torch::kFloat64).reshape({2, 3}) / 7.0);
-  expect_equal(io::read_npy(data("f2.npy")), (torch::arange(5, torch::kFloat32) * 0.25).to(torch::kHalf));
+  expect_equal(io::read_npy(data("f8.npy")),
+               torch::arange(6, torch::kFloat64).reshape({2, 3}) / 7.0);
+  expect_equal(io::read_npy(data("f2.npy")),
+               (torch::arange(5, torch::kFloat32) * 0.25).to(torch::kHalf));
   expect_equal(io::read_npy(data("i4.npy")), torch::arange(-3, 3, torch::kInt32));
-  expect_equal(io::read_npy(data("i8.npy")), torch::arange(6, torch::kInt64).reshape({3, 2}) * int64_t{10000000000});
-  expect_equal(io::read_npy(data("u1.npy")), torch::arange(250, 256, torch::kInt32).to(torch::kUInt8));
+  expect_equal(io::read_npy(data("i8.npy")),
+               torch::arange(6, torch::kInt64).reshape({3, 2}) * int64_t{10000000000});
+  expect_equal(io::read_npy(data("u1.npy")),
+               torch::arange(250, 256, torch::kInt32).to(torch::kUInt8));
   expect_equal(io::read_npy(data("mask_b1.npy")), mask_base());
 }
 
@@ -173,7 +159,8 @@ TEST(Npz, MissingKeyListsKeysPresent) {
 
 TEST(Npz, RandomCorruptionNeverCrashes) {
   const auto good = read_file_bytes(data("masks_deflated.npz"));
-  const fs::path dir = temp_dir("fuzz");
+  const TempDir tmp("npy_fuzz");
+  const fs::path& dir = tmp.path();
   const std::string p = (dir / "fuzz.npz").string();
   std::mt19937 rng(99);
   for (int it = 0; it < 300; ++it) {
@@ -183,18 +170,19 @@ TEST(Npz, RandomCorruptionNeverCrashes) {
     if (it % 7 == 0) bytes.resize(rng() % bytes.size());
     {
       std::ofstream out(p, std::ios::binary | std::ios::trunc);  // no fsync: speed
-      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      out.write(reinterpret_cast<const char*>(bytes.data()),
+                static_cast<std::streamsize>(bytes.size()));
     }
     try {
       io::read_npz(p);
     } catch (const Error&) {
     }
   }
-  fs::remove_all(dir);
 }
 
 TEST(NpyWrite, RoundTripAllDtypes) {
-  const fs::path dir = temp_dir("roundtrip");
+  const TempDir tmp("npy_roundtrip");
+  const fs::path& dir = tmp.path();
   const std::vector<torch::Tensor> tensors = {
       f4_base(),
       f4_base().transpose(0, 2),  // non-contiguous input is written in logical C order
@@ -215,11 +203,11 @@ TEST(NpyWrite, RoundTripAllDtypes) {
     expect_equal(io::read_npy(p), tensors[i].contiguous());
   }
   EXPECT_THROW(io::write_npy((dir / "bf16.npy").string(), f4_base().to(torch::kBFloat16)), Error);
-  fs::remove_all(dir);
 }
 
 TEST(NpzWrite, RoundTripStoredAndCompressed) {
-  const fs::path dir = temp_dir("npz");
+  const TempDir tmp("npy_npz");
+  const fs::path& dir = tmp.path();
   for (bool compressed : {false, true}) {
     const std::string p = (dir / (compressed ? "c.npz" : "s.npz")).string();
     io::write_npz(p, {{"masks", mask_base()}, {"image", f4_base()}}, compressed);
@@ -228,14 +216,15 @@ TEST(NpzWrite, RoundTripStoredAndCompressed) {
     expect_equal(arrays.at("masks"), mask_base());
     expect_equal(arrays.at("image"), f4_base());
   }
-  fs::remove_all(dir);
 }
 
 TEST(NpyWrite, NumpyReadsWhatWeWrite) {
   if (!have_numpy()) GTEST_SKIP() << "/usr/bin/python3 with numpy not available";
-  const fs::path dir = temp_dir("numpy");
+  const TempDir tmp("npy_numpy");
+  const fs::path& dir = tmp.path();
   io::write_npy((dir / "a.npy").string(), f4_base());
-  io::write_npz((dir / "b.npz").string(), {{"masks", mask_base()}, {"x", f4_base().to(torch::kHalf)}}, true);
+  io::write_npz((dir / "b.npz").string(),
+                {{"masks", mask_base()}, {"x", f4_base().to(torch::kHalf)}}, true);
   io::write_npz((dir / "c.npz").string(), {{"i", torch::arange(5, torch::kInt64)}}, false);
   const std::string script =
       "import numpy as np, sys; d=sys.argv[1]\n"
@@ -247,5 +236,4 @@ TEST(NpyWrite, NumpyReadsWhatWeWrite) {
   write_file_atomic((dir / "check.py").string(), script);
   const std::string cmd = "/usr/bin/python3 " + (dir / "check.py").string() + " " + dir.string();
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  fs::remove_all(dir);
 }

@@ -11,35 +11,26 @@
 #include <set>
 #include <string>
 
-#include "samdeblur/io/npy.h"
+#include "samdeblur/models/network.h"
+#include "support/test_support.h"
 
 namespace samdeblur::models::testing {
+
+using samdeblur::test::expect_close;
 
 inline const std::string kRegenerateHint =
     "regenerate with: PYTHONPATH=/tmp/ref/sam-deblur /usr/bin/python3 "
     "scripts/make_model_fixtures.py";
 
-inline std::string fixture_path(const std::string& name) {
-  return std::string(SAMDEBLUR_TEST_DATA) + "/models/" + name;
-}
-
 inline std::map<std::string, torch::Tensor> load_fixture(const std::string& name) {
-  const auto path = fixture_path(name);
-  if (!std::filesystem::exists(path)) {
-    throw std::runtime_error("missing fixture " + path + "; " + kRegenerateHint);
-  }
-  return io::read_npz(path);
+  return samdeblur::test::load_npz_fixture("models/" + name, kRegenerateHint);
 }
 
 inline const nlohmann::json& key_file() {
   static const nlohmann::json doc = [] {
-    std::ifstream in(fixture_path("keys.json"));
-    if (!in) throw std::runtime_error("missing tests/data/models/keys.json; " + kRegenerateHint);
-    auto j = nlohmann::json::parse(in);
-    if (j.at("fixture_version").get<int>() != 1) {
-      throw std::runtime_error("keys.json has an unexpected fixture_version; " + kRegenerateHint);
-    }
-    return j;
+    samdeblur::test::check_fixture_version("models/keys.json", 1, kRegenerateHint);
+    std::ifstream in(samdeblur::test::data_path("models/keys.json"));
+    return nlohmann::json::parse(in);
   }();
   return doc;
 }
@@ -72,18 +63,18 @@ inline void load_weights(torch::nn::Module& module,
   ASSERT_TRUE(problems.empty()) << "weight loading:" << problems;
 }
 
-// |actual - expected| <= tol everywhere; reports the worst element.
-inline void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double tol,
-                         const std::string& what) {
-  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  const auto diff =
-      (actual.detach().to(torch::kCPU, torch::kDouble) - expected.to(torch::kDouble)).abs();
-  const int64_t worst = diff.flatten().argmax().item<int64_t>();
-  const double worst_diff = diff.flatten()[worst].item<double>();
-  EXPECT_LE(worst_diff, tol) << what << ": worst |diff| " << worst_diff << " at flat index "
-                             << worst << " (actual "
-                             << actual.detach().flatten()[worst].item<double>() << ", expected "
-                             << expected.flatten()[worst].item<double>() << ")";
+// The network of `options`, with the fixture's train_size (TLC) when it has one and
+// the fixture's weights.
+inline DeblurNet build_with_fixture(NetworkOptions options,
+                                    const std::map<std::string, torch::Tensor>& data) {
+  if (data.count("train_size")) {
+    const auto ts = data.at("train_size").to(torch::kLong);
+    options.train_size = {ts[0].item<int64_t>(), ts[1].item<int64_t>(), ts[2].item<int64_t>(),
+                          ts[3].item<int64_t>()};
+  }
+  auto net = build_network(options);
+  load_weights(*net, data);
+  return net;
 }
 
 }  // namespace samdeblur::models::testing

@@ -11,10 +11,10 @@
 #include "samdeblur/models/seg_nafnet.h"
 
 namespace sm = samdeblur::models;
+using sm::testing::build_with_fixture;
 using sm::testing::expect_close;
 using sm::testing::key_file;
 using sm::testing::load_fixture;
-using sm::testing::load_weights;
 
 namespace {
 
@@ -141,13 +141,7 @@ namespace {
 void check_case(const std::string& fixture, sm::NetworkOptions options, bool grads) {
   SCOPED_TRACE(fixture);
   const auto data = load_fixture(fixture + ".npz");
-  if (data.count("train_size")) {
-    const auto ts = data.at("train_size").to(torch::kLong);
-    options.train_size = {ts[0].item<int64_t>(), ts[1].item<int64_t>(), ts[2].item<int64_t>(),
-                          ts[3].item<int64_t>()};
-  }
-  auto net = sm::build_network(options);
-  load_weights(*net, data);
+  auto net = build_with_fixture(std::move(options), data);
   net->eval();
   const auto input = data.at("input").clone().requires_grad_(grads);
   const auto input_copy = input.detach().clone();

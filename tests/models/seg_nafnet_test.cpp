@@ -9,9 +9,9 @@
 #include "samdeblur/models/network.h"
 
 namespace sm = samdeblur::models;
+using sm::testing::build_with_fixture;
 using sm::testing::expect_close;
 using sm::testing::load_fixture;
-using sm::testing::load_weights;
 
 namespace {
 
@@ -183,14 +183,7 @@ namespace {
 sm::DeblurNet load_seg(const std::string& fixture, sm::NetworkOptions options,
                        std::map<std::string, torch::Tensor>& data) {
   data = load_fixture(fixture + ".npz");
-  if (data.count("train_size")) {
-    const auto ts = data.at("train_size").to(torch::kLong);
-    options.train_size = {ts[0].item<int64_t>(), ts[1].item<int64_t>(), ts[2].item<int64_t>(),
-                          ts[3].item<int64_t>()};
-  }
-  auto net = sm::build_network(options);
-  load_weights(*net, data);
-  return net;
+  return build_with_fixture(std::move(options), data);
 }
 
 // MAP features as `intro` sees them (the channels after the image).

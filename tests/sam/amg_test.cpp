@@ -11,6 +11,7 @@
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/npy.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
@@ -19,7 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kDir = std::string(SAMDEBLUR_TEST_DATA) + "/sam/amg/";
+const std::string kDir = test::data_path("sam/amg/");
 constexpr int kFixtureVersion = 1;
 
 const json& fixture() {

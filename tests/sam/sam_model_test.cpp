@@ -22,6 +22,7 @@
 #include "samdeblur/io/npy.h"
 #include "samdeblur/sam/image_encoder.h"
 #include "samdeblur/sam/predictor.h"
+#include "support/test_support.h"
 
 namespace samdeblur::sam {
 namespace {
@@ -30,31 +31,16 @@ const std::string kHint =
     "regenerate with: PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 "
     "scripts/make_sam_fixtures.py";
 
-std::string data_path(const std::string& name) {
-  return std::string(SAMDEBLUR_TEST_DATA) + "/sam/model/" + name;
-}
+std::string data_path(const std::string& name) { return test::data_path("sam/model/" + name); }
 
 // Fixtures of another FIXTURE_VERSION of make_sam_fixtures.py are rejected with the hint.
-void check_fixture_version() {
-  static const bool ok = [] {
-    std::ifstream in(data_path("meta.json"));
-    if (!in) throw std::runtime_error("missing tests/data/sam/model/meta.json; " + kHint);
-    const auto meta = nlohmann::json::parse(in);
-    if (meta.at("fixture_version").get<int>() != 1)
-      throw std::runtime_error("tests/data/sam/model has fixture_version " +
-                               meta.at("fixture_version").dump() + ", the tests expect 1; " +
-                               kHint);
+std::map<std::string, torch::Tensor> fixture(const std::string& name) {
+  static const bool version_ok = [] {
+    test::check_fixture_version("sam/model/meta.json", 1, kHint);
     return true;
   }();
-  (void)ok;
-}
-
-std::map<std::string, torch::Tensor> fixture(const std::string& name) {
-  check_fixture_version();
-  const std::string path = data_path(name);
-  if (!std::filesystem::exists(path))
-    throw std::runtime_error("missing fixture " + path + "; " + kHint);
-  return io::read_npz(path);
+  (void)version_ok;
+  return test::load_npz_fixture("sam/model/" + name, kHint);
 }
 
 // The TINY config of make_sam_fixtures.py.
@@ -81,13 +67,7 @@ SamConfig tiny_config() {
 
 void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol,
                   const std::string& what) {
-  ASSERT_EQ(actual.sizes(), expected.sizes()) << what << "; " << kHint;
-  auto diff = (actual.to(torch::kDouble) - expected.to(torch::kDouble)).abs();
-  const double worst = diff.max().item<double>();
-  const int64_t at = diff.flatten().argmax().item<int64_t>();
-  EXPECT_LE(worst, atol) << what << ": worst |diff| " << worst << " at flat index " << at
-                         << " (actual " << actual.flatten()[at].item<double>() << ", expected "
-                         << expected.flatten()[at].item<double>() << ")";
+  test::expect_close(actual, expected, atol, what + "; " + kHint);
 }
 
 // "key<TAB>d0,d1,..." lines of keys_<name>.txt.

@@ -8,7 +8,7 @@
 #include <map>
 #include <string>
 
-#include "samdeblur/io/npy.h"
+#include "support/test_support.h"
 
 namespace samdeblur::sam {
 namespace {
@@ -18,10 +18,7 @@ const std::string kHint =
     "scripts/make_sam_fixtures.py";
 
 std::map<std::string, torch::Tensor> fixture(const std::string& name) {
-  const std::string path = std::string(SAMDEBLUR_TEST_DATA) + "/sam/model/" + name;
-  if (!std::filesystem::exists(path))
-    throw std::runtime_error("missing fixture " + path + "; " + kHint);
-  return io::read_npz(path);
+  return test::load_npz_fixture("sam/model/" + name, kHint);
 }
 
 TEST(SamTransforms, PilBilinearResizeMatchesPilBitExactly) {

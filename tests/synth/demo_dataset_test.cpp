@@ -4,40 +4,27 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <set>
-#include <sstream>
 
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
 #include "samdeblur/sam/mask_files.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
 using namespace samdeblur::synth;
+using test::read_text;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("sdb_synth_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 cv::Mat photo(int h, int w, int seed) {
   cv::Mat m(h, w, CV_8UC3);
@@ -80,13 +67,6 @@ std::vector<fs::path> all_files(const fs::path& dir) {
     if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir));
   std::sort(out.begin(), out.end());
   return out;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Checks one split's layout and contents against the photos and the manifest.
@@ -136,14 +116,14 @@ void check_split(const fs::path& out, const std::string& split, int expected, in
 }  // namespace
 
 TEST(DemoDataset, LayoutNamesMasksAndTargets) {
-  TempDir tmp;
-  const fs::path photos = tmp.path / "photos";
+  const test::TempDir tmp("synth");
+  const fs::path photos = tmp.path() / "photos";
   fs::create_directories(photos);
   std::map<std::string, cv::Mat> images = {{"b.png", photo(70, 90, 1)},
                                            {"a.png", photo(64, 64, 0)}};
   for (const auto& [name, img] : images) cv::imwrite((photos / name).string(), img);
   write_file_atomic((photos / "README.txt").string(), "not a photo");  // ignored with a warning
-  const auto o = small_options(photos, tmp.path / "out");
+  const auto o = small_options(photos, tmp.path() / "out");
   const auto summary = build_demo_dataset(o);
   ASSERT_EQ(summary.samples.size(), 6u);
   // Train first, photos sorted, k ascending.
@@ -151,12 +131,12 @@ TEST(DemoDataset, LayoutNamesMasksAndTargets) {
   EXPECT_EQ(summary.samples[3].name, "b_001");
   EXPECT_EQ(summary.samples[4].split, "test");
   EXPECT_EQ(summary.samples[4].name, "a_000");
-  const auto manifest = nlohmann::json::parse(read_text(tmp.path / "out" / "manifest.json"));
+  const auto manifest = nlohmann::json::parse(read_text(tmp.path() / "out" / "manifest.json"));
   EXPECT_EQ(manifest["samples"].size(), 6u);
   EXPECT_EQ(manifest["options"]["trajectory"]["frames"], 5);
-  check_split(tmp.path / "out", "train", 4, 32, images, manifest);
-  check_split(tmp.path / "out", "test", 2, 48, images, manifest);
-  for (const auto& f : all_files(tmp.path / "out"))
+  check_split(tmp.path() / "out", "train", 4, 32, images, manifest);
+  check_split(tmp.path() / "out", "test", 2, 48, images, manifest);
+  for (const auto& f : all_files(tmp.path() / "out"))
     EXPECT_EQ(f.string().find(".tmp"), std::string::npos) << f;
   // Rerunning with the same options is fine; with fewer samples it would leave
   // files the manifest does not list: an error naming the folder, nothing written.
@@ -170,40 +150,40 @@ TEST(DemoDataset, LayoutNamesMasksAndTargets) {
     EXPECT_NE(std::string(e.what()).find("train/grouped_masks/a_001.npz"), std::string::npos)
         << e.what();
   }
-  EXPECT_EQ(nlohmann::json::parse(read_text(tmp.path / "out" / "manifest.json"))["samples"].size(),
-            6u);
+  EXPECT_EQ(
+      nlohmann::json::parse(read_text(tmp.path() / "out" / "manifest.json"))["samples"].size(), 6u);
 }
 
 TEST(DemoDataset, SameSeedSameBytesOtherSeedOtherBlur) {
-  TempDir tmp;
-  const fs::path photos = tmp.path / "photos";
+  const test::TempDir tmp("synth");
+  const fs::path photos = tmp.path() / "photos";
   fs::create_directories(photos);
   cv::imwrite((photos / "p.png").string(), photo(60, 80, 2));
   cv::imwrite((photos / "q.png").string(), photo(64, 64, 3));
-  auto o = small_options(photos, tmp.path / "a");
+  auto o = small_options(photos, tmp.path() / "a");
   build_demo_dataset(o);
-  o.output_dir = (tmp.path / "b").string();
+  o.output_dir = (tmp.path() / "b").string();
   build_demo_dataset(o);
-  const auto files = all_files(tmp.path / "a");
-  ASSERT_EQ(files, all_files(tmp.path / "b"));
+  const auto files = all_files(tmp.path() / "a");
+  ASSERT_EQ(files, all_files(tmp.path() / "b"));
   ASSERT_EQ(files.size(), 6u * 4 + 1);
   for (const auto& f : files)
-    EXPECT_EQ(read_file_bytes((tmp.path / "a" / f).string()),
-              read_file_bytes((tmp.path / "b" / f).string()))
+    EXPECT_EQ(read_file_bytes((tmp.path() / "a" / f).string()),
+              read_file_bytes((tmp.path() / "b" / f).string()))
         << f;
   // Another seed: other crops / trajectories.
-  o.output_dir = (tmp.path / "c").string();
+  o.output_dir = (tmp.path() / "c").string();
   o.seed = 1;
   build_demo_dataset(o);
-  EXPECT_NE(read_file_bytes((tmp.path / "a" / "train" / "input" / "p_000.png").string()),
-            read_file_bytes((tmp.path / "c" / "train" / "input" / "p_000.png").string()));
+  EXPECT_NE(read_file_bytes((tmp.path() / "a" / "train" / "input" / "p_000.png").string()),
+            read_file_bytes((tmp.path() / "c" / "train" / "input" / "p_000.png").string()));
   // Adding a photo leaves the other photos' samples unchanged.
   cv::imwrite((photos / "o.png").string(), photo(64, 64, 4));
-  o.output_dir = (tmp.path / "d").string();
+  o.output_dir = (tmp.path() / "d").string();
   o.seed = 0;
   build_demo_dataset(o);
-  EXPECT_EQ(read_file_bytes((tmp.path / "a" / "test" / "input" / "q_000.png").string()),
-            read_file_bytes((tmp.path / "d" / "test" / "input" / "q_000.png").string()));
+  EXPECT_EQ(read_file_bytes((tmp.path() / "a" / "test" / "input" / "q_000.png").string()),
+            read_file_bytes((tmp.path() / "d" / "test" / "input" / "q_000.png").string()));
   // The seed mixing is stable across platforms and builds (a change here
   // changes every generated demo dataset).
   EXPECT_NE(sample_seed(0, "p", "train", 0), sample_seed(0, "p", "test", 0));
@@ -212,11 +192,11 @@ TEST(DemoDataset, SameSeedSameBytesOtherSeedOtherBlur) {
 }
 
 TEST(DemoDataset, ErrorsNameTheFile) {
-  TempDir tmp;
-  const fs::path photos = tmp.path / "photos";
+  const test::TempDir tmp("synth");
+  const fs::path photos = tmp.path() / "photos";
   fs::create_directories(photos);
   cv::imwrite((photos / "small.png").string(), photo(40, 100, 0));
-  auto o = small_options(photos, tmp.path / "out");
+  auto o = small_options(photos, tmp.path() / "out");
   try {
     build_demo_dataset(o);  // 40 rows < the 48x48 test crop
     FAIL() << "a photo smaller than the crop was accepted";
@@ -224,10 +204,10 @@ TEST(DemoDataset, ErrorsNameTheFile) {
     EXPECT_NE(std::string(e.what()).find("small.png"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("48x48 test crop"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(fs::exists(tmp.path / "out" / "manifest.json"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "out" / "manifest.json"));
   o.test_per_photo = 0;  // no test crops: the 32x32 train crops fit
   EXPECT_NO_THROW(build_demo_dataset(o));
-  EXPECT_FALSE(fs::exists(tmp.path / "out" / "test"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "out" / "test"));
   // Two photos with the same stem would write the same sample names.
   cv::imwrite((photos / "small.jpg").string(), photo(40, 100, 0));
   EXPECT_THROW(build_demo_dataset(o), FileError);
@@ -240,7 +220,7 @@ TEST(DemoDataset, ErrorsNameTheFile) {
   } catch (const FileError& e) {
     EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
   }
-  o.photos = (tmp.path / "missing").string();
+  o.photos = (tmp.path() / "missing").string();
   EXPECT_THROW(build_demo_dataset(o), FileError);
   o.photos = photos.string();
   o.train_per_photo = -1;
@@ -248,40 +228,41 @@ TEST(DemoDataset, ErrorsNameTheFile) {
 }
 
 TEST(SdbSynth, EndToEndOnTheCommittedPhotos) {
-  const std::string bin = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-synth";
-  if (!fs::exists(bin)) GTEST_SKIP() << "sdb-synth not built (SAMDEBLUR_BUILD_APPS=OFF)";
-  const fs::path photos = fs::path(SAMDEBLUR_SOURCE_DIR) / "data" / "demo" / "photos";
-  TempDir tmp;
-  auto run = [&](const std::string& args) {
-    const std::string cmd = bin + " -q " + args + " > " + (tmp.path / "log.txt").string() + " 2>&1";
-    const int status = std::system(cmd.c_str());
-    return std::make_pair(WEXITSTATUS(status), read_text(tmp.path / "log.txt"));
+  if (!test::app_built("sdb-synth"))
+    GTEST_SKIP() << "sdb-synth not built (SAMDEBLUR_BUILD_APPS=OFF)";
+  const fs::path photos = test::source_path("data/demo/photos");
+  const test::TempDir tmp("synth");
+  auto run = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"-q"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto r = test::run_app("sdb-synth", argv);
+    return std::make_pair(r.exit_code, r.output());
   };
   // Default crops (192 train, 256 test) must fit every committed photo.
-  auto [code, log] = run("--photos " + photos.string() + " --output " + (tmp.path / "o").string() +
-                         " --train-per-photo 1 --test-per-photo 1 --frames 7");
+  auto [code, log] = run({"--photos", photos.string(), "--output", (tmp.path() / "o").string(),
+                          "--train-per-photo", "1", "--test-per-photo", "1", "--frames", "7"});
   ASSERT_EQ(code, 0) << log;
   size_t n_photos = 0;
   for (const auto& e : fs::directory_iterator(photos)) n_photos += e.path().extension() == ".jpg";
   ASSERT_GE(n_photos, 4u);
   for (const char* split : {"train", "test"})
     for (const char* sub : {"input", "target", "input_mask", "grouped_masks"})
-      EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path / "o" / split / sub),
+      EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path() / "o" / split / sub),
                               fs::directory_iterator{}),
                 static_cast<long>(n_photos))
           << split << "/" << sub;
   const cv::Mat in =
-      io::read_image_bgr((tmp.path / "o" / "test" / "input" / "astronaut_000.png").string());
+      io::read_image_bgr((tmp.path() / "o" / "test" / "input" / "astronaut_000.png").string());
   EXPECT_EQ(in.size(), cv::Size(256, 256));
-  const auto manifest = nlohmann::json::parse(read_text(tmp.path / "o" / "manifest.json"));
+  const auto manifest = nlohmann::json::parse(read_text(tmp.path() / "o" / "manifest.json"));
   EXPECT_EQ(manifest["samples"].size(), 2 * n_photos);
   // Errors: non-zero exit, the message names the path.
-  std::tie(code, log) = run("--photos " + (tmp.path / "nowhere").string() + " --output " +
-                            (tmp.path / "o2").string());
+  std::tie(code, log) = run(
+      {"--photos", (tmp.path() / "nowhere").string(), "--output", (tmp.path() / "o2").string()});
   EXPECT_NE(code, 0);
   EXPECT_NE(log.find("nowhere"), std::string::npos) << log;
-  std::tie(code, log) = run("--photos " + photos.string() + " --output " +
-                            (tmp.path / "o3").string() + " --frames 4");
+  std::tie(code, log) =
+      run({"--photos", photos.string(), "--output", (tmp.path() / "o3").string(), "--frames", "4"});
   EXPECT_NE(code, 0);
   EXPECT_NE(log.find("trajectory.frames"), std::string::npos) << log;
 }
