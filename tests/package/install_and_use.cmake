@@ -19,7 +19,11 @@ function(run step)
 endfunction()
 
 run("install" ${CMAKE_COMMAND} --install "${BINARY_DIR}" --prefix "${prefix}")
-foreach(f include/samdeblur/models/network.h bin/sdb-eval)
+set(expected include/samdeblur/models/network.h)
+if(EXISTS "${BINARY_DIR}/bin/sdb-eval")  # built unless SAMDEBLUR_BUILD_APPS=OFF
+  list(APPEND expected bin/sdb-eval)
+endif()
+foreach(f ${expected})
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "install: ${prefix}/${f} is missing")
   endif()

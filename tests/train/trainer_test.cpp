@@ -300,6 +300,8 @@ struct SignalCase {
   bool resume;                  // resume and finish two more iterations
 };
 
+void PrintTo(const SignalCase& c, std::ostream* os) { *os << c.name; }
+
 class SdbTrainSignal : public ::testing::TestWithParam<SignalCase> {};
 
 TEST_P(SdbTrainSignal, SavesACheckpointAndExitsWith128PlusSignal) {
