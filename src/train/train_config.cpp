@@ -264,8 +264,8 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 }
 
 void check_data(const TrainConfig& cfg) {
-  auto check = [](const config::DatasetOptions& d, int64_t min_count) {
-    const std::string prefix = "datasets." + d.key;
+  auto check = [&cfg](const config::DatasetOptions& d, int64_t min_count) {
+    const std::string prefix = cfg.source + ": datasets." + d.key;
     for (const auto& [key, dir] :
          {std::pair<std::string, std::string>{"dataroot_gt", d.dataroot_gt},
           {"dataroot_lq", d.dataroot_lq},
@@ -288,8 +288,8 @@ void check_data(const TrainConfig& cfg) {
   for (const auto& d : cfg.val_datasets) check(d, 1);
   if (!cfg.path.pretrain_network_g.empty() &&
       !std::filesystem::is_regular_file(cfg.path.pretrain_network_g))
-    throw ConfigError(fmt::format("path.pretrain_network_g: file '{}' does not exist",
-                                  cfg.path.pretrain_network_g));
+    throw ConfigError(fmt::format("{}: path.pretrain_network_g: file '{}' does not exist",
+                                  cfg.source, cfg.path.pretrain_network_g));
 }
 
 }  // namespace samdeblur::train

@@ -33,7 +33,8 @@ std::string error_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST(MetricRegistry, ListsTheKnownTypes) {
-  EXPECT_EQ(metrics::metric_types(), (std::vector<std::string>{"calculate_psnr", "calculate_ssim"}));
+  EXPECT_EQ(metrics::metric_types(),
+            (std::vector<std::string>{"calculate_psnr", "calculate_ssim"}));
   EXPECT_TRUE(metrics::is_metric_type("calculate_ssim"));
   EXPECT_FALSE(metrics::is_metric_type("calculate_lpips"));
 }
@@ -53,8 +54,7 @@ TEST(MetricRegistry, ComputesWhatTheFunctionsCompute) {
 
 TEST(MetricRegistry, UnknownTypeIsAnErrorListingTheValidOnes) {
   // Before the registry, any non-PSNR type silently computed SSIM.
-  const std::string direct =
-      error_of([] { metrics::make_metric({"lpips", "calculate_lpips"}); });
+  const std::string direct = error_of([] { metrics::make_metric({"lpips", "calculate_lpips"}); });
   EXPECT_NE(direct.find("lpips"), std::string::npos) << direct;
   EXPECT_NE(direct.find("calculate_lpips"), std::string::npos) << direct;
   EXPECT_NE(direct.find("valid: calculate_psnr, calculate_ssim"), std::string::npos) << direct;

@@ -76,7 +76,8 @@ TrainConfig load_train_config(const std::string& path,
 // Checks what only the file system can tell, before any training: every
 // dataset folder exists and pairs up with at least one sample (and at least
 // batch_size_per_gpu training samples), the pretrained checkpoint exists.
-// Throws Error naming the key (datasets.train.dataroot_lq, ...) and the path.
+// Throws ConfigError naming the file, the key (datasets.train.dataroot_lq, ...)
+// and the path.
 void check_data(const TrainConfig& cfg);
 
 }  // namespace samdeblur::train
