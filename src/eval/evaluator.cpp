@@ -10,40 +10,22 @@
 #include <sstream>
 
 #include "samdeblur/core/atomic_file.h"
+#include "samdeblur/core/device.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/io/image.h"
-#include "samdeblur/metrics/psnr_ssim.h"
-#include "samdeblur/metrics/summary.h"
 
 namespace samdeblur::eval {
 namespace fs = std::filesystem;
-
-torch::Device parse_device(const std::string& text) {
-  torch::Device device(torch::kCPU);
-  try {
-    device = torch::Device(text);
-  } catch (const c10::Error&) {
-    throw Error("--device: '" + text + "' is not a device (use cpu, cuda or cuda:N)");
-  }
-  if (device.is_cuda()) {
-    if (!torch::cuda::is_available())
-      throw Error("--device " + text + ": CUDA is not available in this build/machine");
-    if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count()))
-      throw Error(fmt::format("--device {}: only {} CUDA device(s) present", text,
-                              torch::cuda::device_count()));
-  }
-  return device;
-}
 
 namespace {
 
 models::SegMasks crop_masks(const models::SegMasks& m, int64_t i, int64_t h, int64_t j, int64_t w) {
   if (m.labels.defined())
-    return models::SegMasks::from_labels(m.labels.slice(0, i, i + h).slice(1, j, j + w), m.num_masks,
-                                         m.value);
+    return models::SegMasks::from_labels(m.labels.slice(0, i, i + h).slice(1, j, j + w),
+                                         m.num_masks, m.value);
   models::SegMasks out = m;
   out.dense = m.dense.slice(2, i, i + h).slice(3, j, j + w);
   return out;
@@ -56,13 +38,18 @@ torch::Tensor forward_batch(models::DeblurNetImpl& net, const torch::Tensor& bat
 
 // Crop origins of the official grids(): crops of crop_h x crop_w with adaptive
 // steps, the last row/column aligned to the border.
-std::vector<std::pair<int64_t, int64_t>> grid_origins(int64_t h, int64_t w, int64_t ch, int64_t cw) {
+std::vector<std::pair<int64_t, int64_t>> grid_origins(int64_t h, int64_t w, int64_t ch,
+                                                      int64_t cw) {
   const int64_t num_row = (h - 1) / ch + 1;
   const int64_t num_col = (w - 1) / cw + 1;
   const int64_t step_j =
-      num_col == 1 ? cw : static_cast<int64_t>(std::ceil(static_cast<double>(w - cw) / (num_col - 1) - 1e-8));
+      num_col == 1
+          ? cw
+          : static_cast<int64_t>(std::ceil(static_cast<double>(w - cw) / (num_col - 1) - 1e-8));
   const int64_t step_i =
-      num_row == 1 ? ch : static_cast<int64_t>(std::ceil(static_cast<double>(h - ch) / (num_row - 1) - 1e-8));
+      num_row == 1
+          ? ch
+          : static_cast<int64_t>(std::ceil(static_cast<double>(h - ch) / (num_row - 1) - 1e-8));
   std::vector<std::pair<int64_t, int64_t>> out;
   int64_t i = 0;
   bool last_i = false;
@@ -95,20 +82,25 @@ torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
   const int64_t h = lq.size(2), w = lq.size(3);
   std::vector<models::SegMasks> masks;
   if (net.needs_masks()) {
-    if (!sample.masks) throw Error("sample '" + sample.name + "' has no grouped masks but the network needs them");
+    if (!sample.masks)
+      throw Error("sample '" + sample.name + "' has no grouped masks but the network needs them");
     masks.push_back(sample.masks->to(device));
   }
   if (!val.grids) return forward_batch(net, lq, masks).squeeze(0).to(torch::kCPU);
 
-  int64_t ch = val.crop_size_h > 0 ? val.crop_size_h : static_cast<int64_t>(val.crop_size_h_ratio * h);
-  int64_t cw = val.crop_size_w > 0 ? val.crop_size_w : static_cast<int64_t>(val.crop_size_w_ratio * w);
+  int64_t ch =
+      val.crop_size_h > 0 ? val.crop_size_h : static_cast<int64_t>(val.crop_size_h_ratio * h);
+  int64_t cw =
+      val.crop_size_w > 0 ? val.crop_size_w : static_cast<int64_t>(val.crop_size_w_ratio * w);
   ch = std::min(std::max<int64_t>(ch, 1), h);
   cw = std::min(std::max<int64_t>(cw, 1), w);
   const auto origins = grid_origins(h, w, ch, cw);
   torch::Tensor preds = torch::zeros({3, h, w});
   torch::Tensor count = torch::zeros({1, h, w});
-  for (std::size_t start = 0; start < origins.size(); start += static_cast<std::size_t>(val.max_minibatch)) {
-    const std::size_t end = std::min(origins.size(), start + static_cast<std::size_t>(val.max_minibatch));
+  for (std::size_t start = 0; start < origins.size();
+       start += static_cast<std::size_t>(val.max_minibatch)) {
+    const std::size_t end =
+        std::min(origins.size(), start + static_cast<std::size_t>(val.max_minibatch));
     std::vector<torch::Tensor> crops;
     std::vector<models::SegMasks> crop_masks_list;
     for (std::size_t k = start; k < end; ++k) {
@@ -116,7 +108,8 @@ torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
       crops.push_back(lq.slice(2, i, i + ch).slice(3, j, j + cw));
       if (!masks.empty()) crop_masks_list.push_back(crop_masks(masks[0], i, ch, j, cw));
     }
-    const torch::Tensor out = forward_batch(net, torch::cat(crops, 0), crop_masks_list).to(torch::kCPU);
+    const torch::Tensor out =
+        forward_batch(net, torch::cat(crops, 0), crop_masks_list).to(torch::kCPU);
     for (std::size_t k = start; k < end; ++k) {
       const auto [i, j] = origins[k];
       preds.slice(1, i, i + ch).slice(2, j, j + cw).add_(out[static_cast<int64_t>(k - start)]);
@@ -126,14 +119,13 @@ torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
   return preds / count;
 }
 
-models::DeblurNet build_and_load(const config::EvalConfig& cfg, const torch::Device& device) {
-  models::DeblurNet net = models::build_network(cfg.network_g);
-  if (!cfg.path.pretrain_network_g.empty()) {
-    const auto sd = io::load_state_dict_file(cfg.path.pretrain_network_g, cfg.path.param_key_g);
-    io::load_state_dict(*net, sd, cfg.path.strict_load_g, cfg.path.pretrain_network_g);
-    log::info(fmt::format("loaded {} tensors from {}", sd.size(), cfg.path.pretrain_network_g));
-  } else {
-    log::warn("path.pretrain_network_g is empty: evaluating a randomly initialised network");
+models::DeblurNet build_and_load(const models::NetworkOptions& network_g,
+                                 const config::PathOptions& path, const torch::Device& device) {
+  models::DeblurNet net = models::build_network(network_g);
+  if (!path.pretrain_network_g.empty()) {
+    const auto sd = io::load_state_dict_file(path.pretrain_network_g, path.param_key_g);
+    io::load_state_dict(*net, sd, path.strict_load_g, path.pretrain_network_g);
+    log::info(fmt::format("loaded {} tensors from {}", sd.size(), path.pretrain_network_g));
   }
   net->to(device);
   net->eval();
@@ -142,35 +134,10 @@ models::DeblurNet build_and_load(const config::EvalConfig& cfg, const torch::Dev
 
 namespace {
 
-std::vector<config::MetricOptions> effective_metrics(const config::ValOptions& val) {
-  std::vector<config::MetricOptions> m = val.metrics;
-  auto has = [&](const std::string& type) {
-    return std::any_of(m.begin(), m.end(), [&](const auto& x) { return x.type == type; });
-  };
-  if (!has("calculate_psnr")) m.insert(m.begin(), config::MetricOptions{"psnr", "calculate_psnr"});
-  if (!has("calculate_ssim")) m.push_back(config::MetricOptions{"ssim", "calculate_ssim"});
-  return m;
-}
-
-double compute_metric(const config::MetricOptions& m, const cv::Mat& a, const cv::Mat& b) {
-  if (m.type == "calculate_psnr") return metrics::calculate_psnr(a, b, m.crop_border, m.test_y_channel);
-  metrics::Ssim3dOptions o;
-  if (m.ssim3d_precision == "float32") {
-    o.mode = metrics::Gaussian3d::direct;
-    o.dtype = torch::kFloat32;
-  }
-  return metrics::calculate_ssim(a, b, m.crop_border, m.test_y_channel, m.ssim3d, o);
-}
-
 std::string csv_number(double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   if (std::isnan(v)) return "nan";
   return fmt::format("{:.6f}", v);
-}
-
-nlohmann::json json_number(double v) {
-  if (std::isfinite(v)) return v;
-  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
 }
 
 std::string csv_field(const std::string& s) {
@@ -187,14 +154,12 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
   DatasetResult r;
   r.key = ds.key;
   r.name = ds.name;
-  const auto metric_opts = effective_metrics(cfg.val);
-  std::size_t psnr_index = 0;
-  for (std::size_t k = 0; k < metric_opts.size(); ++k) {
-    r.metric_names.push_back(metric_opts[k].name);
-    if (metric_opts[k].type == "calculate_psnr" && metric_opts[psnr_index].type != "calculate_psnr") psnr_index = k;
-  }
+  const MetricList metric_list(cfg.val);
+  r.metric_names = metric_list.names();
+  const std::size_t psnr_index = metric_list.psnr_index();
   const auto samples = dataset::list_samples(ds);
-  log::info(fmt::format("dataset '{}': {} images from {}", ds.name, samples.size(), ds.dataroot_lq));
+  log::info(
+      fmt::format("dataset '{}': {} images from {}", ds.name, samples.size(), ds.dataroot_lq));
 
   // ext: masks on the fly (SAM loaded lazily, on the first cache miss).
   std::unique_ptr<dataset::MaskProvider> provider;
@@ -210,35 +175,22 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
   };
   std::future<dataset::Sample> next = std::async(std::launch::async, load, samples[0]);
   ProgressBar bar("eval " + ds.name, static_cast<int64_t>(samples.size()));
-  std::vector<double> sums(metric_opts.size(), 0.0);
-  double sum_input = 0;
-  int64_t collapsed = 0;
+  DatasetAccumulator acc(metric_list.size());
   for (std::size_t idx = 0; idx < samples.size(); ++idx) {
     dataset::Sample sample = next.get();
     if (idx + 1 < samples.size()) next = std::async(std::launch::async, load, samples[idx + 1]);
     const auto t0 = std::chrono::steady_clock::now();
     const torch::Tensor out = infer(net, sample, cfg.val, device);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const cv::Mat sr = io::tensor_to_image(out);
-    const cv::Mat gt = io::tensor_to_image(sample.gt);
-    const cv::Mat in = io::tensor_to_image(sample.lq.slice(0, 0, 3));
-
-    ImageRecord rec;
-    rec.name = sample.name;
-    rec.height = sample.gt.size(1);
-    rec.width = sample.gt.size(2);
+    ImageRecord rec = evaluate_sample(metric_list, sr, sample);
     rec.seconds = seconds;
-    for (std::size_t k = 0; k < metric_opts.size(); ++k) {
-      rec.metrics.push_back(compute_metric(metric_opts[k], sr, gt));
-      sums[k] += rec.metrics.back();
-    }
-    rec.psnr_input = compute_metric(metric_opts[psnr_index], in, gt);
-    rec.collapsed = metrics::is_collapsed(rec.psnr_input, rec.metrics[psnr_index], cfg.val.mcr_threshold);
-    sum_input += rec.psnr_input;
-    collapsed += rec.collapsed ? 1 : 0;
+    acc.add(rec);
     if (cfg.val.save_img) io::write_image_atomic(image_dir + "/" + sample.name + ".png", sr);
     if (run.progress)
-      bar.update(1, fmt::format("{} {}={:.2f}", sample.name, r.metric_names[psnr_index], rec.metrics[psnr_index]));
+      bar.update(1, fmt::format("{} {}={:.2f}", sample.name, r.metric_names[psnr_index],
+                                rec.metrics[psnr_index]));
     r.images.push_back(std::move(rec));
   }
   bar.finish();
@@ -250,10 +202,10 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
                           r.mask_cache_dir, r.mask_cache_hits, r.mask_cache_misses,
                           provider->model_loaded() ? " (SAM loaded)" : ""));
   }
-  const double n = static_cast<double>(r.images.size());
-  for (double s : sums) r.means.push_back(s / n);
-  r.mean_psnr_input = sum_input / n;
-  r.mcr = static_cast<double>(collapsed) / n;
+  r.means = acc.means();
+  r.mean_psnr_input = acc.mean_psnr_input();
+  r.mcr = acc.mcr();
+  r.summary = acc.json(r.metric_names);
   return r;
 }
 
@@ -270,21 +222,17 @@ void write_outputs(const config::EvalConfig& cfg, const EvalResult& result, cons
     for (const auto& rec : d.images) {
       csv << csv_field(d.name) << "," << csv_field(rec.name);
       for (double v : rec.metrics) csv << "," << csv_number(v);
-      csv << "," << csv_number(rec.psnr_input) << "," << (rec.collapsed ? 1 : 0) << "," << rec.height
-          << "," << rec.width << "," << fmt::format("{:.4f}", rec.seconds) << "\n";
+      csv << "," << csv_number(rec.psnr_input) << "," << (rec.collapsed ? 1 : 0) << ","
+          << rec.height << "," << rec.width << "," << fmt::format("{:.4f}", rec.seconds) << "\n";
     }
-    nlohmann::json dj;
+    nlohmann::json dj = d.summary;  // metric means, psnr_input, mcr
     dj["key"] = d.key;
     dj["name"] = d.name;
     dj["count"] = d.images.size();
-    for (std::size_t k = 0; k < d.metric_names.size(); ++k) dj[d.metric_names[k]] = json_number(d.means[k]);
-    dj["psnr_input"] = json_number(d.mean_psnr_input);
-    dj["mcr"] = d.mcr;
     dj["mcr_threshold_db"] = cfg.val.mcr_threshold;
     if (!d.mask_cache_dir.empty())
-      dj["mask_cache"] = {{"dir", d.mask_cache_dir},
-                          {"hits", d.mask_cache_hits},
-                          {"misses", d.mask_cache_misses}};
+      dj["mask_cache"] = {
+          {"dir", d.mask_cache_dir}, {"hits", d.mask_cache_hits}, {"misses", d.mask_cache_misses}};
     datasets.push_back(dj);
   }
   nlohmann::json summary = datasets.front();
@@ -306,6 +254,8 @@ void write_outputs(const config::EvalConfig& cfg, const EvalResult& result, cons
 
 EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) {
   const torch::Device device = parse_device(run.device);
+  if (cfg.path.pretrain_network_g.empty())
+    log::warn("path.pretrain_network_g is empty: evaluating a randomly initialised network");
   EvalResult result;
   result.output_dir = run.output_dir.empty() ? "results/" + cfg.name : run.output_dir;
   fs::create_directories(result.output_dir);
@@ -319,7 +269,7 @@ EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) 
       dataset::MaskProvider(ds.mask_source,
                             dataset::resolve_mask_cache_dir(ds.mask_source, result.output_dir));
   }
-  models::DeblurNet net = build_and_load(cfg, device);
+  models::DeblurNet net = build_and_load(cfg.network_g, cfg.path, device);
   for (const auto& ds : cfg.datasets) {
     const std::string image_dir =
         result.output_dir + "/images" + (cfg.datasets.size() > 1 ? "/" + ds.name : std::string());

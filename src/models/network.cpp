@@ -4,17 +4,15 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <array>
+#include <algorithm>
 
+#include "samdeblur/config/yaml_reader.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/models/nafnet.h"
 #include "samdeblur/models/seg_nafnet.h"
 
 namespace samdeblur::models {
 namespace {
-
-constexpr std::array<const char*, 4> kTypes = {"NAFNet", "NAFNetLocal", "SegNAFNet",
-                                               "SegNAFNetLocal"};
 
 [[noreturn]] void fail(const std::string& key, const std::string& what) {
   throw ConfigError(fmt::format("network_g.{}: {}", key, what));
@@ -31,14 +29,23 @@ void check_counts(const std::string& key, const std::vector<int64_t>& counts) {
   }
 }
 
+bool is_network_type(const std::string& type) {
+  const auto& types = network_types();
+  return std::find(types.begin(), types.end(), type) != types.end();
+}
+
 }  // namespace
 
+const std::vector<std::string>& network_types() {
+  static const std::vector<std::string> types = {"NAFNet", "NAFNetLocal", "SegNAFNet",
+                                                 "SegNAFNetLocal"};
+  return types;
+}
+
 void NetworkOptions::validate() const {
-  bool known = false;
-  for (const char* t : kTypes) known = known || type == t;
-  if (!known) {
-    fail("type",
-         fmt::format("unknown network type '{}'; valid types: {}", type, fmt::join(kTypes, ", ")));
+  if (!is_network_type(type)) {
+    fail("type", fmt::format("unknown network type '{}'; valid types: {}", type,
+                             fmt::join(network_types(), ", ")));
   }
   check_positive("img_channel", img_channel);
   check_positive("width", width);
@@ -75,6 +82,39 @@ void NetworkOptions::validate() const {
       }
     }
   }
+}
+
+NetworkOptions parse_network_options(config::Section s) {
+  NetworkOptions n;
+  n.type = s.required<std::string>("type");
+  if (!is_network_type(n.type))
+    throw ConfigError(fmt::format("{}: {} = '{}' is not a known network; valid: {}", s.source(),
+                                  s.key_path("type"), n.type, fmt::join(network_types(), ", ")));
+  n.img_channel = s.get<int64_t>("img_channel", n.img_channel);
+  n.width = s.get<int64_t>("width", n.width);
+  n.middle_blk_num = s.get<int64_t>("middle_blk_num", n.middle_blk_num);
+  n.enc_blk_nums = s.get<std::vector<int64_t>>("enc_blk_nums", n.enc_blk_nums);
+  n.dec_blk_nums = s.get<std::vector<int64_t>>("dec_blk_nums", n.dec_blk_nums);
+  // Constructor arguments the official class does not take are an error there
+  // (TypeError); here too, with the key named.
+  if (n.is_seg()) {
+    n.seg_channel = s.get<int64_t>("seg_channel", n.seg_channel);
+    n.mask_dropout = s.get<double>("mask_dropout", n.mask_dropout);
+  } else {
+    n.mask = s.get<bool>("mask", n.mask);
+  }
+  if (n.is_local()) {
+    n.train_size = s.get<std::vector<int64_t>>("train_size", n.train_size);
+    n.fast_imp = s.get<bool>("fast_imp", n.fast_imp);
+  }
+  n.drop_out_rate = s.get<double>("drop_out_rate", n.drop_out_rate);
+  s.finish(nullptr);
+  try {
+    n.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(s.source() + ": " + e.what());  // validate() names network_g.<key>
+  }
+  return n;
 }
 
 DeblurNet build_network(const NetworkOptions& options) {

@@ -11,15 +11,6 @@ namespace samdeblur::train {
 
 namespace {
 
-bool is_train_dataset(const std::string& key, const YAML::Node& node) {
-  const YAML::Node phase = node.IsMap() ? node["phase"] : YAML::Node();
-  if (phase.IsDefined() && phase.IsScalar()) return phase.Scalar() == "train";
-  return key.rfind("train", 0) == 0;
-}
-
-// Keys of datasets.train that the evaluation parser does not know (ours).
-const char* const kTrainSetExtKeys[] = {"mask_rotation", "prefetch"};
-
 SchedulerOptions parse_scheduler(config::Section s, int64_t total_iter) {
   SchedulerOptions c;
   c.type = s.required<std::string>("type");
@@ -72,6 +63,115 @@ void require_positive(int64_t v, const config::Section& s, const std::string& ke
     throw ConfigError(fmt::format("{}: {} must be > 0, got {}", s.source(), s.key_path(key), v));
 }
 
+// datasets.<train_key>: the common dataset keys through config::parse_dataset,
+// then what only training reads; validated once, by TrainDatasetOptions.
+TrainDatasetOptions parse_train_set(config::Section& datasets, const std::string& key,
+                                    std::vector<std::string>& ignored) {
+  config::Section ds = datasets.child(key);
+  if (!ds.node().IsMap())
+    throw ConfigError(fmt::format("{}: {} must be a mapping", ds.source(), ds.path()));
+  TrainDatasetOptions t;
+  ds.get<std::string>("phase", "train");
+  t.base = config::parse_dataset(ds, key);
+  t.gt_size = ds.get<int64_t>("gt_size", t.gt_size);
+  t.use_flip = ds.get<bool>("use_flip", t.use_flip);
+  t.use_rot = ds.get<bool>("use_rot", t.use_rot);
+  t.use_shuffle = ds.get<bool>("use_shuffle", t.use_shuffle);
+  t.batch_size_per_gpu = ds.required<int64_t>("batch_size_per_gpu");
+  t.num_worker_per_gpu = ds.get<int64_t>("num_worker_per_gpu", t.num_worker_per_gpu);
+  t.dataset_enlarge_ratio = ds.get<int64_t>("dataset_enlarge_ratio", t.dataset_enlarge_ratio);
+  t.mask_rotation = ds.get<std::string>("mask_rotation", t.mask_rotation);
+  t.prefetch = ds.get<int64_t>("prefetch", t.prefetch);
+  ds.finish(&ignored);
+  try {
+    t.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(ds.source() + ": " + e.what());  // validate() names datasets.<key>.<key>
+  }
+  return t;
+}
+
+TrainOptions parse_train_options(config::Section& train) {
+  const std::string& source = train.source();
+  TrainOptions t;
+  t.optim_g = parse_optimizer(train.child("optim_g"));
+  t.total_iter = train.required<int64_t>("total_iter");
+  require_positive(t.total_iter, train, "total_iter");
+  t.scheduler = parse_scheduler(train.child("scheduler"), t.total_iter);
+  t.warmup_iter = train.get<int64_t>("warmup_iter", -1);
+  t.use_grad_clip = train.get<bool>("use_grad_clip", true);
+  t.grad_clip_norm = train.get<double>("grad_clip_norm", t.grad_clip_norm);
+  t.skip_nonfinite = train.get<bool>("skip_nonfinite", false);
+  t.amp = train.get<std::string>("amp", "none");
+  if (t.amp != "none" && t.amp != "bf16" && t.amp != "fp16")
+    throw ConfigError(fmt::format("{}: {} must be none, bf16 or fp16, got '{}'", source,
+                                  train.key_path("amp"), t.amp));
+  t.channels_last = train.get<bool>("channels_last", false);
+  if (train.get<bool>("mixup", false)) throw ConfigError(source + ": train.mixup is not supported");
+  if (!train.has("pixel_opt"))
+    throw ConfigError(source + ": required key 'train.pixel_opt' is missing");
+  config::Section pix = train.child("pixel_opt");
+  const std::string type = pix.required<std::string>("type");
+  if (type != "PSNRLoss")
+    throw ConfigError(fmt::format("{}: {} = '{}' is not supported; valid: PSNRLoss", source,
+                                  pix.key_path("type"), type));
+  t.loss_weight = pix.get<double>("loss_weight", 1.0);
+  t.loss_to_y = pix.get<bool>("toY", false);
+  const std::string reduction = pix.get<std::string>("reduction", "mean");
+  if (reduction != "mean")
+    throw ConfigError(fmt::format("{}: {} must be 'mean' (PSNRLoss), got '{}'", source,
+                                  pix.key_path("reduction"), reduction));
+  pix.finish(nullptr);
+  if (train.has("perceptual_opt"))
+    throw ConfigError(source + ": train.perceptual_opt is not supported");
+  return t;
+}
+
+LoggerOptions parse_logger(config::Section& lg) {
+  LoggerOptions l;
+  l.print_freq = lg.get<int64_t>("print_freq", l.print_freq);
+  l.save_checkpoint_freq = lg.get<int64_t>("save_checkpoint_freq", l.save_checkpoint_freq);
+  l.use_tb_logger = lg.get<bool>("use_tb_logger", l.use_tb_logger);
+  l.keep_last = lg.get<int64_t>("keep_last", l.keep_last);
+  require_positive(l.print_freq, lg, "print_freq");
+  require_positive(l.save_checkpoint_freq, lg, "save_checkpoint_freq");
+  require_positive(l.keep_last, lg, "keep_last");
+  lg.ignore({"wandb"});
+  return l;
+}
+
+// datasets: exactly one training set, any number of validation sets.
+void parse_datasets(config::Section& root, TrainConfig& c) {
+  const std::string& source = root.source();
+  if (!root.node()["datasets"].IsMap())
+    throw ConfigError(source + ": required key 'datasets' is missing or not a mapping");
+  config::Section datasets = root.child("datasets");
+  std::string train_key;
+  for (const auto& key : datasets.keys()) {
+    if (!config::is_train_dataset(datasets, key)) continue;
+    if (!train_key.empty())
+      throw ConfigError(
+          fmt::format("{}: two training datasets (datasets.{} and datasets.{}); "
+                      "exactly one is supported",
+                      source, train_key, key));
+    train_key = key;
+  }
+  if (train_key.empty())
+    throw ConfigError(source + ": 'datasets' has no training dataset (datasets.train)");
+  for (const auto& key : datasets.keys()) {
+    if (key == train_key) {
+      c.train_set = parse_train_set(datasets, key, c.ignored_keys);
+      continue;
+    }
+    config::Section d = datasets.child(key);
+    d.get<std::string>("phase", "val");
+    c.val_datasets.push_back(config::parse_dataset(d, key));
+    d.ignore(config::kTrainOnlyDatasetKeys);
+    d.finish(&c.ignored_keys);
+  }
+  datasets.finish(&c.ignored_keys);
+}
+
 }  // namespace
 
 config::EvalConfig TrainConfig::eval_view() const {
@@ -92,167 +192,56 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
   TrainConfig c;
   c.source = source;
   if (!root_node.IsMap()) throw ConfigError(source + ": top level of a config must be a mapping");
-  const YAML::Node datasets = root_node["datasets"];
-  if (!datasets.IsDefined() || !datasets.IsMap())
-    throw ConfigError(source + ": required key 'datasets' is missing or not a mapping");
-  std::string train_key;
-  bool has_val = false;
-  for (const auto& kv : datasets) {
-    const std::string key = kv.first.as<std::string>();
-    if (is_train_dataset(key, kv.second)) {
-      if (!train_key.empty())
-        throw ConfigError(
-            fmt::format("{}: two training datasets (datasets.{} and datasets.{}); "
-                        "exactly one is supported",
-                        source, train_key, key));
-      train_key = key;
-    } else {
-      has_val = true;
-    }
-  }
-  if (train_key.empty())
-    throw ConfigError(source + ": 'datasets' has no training dataset (datasets.train)");
-  const YAML::Node train_node = datasets[train_key];
-  if (!train_node.IsMap())
-    throw ConfigError(fmt::format("{}: datasets.{} must be a mapping", source, train_key));
-
-  // 1. The training set's common keys (name, type, dataroots, masks, ...) through
-  //    the evaluation parser: a copy of the file whose only dataset is the train
-  //    set, seen as a validation set (our ext keys removed).
-  {
-    YAML::Node copy = YAML::Clone(root_node);
-    YAML::Node ds = YAML::Clone(train_node);
-    ds["phase"] = "val";
-    for (const char* k : kTrainSetExtKeys) ds.remove(k);
-    YAML::Node only(YAML::NodeType::Map);
-    only[train_key] = ds;
-    copy["datasets"] = only;
-    config::EvalConfig e = config::parse_eval_config(copy, source);
-    c.train_set.base = e.datasets.at(0);
-    c.ignored_keys = e.ignored_keys;
-  }
-  // 2. Validation sets, network_g, path, val (and every top-level key): the
-  //    evaluation parser on the file as is.
-  {
-    YAML::Node copy = YAML::Clone(root_node);
-    if (!has_val) {  // parse_eval_config wants one; validate a throwaway copy of train
-      YAML::Node ds = YAML::Clone(train_node);
-      ds["phase"] = "val";
-      for (const char* k : kTrainSetExtKeys) ds.remove(k);
-      copy["datasets"]["__train_as_val__"] = ds;
-    }
-    config::EvalConfig e = config::parse_eval_config(copy, source);
-    if (has_val) c.val_datasets = e.datasets;
-    c.network_g = e.network_g;
-    c.path = e.path;
-    c.val = e.val;
-    c.grouped_masks = e.grouped_masks;
-    c.manual_seed = e.manual_seed;
-    c.name = e.name;
-  }
-
-  // 3. What only training reads, strictly.
   config::Section root(root_node, "", source);
+  {
+    config::EvalConfig header;
+    config::parse_run_header(root, header);
+    c.name = header.name;
+    c.manual_seed = header.manual_seed;
+    c.grouped_masks = header.grouped_masks;
+  }
   c.num_gpu = root.get<int64_t>("num_gpu", 1);
   const int64_t scale = root.get<int64_t>("scale", 1);
   if (scale != 1)
     throw ConfigError(fmt::format("{}: scale must be 1 for deblurring, got {}", source, scale));
 
-  {
-    config::Section ds = root.child("datasets").child(train_key);
-    TrainSetOptions& t = c.train_set;
-    t.gt_size = ds.get<int64_t>("gt_size", t.gt_size);
-    t.use_flip = ds.get<bool>("use_flip", t.use_flip);
-    t.use_rot = ds.get<bool>("use_rot", t.use_rot);
-    t.use_shuffle = ds.get<bool>("use_shuffle", t.use_shuffle);
-    t.batch_size_per_gpu = ds.required<int64_t>("batch_size_per_gpu");
-    t.num_worker_per_gpu = ds.get<int64_t>("num_worker_per_gpu", t.num_worker_per_gpu);
-    t.dataset_enlarge_ratio = ds.get<int64_t>("dataset_enlarge_ratio", t.dataset_enlarge_ratio);
-    t.mask_rotation = ds.get<std::string>("mask_rotation", t.mask_rotation);
-    t.prefetch = ds.get<int64_t>("prefetch", t.prefetch);
-    if (t.mask_rotation != "correct" && t.mask_rotation != "official")
-      throw ConfigError(fmt::format("{}: {} must be 'correct' or 'official', got '{}'", source,
-                                    ds.key_path("mask_rotation"), t.mask_rotation));
-    require_positive(t.gt_size, ds, "gt_size");
-    require_positive(t.batch_size_per_gpu, ds, "batch_size_per_gpu");
-    require_positive(t.dataset_enlarge_ratio, ds, "dataset_enlarge_ratio");
-    if (t.num_worker_per_gpu < 0 || t.prefetch < 0)
-      throw ConfigError(fmt::format("{}: {} and {} must be >= 0", source,
-                                    ds.key_path("num_worker_per_gpu"), ds.key_path("prefetch")));
-    // Unknown keys were rejected by the evaluation parser in step 1.
-  }
+  parse_datasets(root, c);
+  c.network_g = models::parse_network_options(root.child("network_g"));
+  std::vector<config::DatasetOptions> all = {c.train_set.base};
+  all.insert(all.end(), c.val_datasets.begin(), c.val_datasets.end());
+  config::check_network_matches_datasets(c.network_g, c.grouped_masks, all, source);
 
   {
     config::Section path = root.child("path");
+    c.path = config::parse_path(path);
     c.resume_state = path.get<std::string>("resume_state", "");
     c.experiments_root = path.get<std::string>("experiments_root", "experiments/" + c.name);
     // Official name of the checkpoint key option in ImageRestorationModel.
     if (path.has("param_key")) c.path.param_key_g = path.get<std::string>("param_key", "params");
+    path.ignore({"root", "models", "training_states", "log", "visualization", "results_root"});
+    path.finish(&c.ignored_keys);
   }
-
   {
     config::Section val = root.child("val");
+    c.val = config::parse_val(val);
     c.val_freq = val.get<int64_t>("val_freq", 0);
     if (c.val_freq < 0) throw ConfigError(source + ": val.val_freq must be >= 0");
     if (c.val_freq > 0 && c.val_datasets.empty())
       throw ConfigError(source + ": val.val_freq is set but 'datasets' has no validation dataset");
+    val.ignore({"use_image", "rgb2bgr"});
+    val.finish(&c.ignored_keys);
   }
-
   {
+    if (!root.has("train")) throw ConfigError(source + ": required key 'train' is missing");
     config::Section train = root.child("train");
-    if (!root_node["train"].IsDefined())
-      throw ConfigError(source + ": required key 'train' is missing");
-    TrainOptions& t = c.train;
-    t.optim_g = parse_optimizer(train.child("optim_g"));
-    t.total_iter = train.required<int64_t>("total_iter");
-    require_positive(t.total_iter, train, "total_iter");
-    t.scheduler = parse_scheduler(train.child("scheduler"), t.total_iter);
-    t.warmup_iter = train.get<int64_t>("warmup_iter", -1);
-    t.use_grad_clip = train.get<bool>("use_grad_clip", true);
-    t.grad_clip_norm = train.get<double>("grad_clip_norm", t.grad_clip_norm);
-    t.skip_nonfinite = train.get<bool>("skip_nonfinite", false);
-    t.amp = train.get<std::string>("amp", "none");
-    if (t.amp != "none" && t.amp != "bf16" && t.amp != "fp16")
-      throw ConfigError(fmt::format("{}: {} must be none, bf16 or fp16, got '{}'", source,
-                                    train.key_path("amp"), t.amp));
-    t.channels_last = train.get<bool>("channels_last", false);
-    if (train.get<bool>("mixup", false))
-      throw ConfigError(source + ": train.mixup is not supported");
-    {
-      config::Section pix = train.child("pixel_opt");
-      if (!root_node["train"]["pixel_opt"].IsDefined())
-        throw ConfigError(source + ": required key 'train.pixel_opt' is missing");
-      const std::string type = pix.required<std::string>("type");
-      if (type != "PSNRLoss")
-        throw ConfigError(fmt::format("{}: {} = '{}' is not supported; valid: PSNRLoss", source,
-                                      pix.key_path("type"), type));
-      t.loss_weight = pix.get<double>("loss_weight", 1.0);
-      t.loss_to_y = pix.get<bool>("toY", false);
-      const std::string reduction = pix.get<std::string>("reduction", "mean");
-      if (reduction != "mean")
-        throw ConfigError(fmt::format("{}: {} must be 'mean' (PSNRLoss), got '{}'", source,
-                                      pix.key_path("reduction"), reduction));
-      pix.finish(nullptr);
-    }
-    if (train.has("perceptual_opt"))
-      throw ConfigError(source + ": train.perceptual_opt is not supported");
+    c.train = parse_train_options(train);
     train.finish(&c.ignored_keys);
   }
-
   {
     config::Section lg = root.child("logger");
-    LoggerOptions& l = c.logger;
-    l.print_freq = lg.get<int64_t>("print_freq", l.print_freq);
-    l.save_checkpoint_freq = lg.get<int64_t>("save_checkpoint_freq", l.save_checkpoint_freq);
-    l.use_tb_logger = lg.get<bool>("use_tb_logger", l.use_tb_logger);
-    l.keep_last = lg.get<int64_t>("keep_last", l.keep_last);
-    require_positive(l.print_freq, lg, "print_freq");
-    require_positive(l.save_checkpoint_freq, lg, "save_checkpoint_freq");
-    require_positive(l.keep_last, lg, "keep_last");
-    lg.ignore({"wandb"});
+    c.logger = parse_logger(lg);
     lg.finish(&c.ignored_keys);
   }
-
   {
     config::Section dp = root.child("dist_params");
     c.dist_backend = dp.get<std::string>("backend", "gloo");
@@ -262,6 +251,8 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
     c.dist_port = dp.get<int64_t>("port", 29500);
     dp.finish(&c.ignored_keys);
   }
+  root.ignore({"is_train", "dist", "rank", "world_size"});
+  root.finish(&c.ignored_keys);
   c.resolved = YAML::Clone(root_node);
   return c;
 }
@@ -273,8 +264,8 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 }
 
 void check_data(const TrainConfig& cfg) {
-  auto check = [](const config::DatasetOptions& d, int64_t min_count) {
-    const std::string prefix = "datasets." + d.key;
+  auto check = [&cfg](const config::DatasetOptions& d, int64_t min_count) {
+    const std::string prefix = cfg.source + ": datasets." + d.key;
     for (const auto& [key, dir] :
          {std::pair<std::string, std::string>{"dataroot_gt", d.dataroot_gt},
           {"dataroot_lq", d.dataroot_lq},
@@ -297,8 +288,8 @@ void check_data(const TrainConfig& cfg) {
   for (const auto& d : cfg.val_datasets) check(d, 1);
   if (!cfg.path.pretrain_network_g.empty() &&
       !std::filesystem::is_regular_file(cfg.path.pretrain_network_g))
-    throw ConfigError(fmt::format("path.pretrain_network_g: file '{}' does not exist",
-                                  cfg.path.pretrain_network_g));
+    throw ConfigError(fmt::format("{}: path.pretrain_network_g: file '{}' does not exist",
+                                  cfg.source, cfg.path.pretrain_network_g));
 }
 
 }  // namespace samdeblur::train

@@ -4,6 +4,9 @@
 #include "samdeblur/train/train_dataset.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include <condition_variable>
 #include <exception>
@@ -16,14 +19,14 @@
 namespace samdeblur::train {
 
 void TrainDatasetOptions::validate() const {
-  auto fail = [](const std::string& key, const std::string& what) {
-    return ConfigError(fmt::format("datasets.train.{}: {}", key, what));
+  const std::string prefix = "datasets." + (base.key.empty() ? std::string("train") : base.key);
+  auto fail = [&prefix](const std::string& key, const std::string& what) {
+    return ConfigError(fmt::format("{}.{}: {}", prefix, key, what));
   };
-  if (base.type != "PairedImageDataset" && base.type != "PairedImageMaskDataset" &&
-      base.type != "PairedImageGroupMaskDataset")
-    throw fail("type", fmt::format("unknown dataset '{}'; valid: PairedImageDataset, "
-                                   "PairedImageMaskDataset, PairedImageGroupMaskDataset",
-                                   base.type));
+  const auto& types = config::dataset_types();
+  if (std::find(types.begin(), types.end(), base.type) == types.end())
+    throw fail("type",
+               fmt::format("unknown dataset '{}'; valid: {}", base.type, fmt::join(types, ", ")));
   if (gt_size < 1) throw fail("gt_size", fmt::format("must be >= 1, got {}", gt_size));
   if (batch_size_per_gpu < 1)
     throw fail("batch_size_per_gpu", fmt::format("must be >= 1, got {}", batch_size_per_gpu));
@@ -192,9 +195,10 @@ void TrainLoader::restore(const LoaderState& state) {
     throw Error(fmt::format("TrainLoader::restore: state has seed {} but the loader seed {}",
                             state.seed, d.seed));
   if (state.epoch < 0 || state.position < 0 || state.position >= d.batches)
-    throw Error(fmt::format("TrainLoader::restore: invalid position {} of epoch {} ({} batches "
-                            "per epoch)",
-                            state.position, state.epoch, d.batches));
+    throw Error(
+        fmt::format("TrainLoader::restore: invalid position {} of epoch {} ({} batches "
+                    "per epoch)",
+                    state.position, state.epoch, d.batches));
   d.shutdown();
   std::lock_guard<std::mutex> lock(d.mu);
   d.consumer = d.next_job = state.epoch * d.batches + state.position;

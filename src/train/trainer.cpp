@@ -12,15 +12,15 @@
 #include <fstream>
 
 #include "samdeblur/core/atomic_file.h"
+#include "samdeblur/core/device.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
 #include "samdeblur/dataset/paired.h"
 #include "samdeblur/eval/evaluator.h"
+#include "samdeblur/eval/sample_metrics.h"
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/io/image.h"
-#include "samdeblur/metrics/psnr_ssim.h"
-#include "samdeblur/metrics/summary.h"
 #include "samdeblur/models/network.h"
 #include "samdeblur/train/checkpoint.h"
 #include "samdeblur/train/loss.h"
@@ -77,10 +77,7 @@ std::string timestamp() {
   return buf;
 }
 
-nlohmann::json json_number(double v) {
-  if (std::isfinite(v)) return v;
-  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
-}
+using eval::json_number;
 
 // fp16 dynamic loss scaling (torch.cuda.amp.GradScaler defaults).
 struct LossScaler {
@@ -97,10 +94,13 @@ struct LossScaler {
   }
 };
 
-// Validation sums of one dataset (reduced over ranks).
-struct ValSums {
-  std::vector<std::string> names;  // metric names
-  std::vector<double> values;      // [sum metric_0.., sum psnr_input, collapsed, count]
+// What one training step agreed on over all ranks.
+struct StepOutcome {
+  torch::Tensor total_loss;  // loss + 0 * sum(params), for backward
+  double local_loss = 0;     // this rank's loss
+  double mean_loss = 0;      // mean over ranks (this rank's value when non-finite)
+  bool any_bad = false;      // some rank's loss is non-finite
+  bool any_stop = false;     // some rank received SIGINT / SIGTERM
 };
 
 }  // namespace
@@ -127,6 +127,9 @@ struct Trainer::Impl {
   std::ofstream metrics;
   LossScaler scaler;
   TrainingState state;
+  bool amp = false;  // autocast: train.amp on CUDA
+  std::unique_ptr<ProgressBar> bar;
+  std::chrono::steady_clock::time_point t_start;
 
   void log_json(nlohmann::json j) {
     if (!main) return;
@@ -135,13 +138,7 @@ struct Trainer::Impl {
   }
 
   void setup_model() {
-    net = models::build_network(cfg.network_g);
-    if (!cfg.path.pretrain_network_g.empty()) {
-      const auto sd = io::load_state_dict_file(cfg.path.pretrain_network_g, cfg.path.param_key_g);
-      io::load_state_dict(*net, sd, cfg.path.strict_load_g, cfg.path.pretrain_network_g);
-      log::info("loaded pretrained weights " + cfg.path.pretrain_network_g);
-    }
-    net->to(device);
+    net = eval::build_and_load(cfg.network_g, cfg.path, device);
     if (cfg.train.channels_last && device.is_cuda()) {
       torch::NoGradGuard g;
       for (auto& p : net->parameters())
@@ -155,20 +152,8 @@ struct Trainer::Impl {
   }
 
   void setup_loader() {
-    TrainDatasetOptions d;
-    const TrainSetOptions& t = cfg.train_set;
-    d.base = t.base;
-    d.gt_size = t.gt_size;
-    d.use_flip = t.use_flip;
-    d.use_rot = t.use_rot;
-    d.use_shuffle = t.use_shuffle;
-    d.batch_size_per_gpu = t.batch_size_per_gpu;
-    d.num_worker_per_gpu = t.num_worker_per_gpu;
-    d.dataset_enlarge_ratio = t.dataset_enlarge_ratio;
-    d.mask_rotation = t.mask_rotation;
-    d.prefetch = t.prefetch;
-    loader = std::make_unique<TrainLoader>(d, static_cast<uint64_t>(cfg.manual_seed), comm->rank(),
-                                           comm->world_size());
+    loader = std::make_unique<TrainLoader>(cfg.train_set, static_cast<uint64_t>(cfg.manual_seed),
+                                           comm->rank(), comm->world_size());
   }
 
   LoaderState loader_state_from_json(const nlohmann::json& j) {
@@ -199,81 +184,258 @@ struct Trainer::Impl {
   }
 
   // Sharded validation: rank r evaluates images r, r + w, ...; sums reduced.
+  // Per image exactly sdb-eval's path (eval::evaluate_sample). Returns the
+  // first dataset's mean of the first PSNR metric (NaN without datasets).
   double validate(int64_t iter) {
     if (cfg.val_datasets.empty()) return std::nan("");
     net->eval();
     double first_psnr = std::nan("");
-    std::vector<config::MetricOptions> mopts = cfg.val.metrics;
-    auto has = [&](const char* type) {
-      for (const auto& m : mopts)
-        if (m.type == type) return true;
-      return false;
-    };
-    if (!has("calculate_psnr"))
-      mopts.insert(mopts.begin(), config::MetricOptions{"psnr", "calculate_psnr"});
-    if (!has("calculate_ssim")) mopts.push_back(config::MetricOptions{"ssim", "calculate_ssim"});
-    std::size_t psnr_index = 0;
-    for (std::size_t k = 0; k < mopts.size(); ++k)
-      if (mopts[k].type == "calculate_psnr") {
-        psnr_index = k;
-        break;
-      }
+    const eval::MetricList metric_list(cfg.val);
+    const std::vector<std::string> names = metric_list.names();
     for (const auto& ds : cfg.val_datasets) {
       const auto samples = dataset::list_samples(ds);
-      std::vector<double> sums(mopts.size() + 3, 0.0);
+      eval::DatasetAccumulator acc(metric_list.size());
       for (std::size_t i = static_cast<std::size_t>(comm->rank()); i < samples.size();
            i += static_cast<std::size_t>(comm->world_size())) {
         const dataset::Sample sample = dataset::load_sample(samples[i], ds);
         const torch::Tensor out = eval::infer(*net, sample, cfg.val, device);
-        const cv::Mat sr = io::tensor_to_image(out);
-        const cv::Mat gt = io::tensor_to_image(sample.gt);
-        const cv::Mat in = io::tensor_to_image(sample.lq.slice(0, 0, 3));
-        std::vector<double> values;
-        for (std::size_t k = 0; k < mopts.size(); ++k) {
-          const auto& m = mopts[k];
-          double v;
-          if (m.type == "calculate_psnr") {
-            v = metrics::calculate_psnr(sr, gt, m.crop_border, m.test_y_channel);
-          } else {
-            metrics::Ssim3dOptions o;
-            if (m.ssim3d_precision == "float32") {
-              o.mode = metrics::Gaussian3d::direct;
-              o.dtype = torch::kFloat32;
-            }
-            v = metrics::calculate_ssim(sr, gt, m.crop_border, m.test_y_channel, m.ssim3d, o);
-          }
-          sums[k] += v;
-          values.push_back(v);
-        }
-        const auto& pm = mopts[psnr_index];
-        const double psnr_in = metrics::calculate_psnr(in, gt, pm.crop_border, pm.test_y_channel);
-        sums[mopts.size()] += psnr_in;
-        sums[mopts.size() + 1] +=
-            metrics::is_collapsed(psnr_in, values[psnr_index], cfg.val.mcr_threshold) ? 1 : 0;
-        sums[mopts.size() + 2] += 1;
+        acc.add(eval::evaluate_sample(metric_list, io::tensor_to_image(out), sample));
       }
-      comm->all_reduce_sum(sums);
-      const double n = sums.back();
-      nlohmann::json j{{"type", "val"}, {"iter", iter}, {"dataset", ds.name}, {"images", n}};
+      comm->all_reduce_sum(acc.sums());
+      nlohmann::json j{
+          {"type", "val"}, {"iter", iter}, {"dataset", ds.name}, {"images", acc.count()}};
+      j.update(acc.json(names));
       std::string text = fmt::format("validation {} @ iter {}:", ds.name, iter);
-      for (std::size_t k = 0; k < mopts.size(); ++k) {
-        const double mean = sums[k] / n;
-        j[mopts[k].name] = json_number(mean);
-        text += fmt::format(" {}={:.4f}", mopts[k].name, mean);
-        if (main && tb) tb->add_scalar("metrics/" + ds.name + "/" + mopts[k].name, mean, iter);
+      for (std::size_t k = 0; k < names.size(); ++k) {
+        text += fmt::format(" {}={:.4f}", names[k], acc.mean(k));
+        if (main && tb) tb->add_scalar("metrics/" + ds.name + "/" + names[k], acc.mean(k), iter);
       }
-      const double mcr = sums[mopts.size() + 1] / n;
-      j["psnr_input"] = json_number(sums[mopts.size()] / n);
-      j["mcr"] = json_number(mcr);
-      text += fmt::format(" mcr={:.4f}", mcr);
-      if (main && tb) tb->add_scalar("metrics/" + ds.name + "/mcr", mcr, iter);
-      if (std::isnan(first_psnr)) first_psnr = sums[psnr_index] / n;
+      text += fmt::format(" mcr={:.4f}", acc.mcr());
+      if (main && tb) tb->add_scalar("metrics/" + ds.name + "/mcr", acc.mcr(), iter);
+      if (std::isnan(first_psnr)) first_psnr = acc.mean(metric_list.psnr_index());
       if (main) log::info(text);
       log_json(j);
     }
     if (main && tb) tb->flush();
     net->train();
     return first_psnr;
+  }
+
+  // ---------------------------------------------------------- run() steps --
+  // Device, seeds, model, optimizer, loader, metrics.jsonl, TensorBoard.
+  void setup() {
+    device = parse_device(opt.device);
+    if (device.is_cuda() && comm->world_size() > 1)
+      device = torch::Device(torch::kCUDA,
+                             static_cast<c10::DeviceIndex>(DistEnv::from_environment().local_rank));
+    amp = cfg.train.amp != "none" && device.is_cuda();
+    if (cfg.train.amp != "none" && !device.is_cuda())
+      log::warn("train.amp = " + cfg.train.amp + " needs CUDA; training in float32 on " +
+                device.str());
+    torch::manual_seed(static_cast<uint64_t>(cfg.manual_seed + comm->rank()));
+    setup_model();
+    setup_loader();
+    if (main) {
+      metrics.open(cfg.experiments_root + "/metrics.jsonl", std::ios::app);
+      if (!metrics)
+        throw FileError(cfg.experiments_root + "/metrics.jsonl", "cannot open for appending");
+      if (cfg.logger.use_tb_logger)
+        tb = std::make_unique<TbWriter>(cfg.experiments_root + "/tb_logger");
+    }
+  }
+
+  // Loads the resume checkpoint (weights, optimizer, loader, loss scale), or
+  // gives every rank rank 0's initial weights.
+  TrainResult resume_or_broadcast() {
+    TrainResult result;
+    result.experiment_dir = cfg.experiments_root;
+    if (!resume_path.empty()) {
+      state = ckpt->load(resume_path, *net, *optimizer);
+      loader->restore(loader_state_from_json(state.loader));
+      scaler.scale = state.extra.value("loss_scale", scaler.scale);
+      scaler.good_steps = state.extra.value("loss_scale_good_steps", int64_t{0});
+      if (comm->rank() >
+          0)  // rank 0's generator state was saved; others reseed per (seed, rank, iter)
+        torch::manual_seed(static_cast<uint64_t>(cfg.manual_seed + comm->rank()) * 1000003ull +
+                           static_cast<uint64_t>(state.iter));
+      log::info(fmt::format("resumed from {} at iter {} (epoch {})", resume_path, state.iter,
+                            state.epoch));
+    } else {
+      comm->broadcast_module(*net);  // DDP: every rank starts from rank 0's weights
+    }
+    result.start_iter = state.iter;
+    result.iter = state.iter;
+    result.best_psnr = state.best_psnr;
+    return result;
+  }
+
+  void log_start() {
+    const int64_t total = cfg.train.total_iter;
+    if (main) {
+      int64_t n = 0;
+      for (auto& p : params) n += p.numel();
+      log::info(fmt::format(
+          "training {} ({} params) on {} x{}: iter {} -> {}, batch {} per process, lr {}",
+          cfg.network_g.type, n, device.str(), comm->world_size(), state.iter, total,
+          cfg.train_set.batch_size_per_gpu, cfg.train.optim_g.lr));
+    }
+    if (main && opt.progress)
+      bar = std::make_unique<ProgressBar>("train", total - state.iter, "it");
+    t_start = std::chrono::steady_clock::now();
+  }
+
+  // zero_grad, forward (autocast with train.amp on CUDA), PSNRLoss + 0 * sum(params);
+  // one all-reduce agrees on the mean loss, any non-finite loss, any stop request.
+  StepOutcome forward_and_agree(const TrainBatch& batch) {
+    torch::Tensor lq = batch.lq.to(device, /*non_blocking=*/true);
+    torch::Tensor gt = batch.gt.to(device, true);
+    if (cfg.train.channels_last && device.is_cuda())
+      lq = lq.contiguous(torch::MemoryFormat::ChannelsLast);
+    std::vector<models::SegMasks> masks;
+    for (const auto& s : batch.masks) masks.push_back(device.is_cpu() ? s : s.to(device));
+
+    optimizer->zero_grad();
+    torch::Tensor pred;
+    if (amp) {
+      at::autocast::set_enabled(true);
+      at::autocast::set_autocast_gpu_dtype(cfg.train.amp == "bf16" ? at::kBFloat16 : at::kHalf);
+    }
+    try {
+      pred = net->forward(lq, masks);
+    } catch (...) {
+      if (amp) at::autocast::set_enabled(false);
+      throw;
+    }
+    if (amp) {
+      at::autocast::clear_cache();
+      at::autocast::set_enabled(false);
+    }
+    torch::Tensor loss =
+        psnr_loss(pred.to(torch::kFloat32), gt, cfg.train.loss_weight, cfg.train.loss_to_y);
+    // As the official: l_total + 0 * sum(p.sum()) gives every parameter a gradient.
+    torch::Tensor zero_term = torch::zeros({}, loss.options());
+    for (const auto& p : params) zero_term = zero_term + p.sum();
+    StepOutcome o;
+    o.total_loss = loss + 0.0 * zero_term;
+    o.local_loss = loss.item<double>();
+    const bool local_bad = !std::isfinite(o.local_loss);
+    std::vector<double> flags{local_bad ? 0.0 : o.local_loss, local_bad ? 1.0 : 0.0,
+                              stop_signal() ? 1.0 : 0.0};
+    comm->all_reduce_sum(flags);
+    o.any_bad = flags[1] > 0;
+    o.any_stop = flags[2] > 0;
+    o.mean_loss =
+        o.any_bad ? (local_bad ? o.local_loss : std::nan("")) : flags[0] / comm->world_size();
+    return o;
+  }
+
+  // A non-finite loss on some rank: logs it; returns true (stop the run, status
+  // nonfinite) unless train.skip_nonfinite, which skips the step.
+  bool on_nonfinite(const StepOutcome& step, const TrainBatch& batch, int64_t iter, double lr,
+                    TrainResult& result) {
+    std::string names;
+    for (const auto& n : batch.names) names += (names.empty() ? "" : ", ") + n;
+    const std::string msg = fmt::format("non-finite loss {} at iter {} (lr {:.3e}; batch: {})",
+                                        step.local_loss, iter, lr, names.empty() ? "?" : names);
+    if (cfg.train.skip_nonfinite) {
+      log::warn(msg + "; step skipped (train.skip_nonfinite)");
+      log_json({{"type", "skip"}, {"iter", iter}, {"loss", json_number(step.local_loss)}});
+      return false;
+    }
+    log::error(msg +
+               "; stopping. The last checkpoint is untouched; resume from it with a lower "
+               "lr or set train.skip_nonfinite: true");
+    log_json({{"type", "nonfinite"},
+              {"iter", iter},
+              {"loss", json_number(step.local_loss)},
+              {"lr", lr}});
+    result.status = TrainStatus::nonfinite;
+    result.message = msg;
+    return true;
+  }
+
+  // backward, DDP gradient average, fp16 loss scaling, clipping, optimizer step.
+  // A skipped non-finite step does nothing.
+  void backward_and_update(const StepOutcome& step) {
+    if (step.any_bad) return;
+    bool step_ok = true;
+    if (amp && cfg.train.amp == "fp16") {
+      (step.total_loss * scaler.scale).backward();
+      comm->average_gradients(params);
+      bool finite = true;
+      for (auto& p : params)
+        if (p.grad().defined()) finite = finite && torch::isfinite(p.grad()).all().item<bool>();
+      scaler.update(!finite);
+      if (finite) {
+        for (auto& p : params)
+          if (p.grad().defined()) p.mutable_grad().div_(scaler.scale);
+      } else {
+        step_ok = false;  // loss-scale overflow: skip, as GradScaler does
+      }
+    } else {
+      step.total_loss.backward();
+      comm->average_gradients(params);
+    }
+    if (step_ok) {
+      if (cfg.train.use_grad_clip) clip_grad_norm(params, cfg.train.grad_clip_norm);
+      optimizer->step();
+    }
+  }
+
+  // Every logger.print_freq iterations (and at iter 1): log line, JSON line,
+  // TensorBoard; the progress bar every iteration. Rank 0 only.
+  void log_iteration(int64_t iter, double lr, double mean_loss, int64_t start_iter) {
+    if (!main) return;
+    if (iter % cfg.logger.print_freq == 0 || iter == 1) {
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      const double it_s = (iter - start_iter) / std::max(secs, 1e-9);
+      log::info(fmt::format("[iter {:>7}/{}] lr {:.3e} l_pix {:.4f} ({:.2f} it/s)", iter,
+                            cfg.train.total_iter, lr, mean_loss, it_s));
+      log_json({{"type", "train"},
+                {"iter", iter},
+                {"epoch", loader->state().epoch},
+                {"l_pix", json_number(mean_loss)},
+                {"lr", lr},
+                {"it_per_s", it_s}});
+      if (tb) {
+        tb->add_scalar("losses/l_pix", mean_loss, iter);
+        tb->add_scalar("lr", lr, iter);
+        tb->flush();
+      }
+    }
+    if (bar) bar->update(1, fmt::format("loss {:.4f} lr {:.2e}", mean_loss, lr));
+  }
+
+  // Every val.val_freq iterations, at iter 1 and at the end; keeps the best weights.
+  void maybe_validate(int64_t iter, bool last, TrainResult& result) {
+    if (cfg.val_freq <= 0 || !(iter % cfg.val_freq == 0 || iter == 1 || last)) return;
+    const double psnr = validate(iter);
+    if (!(std::isfinite(psnr) && psnr > state.best_psnr)) return;
+    state.best_psnr = psnr;
+    state.best_iter = iter;
+    result.best_psnr = psnr;
+    if (main) {
+      ckpt->save_network(*net, "best");
+      log::info(fmt::format("new best PSNR {:.4f} at iter {}", psnr, iter));
+    }
+  }
+
+  void on_stop(int64_t iter, TrainResult& result) {
+    result.status = TrainStatus::interrupted;
+    result.message = fmt::format("stopped by signal {} after iter {}; resume with --resume auto",
+                                 stop_signal(), iter);
+    log::warn(result.message);
+  }
+
+  void finish(TrainResult& result) {
+    if (bar) bar->finish();
+    if (tb) tb->flush();
+    comm->barrier();
+    result.best_psnr = state.best_psnr;
+    if (main && result.status == TrainStatus::finished)
+      log::info(fmt::format("training done at iter {}; best PSNR {:.4f} (iter {})", result.iter,
+                            state.best_psnr, state.best_iter));
   }
 
   void maybe_archive(const std::string& dir) {
@@ -331,208 +493,31 @@ std::string Trainer::prepare() {
 TrainResult Trainer::run() {
   Impl& m = *impl_;
   prepare();
-  const TrainConfig& cfg = m.cfg;
-  m.device = eval::parse_device(m.opt.device);
-  if (m.device.is_cuda() && m.comm->world_size() > 1)
-    m.device = torch::Device(torch::kCUDA,
-                             static_cast<c10::DeviceIndex>(DistEnv::from_environment().local_rank));
-  const bool amp = cfg.train.amp != "none" && m.device.is_cuda();
-  if (cfg.train.amp != "none" && !m.device.is_cuda())
-    log::warn("train.amp = " + cfg.train.amp + " needs CUDA; training in float32 on " +
-              m.device.str());
-
-  torch::manual_seed(static_cast<uint64_t>(cfg.manual_seed + m.comm->rank()));
-  m.setup_model();
-  m.setup_loader();
-  if (m.main) {
-    m.metrics.open(cfg.experiments_root + "/metrics.jsonl", std::ios::app);
-    if (!m.metrics)
-      throw FileError(cfg.experiments_root + "/metrics.jsonl", "cannot open for appending");
-    if (cfg.logger.use_tb_logger)
-      m.tb = std::make_unique<TbWriter>(cfg.experiments_root + "/tb_logger");
-  }
-
-  TrainResult result;
-  result.experiment_dir = cfg.experiments_root;
-  if (!m.resume_path.empty()) {
-    m.state = m.ckpt->load(m.resume_path, *m.net, *m.optimizer);
-    m.loader->restore(m.loader_state_from_json(m.state.loader));
-    m.scaler.scale = m.state.extra.value("loss_scale", m.scaler.scale);
-    m.scaler.good_steps = m.state.extra.value("loss_scale_good_steps", int64_t{0});
-    if (m.comm->rank() >
-        0)  // rank 0's generator state was saved; others reseed per (seed, rank, iter)
-      torch::manual_seed(static_cast<uint64_t>(cfg.manual_seed + m.comm->rank()) * 1000003ull +
-                         static_cast<uint64_t>(m.state.iter));
-    log::info(fmt::format("resumed from {} at iter {} (epoch {})", m.resume_path, m.state.iter,
-                          m.state.epoch));
-  } else {
-    m.comm->broadcast_module(*m.net);  // DDP: every rank starts from rank 0's weights
-  }
-  result.start_iter = m.state.iter;
-  result.iter = m.state.iter;
-  result.best_psnr = m.state.best_psnr;
-
-  const int64_t total = cfg.train.total_iter;
-  if (m.main)
-    log::info(fmt::format(
-        "training {} ({} params) on {} x{}: iter {} -> {}, batch {} per process, lr {}",
-        cfg.network_g.type,
-        [&] {
-          int64_t n = 0;
-          for (auto& p : m.params) n += p.numel();
-          return n;
-        }(),
-        m.device.str(), m.comm->world_size(), m.state.iter, total, cfg.train_set.batch_size_per_gpu,
-        cfg.train.optim_g.lr));
-  std::unique_ptr<ProgressBar> bar;
-  if (m.main && m.opt.progress)
-    bar = std::make_unique<ProgressBar>("train", total - m.state.iter, "it");
-  const auto t_start = std::chrono::steady_clock::now();
-
+  m.setup();
+  TrainResult result = m.resume_or_broadcast();
+  m.log_start();
+  const int64_t total = m.cfg.train.total_iter;
   for (int64_t iter = m.state.iter + 1; iter <= total; ++iter) {
     const double lr = m.schedule->lr(iter);
     set_lr(*m.optimizer, lr);
-    TrainBatch batch = m.loader->next();
-    torch::Tensor lq = batch.lq.to(m.device, /*non_blocking=*/true);
-    torch::Tensor gt = batch.gt.to(m.device, true);
-    if (cfg.train.channels_last && m.device.is_cuda())
-      lq = lq.contiguous(torch::MemoryFormat::ChannelsLast);
-    std::vector<models::SegMasks> masks;
-    for (const auto& s : batch.masks) masks.push_back(m.device.is_cpu() ? s : s.to(m.device));
-
-    m.optimizer->zero_grad();
-    torch::Tensor pred;
-    if (amp) {
-      at::autocast::set_enabled(true);
-      at::autocast::set_autocast_gpu_dtype(cfg.train.amp == "bf16" ? at::kBFloat16 : at::kHalf);
-    }
-    try {
-      pred = m.net->forward(lq, masks);
-    } catch (...) {
-      if (amp) at::autocast::set_enabled(false);
-      throw;
-    }
-    if (amp) {
-      at::autocast::clear_cache();
-      at::autocast::set_enabled(false);
-    }
-    torch::Tensor loss =
-        psnr_loss(pred.to(torch::kFloat32), gt, cfg.train.loss_weight, cfg.train.loss_to_y);
-    // As the official: l_total + 0 * sum(p.sum()) gives every parameter a gradient.
-    torch::Tensor zero_term = torch::zeros({}, loss.options());
-    for (const auto& p : m.params) zero_term = zero_term + p.sum();
-    torch::Tensor total_loss = loss + 0.0 * zero_term;
-
-    const double local_loss = loss.item<double>();
-    const bool local_bad = !std::isfinite(local_loss);
-    // One all-reduce agrees on: mean loss, any non-finite, any stop request.
-    std::vector<double> flags{local_bad ? 0.0 : local_loss, local_bad ? 1.0 : 0.0,
-                              stop_signal() ? 1.0 : 0.0};
-    m.comm->all_reduce_sum(flags);
-    const bool any_bad = flags[1] > 0, any_stop = flags[2] > 0;
-    const double mean_loss =
-        any_bad ? (local_bad ? local_loss : std::nan("")) : flags[0] / m.comm->world_size();
-    result.losses.push_back(mean_loss);
-
-    if (any_bad) {
-      std::string names;
-      for (const auto& n : batch.names) names += (names.empty() ? "" : ", ") + n;
-      const std::string msg = fmt::format("non-finite loss {} at iter {} (lr {:.3e}; batch: {})",
-                                          local_loss, iter, lr, names.empty() ? "?" : names);
-      if (cfg.train.skip_nonfinite) {
-        log::warn(msg + "; step skipped (train.skip_nonfinite)");
-        m.log_json({{"type", "skip"}, {"iter", iter}, {"loss", json_number(local_loss)}});
-      } else {
-        log::error(msg +
-                   "; stopping. The last checkpoint is untouched; resume from it with a lower "
-                   "lr or set train.skip_nonfinite: true");
-        m.log_json(
-            {{"type", "nonfinite"}, {"iter", iter}, {"loss", json_number(local_loss)}, {"lr", lr}});
-        result.status = TrainStatus::nonfinite;
-        result.message = msg;
-        break;
-      }
-    }
-
-    bool step_ok = !any_bad;  // skipped non-finite step: no backward, no update
-    if (any_bad) {
-      // nothing to do
-    } else if (amp && cfg.train.amp == "fp16") {
-      (total_loss * m.scaler.scale).backward();
-      m.comm->average_gradients(m.params);
-      bool finite = true;
-      for (auto& p : m.params)
-        if (p.grad().defined()) finite = finite && torch::isfinite(p.grad()).all().item<bool>();
-      m.scaler.update(!finite);
-      if (finite) {
-        for (auto& p : m.params)
-          if (p.grad().defined()) p.mutable_grad().div_(m.scaler.scale);
-      } else {
-        step_ok = false;  // loss-scale overflow: skip, as GradScaler does
-      }
-    } else {
-      total_loss.backward();
-      m.comm->average_gradients(m.params);
-    }
-    if (step_ok) {
-      if (cfg.train.use_grad_clip) clip_grad_norm(m.params, cfg.train.grad_clip_norm);
-      m.optimizer->step();
-    }
+    const TrainBatch batch = m.loader->next();            // data
+    const StepOutcome step = m.forward_and_agree(batch);  // step (1/2)
+    result.losses.push_back(step.mean_loss);
+    if (step.any_bad && m.on_nonfinite(step, batch, iter, lr, result)) break;
+    m.backward_and_update(step);  // step (2/2)
     m.state.iter = iter;
     result.iter = iter;
-
-    if (m.main) {
-      if (iter % cfg.logger.print_freq == 0 || iter == 1) {
-        const double secs =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-        const double it_s = (iter - result.start_iter) / std::max(secs, 1e-9);
-        log::info(fmt::format("[iter {:>7}/{}] lr {:.3e} l_pix {:.4f} ({:.2f} it/s)", iter, total,
-                              lr, mean_loss, it_s));
-        m.log_json({{"type", "train"},
-                    {"iter", iter},
-                    {"epoch", m.loader->state().epoch},
-                    {"l_pix", json_number(mean_loss)},
-                    {"lr", lr},
-                    {"it_per_s", it_s}});
-        if (m.tb) {
-          m.tb->add_scalar("losses/l_pix", mean_loss, iter);
-          m.tb->add_scalar("lr", lr, iter);
-          m.tb->flush();
-        }
-      }
-      if (bar) bar->update(1, fmt::format("loss {:.4f} lr {:.2e}", mean_loss, lr));
-    }
-
+    m.log_iteration(iter, lr, step.mean_loss, result.start_iter);  // log
     const bool last = iter == total;
-    if (cfg.val_freq > 0 && (iter % cfg.val_freq == 0 || iter == 1 || last)) {
-      const double psnr = m.validate(iter);
-      if (std::isfinite(psnr) && psnr > m.state.best_psnr) {
-        m.state.best_psnr = psnr;
-        m.state.best_iter = iter;
-        result.best_psnr = psnr;
-        if (m.main) {
-          m.ckpt->save_network(*m.net, "best");
-          log::info(fmt::format("new best PSNR {:.4f} at iter {}", psnr, iter));
-        }
-      }
-    }
-    if (iter % cfg.logger.save_checkpoint_freq == 0 || last || any_stop)
-      result.last_checkpoint = m.save_checkpoint(iter);
-    if (any_stop && !last) {
-      result.status = TrainStatus::interrupted;
-      result.message = fmt::format("stopped by signal {} after iter {}; resume with --resume auto",
-                                   stop_signal(), iter);
-      log::warn(result.message);
+    m.maybe_validate(iter, last, result);  // validate
+    if (iter % m.cfg.logger.save_checkpoint_freq == 0 || last || step.any_stop)
+      result.last_checkpoint = m.save_checkpoint(iter);  // checkpoint
+    if (step.any_stop && !last) {                        // signals
+      m.on_stop(iter, result);
       break;
     }
   }
-  if (bar) bar->finish();
-  if (m.tb) m.tb->flush();
-  m.comm->barrier();
-  result.best_psnr = m.state.best_psnr;
-  if (m.main && result.status == TrainStatus::finished)
-    log::info(fmt::format("training done at iter {}; best PSNR {:.4f} (iter {})", result.iter,
-                          m.state.best_psnr, m.state.best_iter));
+  m.finish(result);
   return result;
 }
 

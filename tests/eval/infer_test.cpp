@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "samdeblur/core/device.h"
 #include "samdeblur/eval/evaluator.h"
 #include "samdeblur/models/network.h"
 
@@ -72,14 +73,15 @@ TEST(Infer, GridsCoverEveryPixelAndAverageOverlaps) {
   corner.lq = s.lq.slice(1, 13, 23).slice(2, 21, 37);
   config::ValOptions whole;
   const auto ref = eval::infer(*net, corner, whole, torch::kCPU);
-  EXPECT_TRUE(torch::allclose(out.slice(1, 20, 23).slice(2, 32, 37), ref.slice(1, 7, 10).slice(2, 11, 16), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out.slice(1, 20, 23).slice(2, 32, 37),
+                              ref.slice(1, 7, 10).slice(2, 11, 16), 1e-5, 1e-5));
   // Same numbers whatever the minibatch size.
   grids.max_minibatch = 1;
   EXPECT_TRUE(torch::allclose(out, eval::infer(*net, s, grids, torch::kCPU), 1e-6, 1e-6));
 }
 
 TEST(Infer, DeviceParsing) {
-  EXPECT_EQ(eval::parse_device("cpu").type(), torch::kCPU);
-  EXPECT_THROW(eval::parse_device("tpu:0"), Error);
-  if (!torch::cuda::is_available()) EXPECT_THROW(eval::parse_device("cuda:0"), Error);
+  EXPECT_EQ(parse_device("cpu").type(), torch::kCPU);
+  EXPECT_THROW(parse_device("tpu:0"), Error);
+  if (!torch::cuda::is_available()) EXPECT_THROW(parse_device("cuda:0"), Error);
 }

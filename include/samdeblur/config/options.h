@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "samdeblur/config/yaml_reader.h"
+#include "samdeblur/metrics/metric.h"
 #include "samdeblur/models/network.h"
 #include "samdeblur/sam/mask_generator.h"
 
@@ -39,13 +40,17 @@ struct MaskSourceOptions {
   bool on_the_fly() const { return !type.empty(); }
 };
 
+// The known dataset `type` values (the one list: the parser, the training
+// options' validate() and the loaders' branches follow it).
+const std::vector<std::string>& dataset_types();
+
 struct DatasetOptions {
   std::string key;   // the YAML key under `datasets` (test, val, test_1, ...)
   std::string name;  // `name`
   std::string type;  // PairedImageDataset | PairedImageMaskDataset | PairedImageGroupMaskDataset
   std::string dataroot_gt;
   std::string dataroot_lq;
-  std::string dataroot_mask;  // empty for PairedImageDataset and with mask_source
+  std::string dataroot_mask;      // empty for PairedImageDataset and with mask_source
   MaskSourceOptions mask_source;  // ext: exactly one of dataroot_mask / mask_source
   std::string filename_tmpl = "{}";
   MaskEncoding mask_encoding = MaskEncoding::official;  // ext
@@ -55,17 +60,8 @@ struct DatasetOptions {
   bool grouped_masks() const { return type == "PairedImageGroupMaskDataset"; }
 };
 
-struct MetricOptions {
-  std::string name;  // the YAML key (psnr, ssim, ...)
-  std::string type;  // calculate_psnr | calculate_ssim
-  int crop_border = 0;
-  bool test_y_channel = false;
-  bool ssim3d = true;  // calculate_ssim only; official default
-  // ext, calculate_ssim with ssim3d: "float64" (default: exact value of the
-  // official formula, separable filter, fast) or "float32" (the official
-  // arithmetic: direct conv3d in float32, slow; digits depend on the backend).
-  std::string ssim3d_precision = "float64";
-};
+// `val.metrics.<name>`: declared beside the metric table (metrics/metric.h).
+using metrics::MetricOptions;
 
 struct ValOptions {
   bool save_img = false;
@@ -103,12 +99,38 @@ struct EvalConfig {
 EvalConfig parse_eval_config(const YAML::Node& root, const std::string& source);
 
 // Loads `path`, applies `overrides` ("a.b=c"), parses.
-EvalConfig load_eval_config(const std::string& path, const std::vector<std::string>& overrides = {});
+EvalConfig load_eval_config(const std::string& path,
+                            const std::vector<std::string>& overrides = {});
 
 // The YAML tree as JSON (for summary.json); scalars become numbers/bools when they parse as such.
 nlohmann::json yaml_to_json(const YAML::Node& node);
 
-// Parses a `network_g` mapping (shared with training).
-models::NetworkOptions parse_network_options(Section section);
+// ---- Section parsers shared by parse_eval_config and train::parse_train_config.
+// Each reads its keys from `s` (marking them used); the caller adds what else it
+// reads or ignores and calls s.finish().
+
+// Top-level name, model_type, manual_seed, grouped_masks into `c`.
+void parse_run_header(Section& root, EvalConfig& c);
+// The keys every dataset has (name, type, dataroots, masks, filename_tmpl,
+// mask_encoding, io_backend). `key` is the YAML key under `datasets`.
+DatasetOptions parse_dataset(Section& s, const std::string& key);
+// Keys of a dataset block that only training reads (gt_size, use_flip, ...);
+// evaluation ignores them.
+extern const std::initializer_list<const char*> kTrainOnlyDatasetKeys;
+// Keys of a dataset block neither tool reads (phase is read by the caller).
+extern const std::initializer_list<const char*> kUnusedDatasetKeys;
+// True when datasets.<key> is a training set: phase 'train', or no phase and
+// a key starting with "train" (BasicSR's convention).
+bool is_train_dataset(Section& datasets, const std::string& key);
+// `path`: pretrain_network_g, strict_load_g, param_key_g.
+PathOptions parse_path(Section& s);
+// `val`: save_img, grids, crop sizes, max_minibatch, mcr_threshold, metrics.
+ValOptions parse_val(Section& s);
+// `val.metrics.<name>`; the type is checked against metrics::metric_types().
+MetricOptions parse_metric(Section& s, const std::string& name);
+// network_g against the datasets it reads (masks present, kind of masks).
+void check_network_matches_datasets(const models::NetworkOptions& network, bool grouped_masks,
+                                    const std::vector<DatasetOptions>& datasets,
+                                    const std::string& source);
 
 }  // namespace samdeblur::config

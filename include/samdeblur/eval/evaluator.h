@@ -12,32 +12,25 @@
 
 #include "samdeblur/config/options.h"
 #include "samdeblur/dataset/paired.h"
+#include "samdeblur/eval/sample_metrics.h"
 #include "samdeblur/models/network.h"
 
 namespace samdeblur::eval {
 
 struct RunOptions {
-  std::string output_dir;     // default results/<name>
+  std::string output_dir;      // default results/<name>
   std::string device = "cpu";  // cpu | cuda | cuda:N
   bool progress = true;
 };
 
-struct ImageRecord {
-  std::string name;
-  int64_t height = 0, width = 0;
-  std::vector<double> metrics;  // parallel to DatasetResult::metric_names
-  double psnr_input = 0;        // PSNR(blurry input, gt), same options as the primary PSNR
-  bool collapsed = false;       // psnr_input - psnr > mcr_threshold
-  double seconds = 0;           // network time for this image
-};
-
 struct DatasetResult {
   std::string key, name;
-  std::vector<std::string> metric_names;  // as configured; psnr and ssim always present
+  std::vector<std::string> metric_names;  // MetricList::names(): psnr and ssim always present
   std::vector<ImageRecord> images;
   std::vector<double> means;  // arithmetic mean per metric (inf propagates, as in BasicSR)
   double mean_psnr_input = 0;
-  double mcr = 0;  // collapsed / count
+  double mcr = 0;          // collapsed / count
+  nlohmann::json summary;  // DatasetAccumulator::json(): means, psnr_input, mcr
   // ext, masks computed on the fly (mask_source): cache folder and counters.
   std::string mask_cache_dir;
   int64_t mask_cache_hits = 0, mask_cache_misses = 0;
@@ -54,15 +47,15 @@ struct EvalResult {
 torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
                     const config::ValOptions& val, const torch::Device& device);
 
-// Parses "cpu", "cuda", "cuda:N"; throws Error when CUDA is requested but absent.
-torch::Device parse_device(const std::string& text);
-
 // Builds the network, loads path.pretrain_network_g, evaluates every dataset,
 // writes metrics.csv, summary.json, config.yml (and images/ when val.save_img)
 // into the output folder, all atomically.
 EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run);
 
-// Builds the network of `cfg` and loads its checkpoint (if any) onto `device`.
-models::DeblurNet build_and_load(const config::EvalConfig& cfg, const torch::Device& device);
+// Builds the network of `network_g`, loads path.pretrain_network_g (if set;
+// strict_load_g, param_key_g) and moves it to `device`, in eval mode. Used by
+// sdb-eval and sdb-train.
+models::DeblurNet build_and_load(const models::NetworkOptions& network_g,
+                                 const config::PathOptions& path, const torch::Device& device);
 
 }  // namespace samdeblur::eval

@@ -6,16 +6,24 @@
 #include <string>
 #include <vector>
 
+namespace samdeblur::config {
+class Section;  // config/yaml_reader.h
+}
+
 namespace samdeblur::models {
+
+// The known `network_g.type` values, in the order error messages list them
+// (the one list: the parser, validate() and build_network() follow it).
+const std::vector<std::string>& network_types();
 
 // Options of `network_g`; field names are the official keys.
 struct NetworkOptions {
   std::string type = "NAFNet";  // NAFNet | NAFNetLocal | SegNAFNet | SegNAFNetLocal
   int64_t img_channel = 3;
   int64_t width = 16;
-  bool mask = false;            // NAFNet only: one extra input channel (CAT variant)
-  int64_t seg_channel = 3;      // SegNAFNet only
-  double mask_dropout = 0.5;    // SegNAFNet only, training only
+  bool mask = false;          // NAFNet only: one extra input channel (CAT variant)
+  int64_t seg_channel = 3;    // SegNAFNet only
+  double mask_dropout = 0.5;  // SegNAFNet only, training only
   int64_t middle_blk_num = 1;
   std::vector<int64_t> enc_blk_nums;
   std::vector<int64_t> dec_blk_nums;
@@ -28,6 +36,11 @@ struct NetworkOptions {
   // Throws ConfigError naming the key for invalid values or an unknown type.
   void validate() const;
 };
+
+// Parses a `network_g` mapping strictly (eval and training configs): keys the
+// official class of `type` does not take are errors, as its TypeError; every
+// error names the file and network_g.<key>. Calls validate().
+NetworkOptions parse_network_options(config::Section section);
 
 // Grouped SAM masks of one image, as the MAP unit consumes them.
 //  * labels: (H, W) int64, value k in [0, num_masks) = pixel belongs to mask k,
@@ -61,7 +74,7 @@ class DeblurNetImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const torch::Tensor& input,
                                 const std::vector<SegMasks>& masks = {}) = 0;
-  virtual bool needs_masks() const = 0;     // SegNAFNet*
+  virtual bool needs_masks() const = 0;        // SegNAFNet*
   virtual int64_t input_channels() const = 0;  // 3, or 4 for the CAT variant
   virtual const NetworkOptions& options() const = 0;
 };

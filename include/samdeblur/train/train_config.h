@@ -3,9 +3,9 @@
 // (options/train/GoPro/*.yml, read by basicsr/train.py). Field names are the
 // official keys; our extensions are marked "ext". Parsing is strict: unknown
 // keys, wrong types and missing required keys are ConfigErrors naming the
-// dotted key and the file. The validation datasets, `val` and `network_g` are
-// parsed by the evaluation parser (config::parse_eval_config), so a training
-// config accepts exactly the keys sdb-eval accepts there.
+// dotted key and the file. The datasets, `path`, `val` and `network_g` are
+// read by the section parsers of the evaluation config (config/options.h), so a
+// training config accepts exactly the keys sdb-eval accepts there.
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
@@ -15,22 +15,9 @@
 #include "samdeblur/config/options.h"
 #include "samdeblur/models/network.h"
 #include "samdeblur/train/scheduler.h"
+#include "samdeblur/train/train_dataset.h"
 
 namespace samdeblur::train {
-
-// datasets.train (the first dataset whose phase is train).
-struct TrainSetOptions {
-  config::DatasetOptions base;  // name, type, dataroots, filename_tmpl, ...
-  int64_t gt_size = 256;
-  bool use_flip = true;
-  bool use_rot = true;
-  bool use_shuffle = true;
-  int64_t batch_size_per_gpu = 8;
-  int64_t num_worker_per_gpu = 4;
-  int64_t dataset_enlarge_ratio = 1;
-  std::string mask_rotation = "correct";  // ext: correct | official
-  int64_t prefetch = 4;                   // ext: batches decoded ahead
-};
 
 struct TrainOptions {
   OptimizerOptions optim_g;    // train/scheduler.h
@@ -59,7 +46,7 @@ struct TrainConfig {
   int64_t manual_seed = 10;
   bool grouped_masks = false;
   int64_t num_gpu = 1;
-  TrainSetOptions train_set;
+  TrainDatasetOptions train_set;  // datasets.train (train/train_dataset.h)
   // Validation: the eval view of the same file (datasets other than train,
   // network_g, path.pretrain_network_g, val). val_datasets may be empty.
   std::vector<config::DatasetOptions> val_datasets;
@@ -89,7 +76,8 @@ TrainConfig load_train_config(const std::string& path,
 // Checks what only the file system can tell, before any training: every
 // dataset folder exists and pairs up with at least one sample (and at least
 // batch_size_per_gpu training samples), the pretrained checkpoint exists.
-// Throws Error naming the key (datasets.train.dataroot_lq, ...) and the path.
+// Throws ConfigError naming the file, the key (datasets.train.dataroot_lq, ...)
+// and the path.
 void check_data(const TrainConfig& cfg);
 
 }  // namespace samdeblur::train

@@ -30,8 +30,8 @@
 //    with num_masks 0 (the official np.stack([]) raises);
 //  * bool grouped masks are padded (the official cv2.copyMakeBorder rejects
 //    bool arrays, so official padding works only for uint8 mask files).
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
+#include <opencv2/core.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -46,8 +46,9 @@
 
 namespace samdeblur::train {
 
-// `datasets.train`; field names are the official keys (mask_rotation and
-// prefetch are ours).
+// `datasets.train` (the one struct: parsed by train_config.cpp, validated here,
+// consumed by TrainLoader); field names are the official keys (mask_rotation
+// and prefetch are ours).
 struct TrainDatasetOptions {
   config::DatasetOptions base;  // type, dataroots, filename_tmpl, mask_encoding
   int64_t gt_size = 256;
@@ -57,11 +58,12 @@ struct TrainDatasetOptions {
   // enlarged index list in order (our extension, for debugging).
   bool use_shuffle = true;
   int64_t batch_size_per_gpu = 8;
-  int64_t num_worker_per_gpu = 4;  // decoding / augmentation threads (>= 1)
+  int64_t num_worker_per_gpu = 4;  // decoding / augmentation threads (>= 0)
   int64_t dataset_enlarge_ratio = 1;
   std::string mask_rotation = "correct";  // correct | official
   int64_t prefetch = 4;                   // batches prepared ahead (>= 1)
-  // Throws ConfigError naming datasets.train.<key>.
+  // Throws ConfigError naming datasets.<base.key>.<key> (datasets.train when
+  // base.key is empty).
   void validate() const;
 };
 
@@ -129,8 +131,8 @@ uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t slot);
 // a torch CPU generator seeded with `epoch` (bit-identical to the official
 // order), each value mod N, then every world_size-th from `rank`. Without
 // shuffle the permutation is the identity. Returns this rank's list.
-std::vector<int64_t> epoch_indices(int64_t dataset_size, int64_t epoch, int64_t ratio,
-                                   int64_t rank, int64_t world_size, bool shuffle = true);
+std::vector<int64_t> epoch_indices(int64_t dataset_size, int64_t epoch, int64_t ratio, int64_t rank,
+                                   int64_t world_size, bool shuffle = true);
 
 // ------------------------------------------------------------------ loader
 // Endless stream of batches (drop_last, as the official loader): size()
@@ -141,8 +143,7 @@ std::vector<int64_t> epoch_indices(int64_t dataset_size, int64_t epoch, int64_t 
 // the thread count, timing, or how the loader got there (restore()).
 class TrainLoader {
  public:
-  TrainLoader(TrainDatasetOptions options, uint64_t seed, int64_t rank = 0,
-              int64_t world_size = 1);
+  TrainLoader(TrainDatasetOptions options, uint64_t seed, int64_t rank = 0, int64_t world_size = 1);
   ~TrainLoader();
   TrainLoader(const TrainLoader&) = delete;
   TrainLoader& operator=(const TrainLoader&) = delete;
