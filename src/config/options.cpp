@@ -6,138 +6,6 @@ namespace samdeblur::config {
 
 namespace {
 
-// Rethrows a ConfigError of MaskGeneratorOptions::validate() ("option: ...")
-// with the file and the dotted section path in front.
-void validate_generator(const sam::MaskGeneratorOptions& g, const Section& s) {
-  try {
-    g.validate();
-  } catch (const ConfigError& e) {
-    throw ConfigError(fmt::format("{}: {}.{}", s.source(), s.path(), e.what()));
-  }
-}
-
-// point_grids: a list of grids, each a list of [x, y] pairs in [0, 1].
-std::vector<torch::Tensor> parse_point_grids(const YAML::Node& node, const Section& s) {
-  const std::string where = s.key_path("point_grids");
-  std::vector<torch::Tensor> grids;
-  if (!node.IsSequence())
-    throw ConfigError(fmt::format("{}: {} must be a list of grids (lists of [x, y] in [0, 1])",
-                                  s.source(), where));
-  for (std::size_t i = 0; i < node.size(); ++i) {
-    std::vector<double> flat;
-    try {
-      for (const auto& p : node[i]) {
-        const auto xy = p.as<std::vector<double>>();
-        if (xy.size() != 2) throw YAML::Exception(YAML::Mark::null_mark(), "not a pair");
-        flat.insert(flat.end(), xy.begin(), xy.end());
-      }
-    } catch (const YAML::Exception&) {
-      throw ConfigError(fmt::format("{}: {}[{}] must be a list of [x, y] pairs", s.source(),
-                                    where, i));
-    }
-    for (double v : flat)
-      if (!(v >= 0.0 && v <= 1.0))
-        throw ConfigError(fmt::format("{}: {}[{}]: coordinates must lie in [0, 1], got {}",
-                                      s.source(), where, i, v));
-    const auto n = static_cast<int64_t>(flat.size() / 2);
-    grids.push_back(torch::tensor(flat, torch::kFloat64).reshape({n, 2}));
-  }
-  return grids;
-}
-
-sam::MaskGeneratorOptions parse_generator(Section g) {
-  sam::MaskGeneratorOptions o;
-  const YAML::Node pps = g.node().IsMap() ? g.node()["points_per_side"] : YAML::Node();
-  const bool pps_null = pps.IsDefined() && pps.IsNull();
-  const auto pps_value = g.optional<int64_t>("points_per_side");
-  g.ignore("point_grids");  // read below from the node (a nested list)
-  const YAML::Node grids = g.node().IsMap() ? g.node()["point_grids"] : YAML::Node();
-  if (grids.IsDefined() && !grids.IsNull()) {
-    if (pps_value)
-      throw ConfigError(fmt::format("{}: {} and {}: give exactly one of them (as the official "
-                                    "SamAutomaticMaskGenerator)",
-                                    g.source(), g.key_path("points_per_side"),
-                                    g.key_path("point_grids")));
-    o.points_per_side.reset();
-    o.point_grids = parse_point_grids(grids, g);
-  } else if (pps_null) {
-    throw ConfigError(fmt::format("{}: {} is null but {} is not given", g.source(),
-                                  g.key_path("points_per_side"), g.key_path("point_grids")));
-  } else if (pps_value) {
-    o.points_per_side = *pps_value;
-  }
-  o.points_per_batch = g.get<int64_t>("points_per_batch", o.points_per_batch);
-  o.pred_iou_thresh = g.get<double>("pred_iou_thresh", o.pred_iou_thresh);
-  o.stability_score_thresh = g.get<double>("stability_score_thresh", o.stability_score_thresh);
-  o.stability_score_offset = g.get<double>("stability_score_offset", o.stability_score_offset);
-  o.box_nms_thresh = g.get<double>("box_nms_thresh", o.box_nms_thresh);
-  o.crop_n_layers = g.get<int64_t>("crop_n_layers", o.crop_n_layers);
-  o.crop_nms_thresh = g.get<double>("crop_nms_thresh", o.crop_nms_thresh);
-  o.crop_overlap_ratio = g.get<double>("crop_overlap_ratio", o.crop_overlap_ratio);
-  o.crop_n_points_downscale_factor =
-      g.get<int64_t>("crop_n_points_downscale_factor", o.crop_n_points_downscale_factor);
-  o.min_mask_region_area = g.get<int64_t>("min_mask_region_area", o.min_mask_region_area);
-  // Masks are rasterised into label maps; the output format does not matter.
-  o.output_mode = sam::OutputMode::uncompressed_rle;
-  g.finish(nullptr);
-  validate_generator(o, g);
-  return o;
-}
-
-MaskSourceOptions parse_mask_source(Section& d, const std::string& dataset_type) {
-  const YAML::Node node = d.node()["mask_source"];
-  if (!node.IsMap())
-    throw ConfigError(fmt::format("{}: {} must be a mapping with a 'type' (sam or superpixels)",
-                                  d.source(), d.key_path("mask_source")));
-  Section s = d.child("mask_source");
-  MaskSourceOptions m;
-  m.type = s.required<std::string>("type");
-  if (m.type != "sam" && m.type != "superpixels")
-    throw ConfigError(fmt::format("{}: {} = '{}' is not supported; valid: sam, superpixels",
-                                  s.source(), s.key_path("type"), m.type));
-  m.cache_dir = s.get<std::string>("cache_dir", "");
-  m.encoding = s.get<std::string>("encoding", "official");
-  if (m.encoding != "official" && m.encoding != "exclusive")
-    throw ConfigError(fmt::format("{}: {} must be 'official' or 'exclusive', got '{}'",
-                                  s.source(), s.key_path("encoding"), m.encoding));
-  if (m.encoding == "exclusive") {
-    if (dataset_type != "PairedImageGroupMaskDataset")
-      throw ConfigError(fmt::format(
-          "{}: {} = exclusive needs PairedImageGroupMaskDataset (a label map for the CAT "
-          "channel is always the official draw_segmask)",
-          s.source(), s.key_path("encoding")));
-    m.exclusive_order = s.get<std::string>("exclusive_order", "generator");
-    if (m.exclusive_order != "generator" && m.exclusive_order != "smallest_first")
-      throw ConfigError(fmt::format("{}: {} must be 'generator' or 'smallest_first', got '{}'",
-                                    s.source(), s.key_path("exclusive_order"), m.exclusive_order));
-  }
-  if (m.type == "sam") {
-    m.checkpoint = s.required<std::string>("checkpoint");
-    m.model_type = s.get<std::string>("model_type", "auto");
-    if (m.model_type != "auto" && m.model_type != "vit_b" && m.model_type != "vit_l" &&
-        m.model_type != "vit_h")
-      throw ConfigError(fmt::format("{}: {} = '{}' is not supported; valid: auto, vit_b, vit_l, "
-                                    "vit_h",
-                                    s.source(), s.key_path("model_type"), m.model_type));
-    m.rgb = s.get<bool>("rgb", false);
-    m.generator = parse_generator(s.child("generator"));
-  } else {
-    m.superpixels.region_size = s.get<int>("region_size", m.superpixels.region_size);
-    m.superpixels.ruler = static_cast<float>(s.get<double>("ruler", m.superpixels.ruler));
-    m.superpixels.iterations = s.get<int>("iterations", m.superpixels.iterations);
-    m.superpixels.min_element_size_percent =
-        s.get<int>("min_element_size_percent", m.superpixels.min_element_size_percent);
-    if (m.superpixels.region_size < 1 || m.superpixels.iterations < 1 ||
-        m.superpixels.ruler <= 0 || m.superpixels.min_element_size_percent < 0)
-      throw ConfigError(fmt::format(
-          "{}: {}: region_size and iterations must be >= 1, ruler > 0, "
-          "min_element_size_percent >= 0",
-          s.source(), s.path()));
-  }
-  s.finish(nullptr);
-  return m;
-}
-
 const char* const kDatasetTypes[] = {"PairedImageDataset", "PairedImageMaskDataset",
                                      "PairedImageGroupMaskDataset"};
 
@@ -163,22 +31,24 @@ DatasetOptions parse_dataset(Section& s, const std::string& key) {
                                     s.source(), s.key_path("dataroot_mask"),
                                     s.key_path("mask_source")));
     if (on_the_fly)
-      d.mask_source = parse_mask_source(s, d.type);
+      d.mask_source = masks::parse_mask_source(s, d.type);
     else if (folder)
       d.dataroot_mask = s.required<std::string>("dataroot_mask");
     else
-      throw ConfigError(fmt::format("{}: required key '{}' is missing ({} needs mask files; or "
-                                    "set {} to compute them on the fly)",
-                                    s.source(), s.key_path("dataroot_mask"), d.type,
-                                    s.key_path("mask_source")));
+      throw ConfigError(
+          fmt::format("{}: required key '{}' is missing ({} needs mask files; or "
+                      "set {} to compute them on the fly)",
+                      s.source(), s.key_path("dataroot_mask"), d.type, s.key_path("mask_source")));
   } else {
     if (s.has("dataroot_mask")) s.ignore("dataroot_mask");
     if (s.has("mask_source")) s.ignore("mask_source");  // PairedImageDataset takes no masks
   }
   d.filename_tmpl = s.get<std::string>("filename_tmpl", "{}");
   const std::string enc = s.get<std::string>("mask_encoding", "official");
-  if (enc == "official") d.mask_encoding = MaskEncoding::official;
-  else if (enc == "clean") d.mask_encoding = MaskEncoding::clean;
+  if (enc == "official")
+    d.mask_encoding = MaskEncoding::official;
+  else if (enc == "clean")
+    d.mask_encoding = MaskEncoding::clean;
   else
     throw ConfigError(fmt::format("{}: {} must be 'official' or 'clean', got '{}'", s.source(),
                                   s.key_path("mask_encoding"), enc));
@@ -200,8 +70,9 @@ MetricOptions parse_metric(Section& s, const std::string& name) {
   m.name = name;
   m.type = s.required<std::string>("type");
   if (m.type != "calculate_psnr" && m.type != "calculate_ssim")
-    throw ConfigError(fmt::format("{}: {} = '{}' is not supported; valid: calculate_psnr, calculate_ssim",
-                                  s.source(), s.key_path("type"), m.type));
+    throw ConfigError(
+        fmt::format("{}: {} = '{}' is not supported; valid: calculate_psnr, calculate_ssim",
+                    s.source(), s.key_path("type"), m.type));
   m.crop_border = s.get<int>("crop_border", 0);
   if (m.crop_border < 0)
     throw ConfigError(fmt::format("{}: {} must be >= 0", s.source(), s.key_path("crop_border")));
@@ -215,7 +86,8 @@ MetricOptions parse_metric(Section& s, const std::string& name) {
   }
   const std::string order = s.get<std::string>("input_order", "HWC");
   if (order != "HWC" && order != "CHW")
-    throw ConfigError(fmt::format("{}: {} must be HWC or CHW", s.source(), s.key_path("input_order")));
+    throw ConfigError(
+        fmt::format("{}: {} must be HWC or CHW", s.source(), s.key_path("input_order")));
   return m;
 }
 
@@ -224,10 +96,12 @@ MetricOptions parse_metric(Section& s, const std::string& name) {
 models::NetworkOptions parse_network_options(Section s) {
   models::NetworkOptions n;
   n.type = s.required<std::string>("type");
-  if (n.type != "NAFNet" && n.type != "NAFNetLocal" && n.type != "SegNAFNet" && n.type != "SegNAFNetLocal")
-    throw ConfigError(fmt::format("{}: {} = '{}' is not a known network; valid: NAFNet, NAFNetLocal, "
-                                  "SegNAFNet, SegNAFNetLocal",
-                                  s.source(), s.key_path("type"), n.type));
+  if (n.type != "NAFNet" && n.type != "NAFNetLocal" && n.type != "SegNAFNet" &&
+      n.type != "SegNAFNetLocal")
+    throw ConfigError(
+        fmt::format("{}: {} = '{}' is not a known network; valid: NAFNet, NAFNetLocal, "
+                    "SegNAFNet, SegNAFNetLocal",
+                    s.source(), s.key_path("type"), n.type));
   n.img_channel = s.get<int64_t>("img_channel", n.img_channel);
   n.width = s.get<int64_t>("width", n.width);
   n.middle_blk_num = s.get<int64_t>("middle_blk_num", n.middle_blk_num);
@@ -268,7 +142,8 @@ EvalConfig parse_eval_config(const YAML::Node& root_node, const std::string& sou
   Section datasets = root.child("datasets");
   for (const auto& key : datasets.keys()) {
     Section d = datasets.child(key);
-    const std::string phase = d.get<std::string>("phase", key.rfind("train", 0) == 0 ? "train" : "val");
+    const std::string phase =
+        d.get<std::string>("phase", key.rfind("train", 0) == 0 ? "train" : "val");
     if (phase == "train") {
       // Training sets are not evaluated; their keys belong to sdb-train.
       datasets.ignore(key);
@@ -285,15 +160,18 @@ EvalConfig parse_eval_config(const YAML::Node& root_node, const std::string& sou
   for (const auto& d : c.datasets) {
     const bool seg = c.network_g.is_seg();
     if (seg && !d.grouped_masks())
-      throw ConfigError(fmt::format("{}: network_g.type {} needs grouped masks, but datasets.{}.type is {}",
-                                    source, c.network_g.type, d.key, d.type));
+      throw ConfigError(
+          fmt::format("{}: network_g.type {} needs grouped masks, but datasets.{}.type is {}",
+                      source, c.network_g.type, d.key, d.type));
     if (!seg && c.network_g.mask && d.type != "PairedImageMaskDataset")
-      throw ConfigError(fmt::format("{}: network_g.mask is true (CAT variant), which needs "
-                                    "datasets.{}.type PairedImageMaskDataset, got {}",
-                                    source, d.key, d.type));
+      throw ConfigError(
+          fmt::format("{}: network_g.mask is true (CAT variant), which needs "
+                      "datasets.{}.type PairedImageMaskDataset, got {}",
+                      source, d.key, d.type));
     if (!seg && !c.network_g.mask && d.needs_masks())
-      throw ConfigError(fmt::format("{}: datasets.{}.type {} provides masks, but network_g ({}) takes none",
-                                    source, d.key, d.type, c.network_g.type));
+      throw ConfigError(
+          fmt::format("{}: datasets.{}.type {} provides masks, but network_g ({}) takes none",
+                      source, d.key, d.type, c.network_g.type));
   }
   if (c.network_g.is_seg() && !c.grouped_masks)
     throw ConfigError(source + ": network_g.type " + c.network_g.type +
@@ -320,7 +198,8 @@ EvalConfig parse_eval_config(const YAML::Node& root_node, const std::string& sou
     const bool h_ok = c.val.crop_size_h > 0 || c.val.crop_size_h_ratio > 0;
     const bool w_ok = c.val.crop_size_w > 0 || c.val.crop_size_w_ratio > 0;
     if (!h_ok || !w_ok)
-      throw ConfigError(source + ": val.grids is true but val.crop_size_h/_w (or *_ratio) is not set");
+      throw ConfigError(source +
+                        ": val.grids is true but val.crop_size_h/_w (or *_ratio) is not set");
   }
   if (c.val.max_minibatch < 1) throw ConfigError(source + ": val.max_minibatch must be >= 1");
   Section metrics = val.child("metrics");
@@ -357,7 +236,7 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
     }
     case YAML::NodeType::Scalar: {
       const std::string text = node.Scalar();
-      if (node.Tag() != "!" ) {  // unquoted: try bool / int / float like YAML 1.1 would
+      if (node.Tag() != "!") {  // unquoted: try bool / int / float like YAML 1.1 would
         bool b;
         if (YAML::convert<bool>::decode(node, b) && text != "y" && text != "n") return b;
         int64_t i;

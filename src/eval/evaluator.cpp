@@ -42,8 +42,8 @@ namespace {
 
 models::SegMasks crop_masks(const models::SegMasks& m, int64_t i, int64_t h, int64_t j, int64_t w) {
   if (m.labels.defined())
-    return models::SegMasks::from_labels(m.labels.slice(0, i, i + h).slice(1, j, j + w), m.num_masks,
-                                         m.value);
+    return models::SegMasks::from_labels(m.labels.slice(0, i, i + h).slice(1, j, j + w),
+                                         m.num_masks, m.value);
   models::SegMasks out = m;
   out.dense = m.dense.slice(2, i, i + h).slice(3, j, j + w);
   return out;
@@ -56,13 +56,18 @@ torch::Tensor forward_batch(models::DeblurNetImpl& net, const torch::Tensor& bat
 
 // Crop origins of the official grids(): crops of crop_h x crop_w with adaptive
 // steps, the last row/column aligned to the border.
-std::vector<std::pair<int64_t, int64_t>> grid_origins(int64_t h, int64_t w, int64_t ch, int64_t cw) {
+std::vector<std::pair<int64_t, int64_t>> grid_origins(int64_t h, int64_t w, int64_t ch,
+                                                      int64_t cw) {
   const int64_t num_row = (h - 1) / ch + 1;
   const int64_t num_col = (w - 1) / cw + 1;
   const int64_t step_j =
-      num_col == 1 ? cw : static_cast<int64_t>(std::ceil(static_cast<double>(w - cw) / (num_col - 1) - 1e-8));
+      num_col == 1
+          ? cw
+          : static_cast<int64_t>(std::ceil(static_cast<double>(w - cw) / (num_col - 1) - 1e-8));
   const int64_t step_i =
-      num_row == 1 ? ch : static_cast<int64_t>(std::ceil(static_cast<double>(h - ch) / (num_row - 1) - 1e-8));
+      num_row == 1
+          ? ch
+          : static_cast<int64_t>(std::ceil(static_cast<double>(h - ch) / (num_row - 1) - 1e-8));
   std::vector<std::pair<int64_t, int64_t>> out;
   int64_t i = 0;
   bool last_i = false;
@@ -95,20 +100,25 @@ torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
   const int64_t h = lq.size(2), w = lq.size(3);
   std::vector<models::SegMasks> masks;
   if (net.needs_masks()) {
-    if (!sample.masks) throw Error("sample '" + sample.name + "' has no grouped masks but the network needs them");
+    if (!sample.masks)
+      throw Error("sample '" + sample.name + "' has no grouped masks but the network needs them");
     masks.push_back(sample.masks->to(device));
   }
   if (!val.grids) return forward_batch(net, lq, masks).squeeze(0).to(torch::kCPU);
 
-  int64_t ch = val.crop_size_h > 0 ? val.crop_size_h : static_cast<int64_t>(val.crop_size_h_ratio * h);
-  int64_t cw = val.crop_size_w > 0 ? val.crop_size_w : static_cast<int64_t>(val.crop_size_w_ratio * w);
+  int64_t ch =
+      val.crop_size_h > 0 ? val.crop_size_h : static_cast<int64_t>(val.crop_size_h_ratio * h);
+  int64_t cw =
+      val.crop_size_w > 0 ? val.crop_size_w : static_cast<int64_t>(val.crop_size_w_ratio * w);
   ch = std::min(std::max<int64_t>(ch, 1), h);
   cw = std::min(std::max<int64_t>(cw, 1), w);
   const auto origins = grid_origins(h, w, ch, cw);
   torch::Tensor preds = torch::zeros({3, h, w});
   torch::Tensor count = torch::zeros({1, h, w});
-  for (std::size_t start = 0; start < origins.size(); start += static_cast<std::size_t>(val.max_minibatch)) {
-    const std::size_t end = std::min(origins.size(), start + static_cast<std::size_t>(val.max_minibatch));
+  for (std::size_t start = 0; start < origins.size();
+       start += static_cast<std::size_t>(val.max_minibatch)) {
+    const std::size_t end =
+        std::min(origins.size(), start + static_cast<std::size_t>(val.max_minibatch));
     std::vector<torch::Tensor> crops;
     std::vector<models::SegMasks> crop_masks_list;
     for (std::size_t k = start; k < end; ++k) {
@@ -116,7 +126,8 @@ torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
       crops.push_back(lq.slice(2, i, i + ch).slice(3, j, j + cw));
       if (!masks.empty()) crop_masks_list.push_back(crop_masks(masks[0], i, ch, j, cw));
     }
-    const torch::Tensor out = forward_batch(net, torch::cat(crops, 0), crop_masks_list).to(torch::kCPU);
+    const torch::Tensor out =
+        forward_batch(net, torch::cat(crops, 0), crop_masks_list).to(torch::kCPU);
     for (std::size_t k = start; k < end; ++k) {
       const auto [i, j] = origins[k];
       preds.slice(1, i, i + ch).slice(2, j, j + cw).add_(out[static_cast<int64_t>(k - start)]);
@@ -153,7 +164,8 @@ std::vector<config::MetricOptions> effective_metrics(const config::ValOptions& v
 }
 
 double compute_metric(const config::MetricOptions& m, const cv::Mat& a, const cv::Mat& b) {
-  if (m.type == "calculate_psnr") return metrics::calculate_psnr(a, b, m.crop_border, m.test_y_channel);
+  if (m.type == "calculate_psnr")
+    return metrics::calculate_psnr(a, b, m.crop_border, m.test_y_channel);
   metrics::Ssim3dOptions o;
   if (m.ssim3d_precision == "float32") {
     o.mode = metrics::Gaussian3d::direct;
@@ -191,16 +203,18 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
   std::size_t psnr_index = 0;
   for (std::size_t k = 0; k < metric_opts.size(); ++k) {
     r.metric_names.push_back(metric_opts[k].name);
-    if (metric_opts[k].type == "calculate_psnr" && metric_opts[psnr_index].type != "calculate_psnr") psnr_index = k;
+    if (metric_opts[k].type == "calculate_psnr" && metric_opts[psnr_index].type != "calculate_psnr")
+      psnr_index = k;
   }
   const auto samples = dataset::list_samples(ds);
-  log::info(fmt::format("dataset '{}': {} images from {}", ds.name, samples.size(), ds.dataroot_lq));
+  log::info(
+      fmt::format("dataset '{}': {} images from {}", ds.name, samples.size(), ds.dataroot_lq));
 
   // ext: masks on the fly (SAM loaded lazily, on the first cache miss).
-  std::unique_ptr<dataset::MaskProvider> provider;
+  std::unique_ptr<masks::MaskProvider> provider;
   if (ds.needs_masks() && ds.mask_source.on_the_fly()) {
-    provider = std::make_unique<dataset::MaskProvider>(
-        ds.mask_source, dataset::resolve_mask_cache_dir(ds.mask_source, output_dir), device);
+    provider = std::make_unique<masks::MaskProvider>(
+        ds.mask_source, masks::resolve_mask_cache_dir(ds.mask_source, output_dir), device);
     log::info(fmt::format("dataset '{}': masks on the fly from the lq images: {}; cache {}",
                           ds.name, provider->describe(), provider->cache_dir()));
   }
@@ -218,7 +232,8 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
     if (idx + 1 < samples.size()) next = std::async(std::launch::async, load, samples[idx + 1]);
     const auto t0 = std::chrono::steady_clock::now();
     const torch::Tensor out = infer(net, sample, cfg.val, device);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const cv::Mat sr = io::tensor_to_image(out);
     const cv::Mat gt = io::tensor_to_image(sample.gt);
     const cv::Mat in = io::tensor_to_image(sample.lq.slice(0, 0, 3));
@@ -233,12 +248,14 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
       sums[k] += rec.metrics.back();
     }
     rec.psnr_input = compute_metric(metric_opts[psnr_index], in, gt);
-    rec.collapsed = metrics::is_collapsed(rec.psnr_input, rec.metrics[psnr_index], cfg.val.mcr_threshold);
+    rec.collapsed =
+        metrics::is_collapsed(rec.psnr_input, rec.metrics[psnr_index], cfg.val.mcr_threshold);
     sum_input += rec.psnr_input;
     collapsed += rec.collapsed ? 1 : 0;
     if (cfg.val.save_img) io::write_image_atomic(image_dir + "/" + sample.name + ".png", sr);
     if (run.progress)
-      bar.update(1, fmt::format("{} {}={:.2f}", sample.name, r.metric_names[psnr_index], rec.metrics[psnr_index]));
+      bar.update(1, fmt::format("{} {}={:.2f}", sample.name, r.metric_names[psnr_index],
+                                rec.metrics[psnr_index]));
     r.images.push_back(std::move(rec));
   }
   bar.finish();
@@ -270,21 +287,21 @@ void write_outputs(const config::EvalConfig& cfg, const EvalResult& result, cons
     for (const auto& rec : d.images) {
       csv << csv_field(d.name) << "," << csv_field(rec.name);
       for (double v : rec.metrics) csv << "," << csv_number(v);
-      csv << "," << csv_number(rec.psnr_input) << "," << (rec.collapsed ? 1 : 0) << "," << rec.height
-          << "," << rec.width << "," << fmt::format("{:.4f}", rec.seconds) << "\n";
+      csv << "," << csv_number(rec.psnr_input) << "," << (rec.collapsed ? 1 : 0) << ","
+          << rec.height << "," << rec.width << "," << fmt::format("{:.4f}", rec.seconds) << "\n";
     }
     nlohmann::json dj;
     dj["key"] = d.key;
     dj["name"] = d.name;
     dj["count"] = d.images.size();
-    for (std::size_t k = 0; k < d.metric_names.size(); ++k) dj[d.metric_names[k]] = json_number(d.means[k]);
+    for (std::size_t k = 0; k < d.metric_names.size(); ++k)
+      dj[d.metric_names[k]] = json_number(d.means[k]);
     dj["psnr_input"] = json_number(d.mean_psnr_input);
     dj["mcr"] = d.mcr;
     dj["mcr_threshold_db"] = cfg.val.mcr_threshold;
     if (!d.mask_cache_dir.empty())
-      dj["mask_cache"] = {{"dir", d.mask_cache_dir},
-                          {"hits", d.mask_cache_hits},
-                          {"misses", d.mask_cache_misses}};
+      dj["mask_cache"] = {
+          {"dir", d.mask_cache_dir}, {"hits", d.mask_cache_hits}, {"misses", d.mask_cache_misses}};
     datasets.push_back(dj);
   }
   nlohmann::json summary = datasets.front();
@@ -316,8 +333,8 @@ EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) 
   for (const auto& ds : cfg.datasets) {
     dataset::list_samples(ds);
     if (ds.needs_masks() && ds.mask_source.on_the_fly())  // checks the SAM checkpoint exists
-      dataset::MaskProvider(ds.mask_source,
-                            dataset::resolve_mask_cache_dir(ds.mask_source, result.output_dir));
+      masks::MaskProvider(ds.mask_source,
+                          masks::resolve_mask_cache_dir(ds.mask_source, result.output_dir));
   }
   models::DeblurNet net = build_and_load(cfg, device);
   for (const auto& ds : cfg.datasets) {

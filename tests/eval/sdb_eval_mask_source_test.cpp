@@ -11,7 +11,8 @@
 #include <sstream>
 
 #include "samdeblur/io/image.h"
-#include "samdeblur/sam/mask_files.h"
+#include "samdeblur/masks/encodings.h"
+#include "samdeblur/masks/superpixels.h"
 #include "samdeblur/sam/mask_generator.h"
 
 namespace fs = std::filesystem;
@@ -75,17 +76,17 @@ TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
   const fs::path work = fs::temp_directory_path() / "sdb_eval_mask_source";
   fs::remove_all(work);
   fs::create_directories(work);
-  sam::SuperpixelOptions sp;
+  masks::SuperpixelOptions sp;
   sp.region_size = 8;
   // Offline: what `sdb-masks --source superpixels --superpixel-size 8` writes.
   for (const auto& e : fs::directory_iterator(kData + "/input")) {
     const cv::Mat bgr = io::read_image_bgr(e.path().string());
-    const auto result = sam::superpixel_masks(bgr, sp, sam::OutputMode::uncompressed_rle);
+    const auto result = masks::superpixel_masks(bgr, sp, sam::OutputMode::uncompressed_rle);
     const std::string stem = e.path().stem().string();
-    sam::write_mask_file((work / "grouped" / (stem + ".npz")).string(),
-                         sam::MaskFileFormat::grouped_npz, result, bgr.rows, bgr.cols);
-    sam::write_mask_file((work / "label" / (stem + ".png")).string(),
-                         sam::MaskFileFormat::label_png, result, bgr.rows, bgr.cols);
+    masks::write_mask_file((work / "grouped" / (stem + ".npz")).string(),
+                           masks::MaskFileFormat::grouped_npz, result, bgr.rows, bgr.cols);
+    masks::write_mask_file((work / "label" / (stem + ".png")).string(),
+                           masks::MaskFileFormat::label_png, result, bgr.rows, bgr.cols);
   }
   const std::string source =
       "    mask_source:\n      type: superpixels\n      region_size: 8\n      cache_dir: " +

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "samdeblur/config/yaml_reader.h"
+#include "samdeblur/masks/options.h"
 #include "samdeblur/models/network.h"
-#include "samdeblur/sam/mask_generator.h"
 
 namespace samdeblur::config {
 
@@ -19,25 +19,8 @@ namespace samdeblur::config {
 //  clean:    value 1.0
 enum class MaskEncoding { official, clean };
 
-// ext: masks computed on the fly instead of read from dataroot_mask
-// (`datasets.<key>.mask_source`). See dataset/mask_provider.h.
-struct MaskSourceOptions {
-  // "" = masks come from dataroot_mask; "sam" = Segment Anything's automatic
-  // mask generator; "superpixels" = SLIC superpixels (weight-free demos only).
-  std::string type;
-  std::string checkpoint;          // sam: official SAM checkpoint (required)
-  std::string model_type = "auto";  // sam: auto | vit_b | vit_l | vit_h
-  std::string cache_dir;           // empty = <output>/mask_cache (resolved by the evaluator)
-  bool rgb = false;                // sam: give SAM RGB (the official script passes BGR)
-  sam::MaskGeneratorOptions generator;  // sam: every SamAutomaticMaskGenerator option
-  sam::SuperpixelOptions superpixels;   // superpixels: SLIC parameters
-  // Grouping for PairedImageGroupMaskDataset: "official" (label map ->
-  // grouped masks, as sdb-masks --format grouped-npz) or "exclusive"
-  // (sdb-masks --format exclusive-npz, one group per pixel owner).
-  std::string encoding = "official";
-  std::string exclusive_order = "generator";  // exclusive: generator | smallest_first
-  bool on_the_fly() const { return !type.empty(); }
-};
+// ext: masks computed on the fly (`datasets.<key>.mask_source`): masks/options.h.
+using MaskSourceOptions = masks::MaskSourceOptions;
 
 struct DatasetOptions {
   std::string key;   // the YAML key under `datasets` (test, val, test_1, ...)
@@ -45,7 +28,7 @@ struct DatasetOptions {
   std::string type;  // PairedImageDataset | PairedImageMaskDataset | PairedImageGroupMaskDataset
   std::string dataroot_gt;
   std::string dataroot_lq;
-  std::string dataroot_mask;  // empty for PairedImageDataset and with mask_source
+  std::string dataroot_mask;      // empty for PairedImageDataset and with mask_source
   MaskSourceOptions mask_source;  // ext: exactly one of dataroot_mask / mask_source
   std::string filename_tmpl = "{}";
   MaskEncoding mask_encoding = MaskEncoding::official;  // ext
@@ -103,7 +86,8 @@ struct EvalConfig {
 EvalConfig parse_eval_config(const YAML::Node& root, const std::string& source);
 
 // Loads `path`, applies `overrides` ("a.b=c"), parses.
-EvalConfig load_eval_config(const std::string& path, const std::vector<std::string>& overrides = {});
+EvalConfig load_eval_config(const std::string& path,
+                            const std::vector<std::string>& overrides = {});
 
 // The YAML tree as JSON (for summary.json); scalars become numbers/bools when they parse as such.
 nlohmann::json yaml_to_json(const YAML::Node& node);
