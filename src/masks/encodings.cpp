@@ -205,6 +205,14 @@ std::string mask_file_problem(const std::string& path, MaskFileFormat format, in
         if (!in) return "cannot be opened";
         const nlohmann::json j = nlohmann::json::parse(in);  // throws on truncated text
         if (!j.is_array()) return "is not a JSON list of mask records";
+        for (const auto& r : j) {
+          const auto seg = r.find("segmentation");
+          if (seg == r.end() || !seg->contains("size")) continue;
+          const auto size = (*seg)["size"].get<std::vector<int64_t>>();
+          if (size != std::vector<int64_t>{h, w})
+            return fmt::format("holds a {}x{} mask, the image is {}x{}", size.at(1), size.at(0), w,
+                               h);
+        }
         return "";
       }
     }

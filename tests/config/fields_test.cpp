@@ -49,13 +49,14 @@ std::string error_of(const std::string& yaml) {
 }  // namespace
 
 TEST(Fields, RangesAndTheirText) {
-  EXPECT_EQ(Field{"a", ""}.at_least(1).range_text(), ">= 1");
-  EXPECT_EQ(Field{"a", ""}.above(0).range_text(), "> 0");
-  EXPECT_EQ(Field{"a", ""}.at_least(0).below(1).range_text(), "in [0, 1)");
-  EXPECT_EQ(Field{"a", ""}.range_text(), "");
-  EXPECT_TRUE(Field{"a", ""}.at_least(0).below(1).in_range(0));
-  EXPECT_FALSE(Field{"a", ""}.at_least(0).below(1).in_range(1));
-  EXPECT_FALSE(Field{"a", ""}.above(0).in_range(0));
+  const Field a{"a", ""};
+  EXPECT_EQ(a.at_least(1).range_text(), ">= 1");
+  EXPECT_EQ(a.above(0).range_text(), "> 0");
+  EXPECT_EQ(a.at_least(0).below(1).range_text(), "in [0, 1)");
+  EXPECT_EQ(a.range_text(), "");
+  EXPECT_TRUE(a.at_least(0).below(1).in_range(0));
+  EXPECT_FALSE(a.at_least(0).below(1).in_range(1));
+  EXPECT_FALSE(a.above(0).in_range(0));
 }
 
 TEST(Fields, NamesTextAndVisitOrder) {

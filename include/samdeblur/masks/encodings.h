@@ -64,7 +64,8 @@ void write_mask_file(const std::string& path, MaskFileFormat format, const Gener
 
 // Why an existing file is not a complete mask file of an (h, w) image, "" when
 // it is: a label PNG decodes to h x w; an npz holds "masks" (M, 1, h, w) (and,
-// exclusive, "mask_ids" (M,)); a COCO json parses as a list. Never throws.
+// exclusive, "mask_ids" (M,)); a COCO json parses as a list of records whose
+// segmentations are h x w. Never throws.
 std::string mask_file_problem(const std::string& path, MaskFileFormat format, int64_t h, int64_t w);
 
 }  // namespace samdeblur::masks
