@@ -16,6 +16,7 @@
 
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/atomic_file.h"
+#include "samdeblur/core/cli_fields.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/io/image.h"
@@ -52,31 +53,27 @@ int main(int argc, char** argv) {
   int repeat = 3, warmup = 1, threads = 0;
   bool bgr = false;
   sam::MaskGeneratorOptions g;
-  int64_t points_per_side = *g.points_per_side;
   app.add_option("--checkpoint", checkpoint, "vit_b/l/h checkpoint (state_dict .pth)")->required();
   app.add_option("--image", image_path, "photo for the mask generator (read as RGB)");
   app.add_option("--what", what, "encoder | amg | all")
       ->check(CLI::IsMember({"encoder", "amg", "all"}));
   app.add_option("--repeat", repeat, "timed runs per case (median reported)")
-      ->capture_default_str();
-  app.add_option("--warmup", warmup, "untimed runs before each case")->capture_default_str();
-  app.add_option("--threads", threads, "intra-op threads (default: torch's choice)");
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--warmup", warmup, "untimed runs before each case")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--threads", threads, "intra-op threads (default 0: torch's choice)")
+      ->check(CLI::Range(0, 4096));
   app.add_option("-d,--device", device_text, "cpu or cuda[:N]");
   app.add_flag("--bgr", bgr, "give SAM the BGR image, as the official SAM-Deblur script does");
-  app.add_option("--points-per-side", points_per_side)->capture_default_str();
-  app.add_option("--points-per-batch", g.points_per_batch)->capture_default_str();
-  app.add_option("--pred-iou-thresh", g.pred_iou_thresh)->capture_default_str();
-  app.add_option("--stability-score-thresh", g.stability_score_thresh)->capture_default_str();
-  app.add_option("--box-nms-thresh", g.box_nms_thresh)->capture_default_str();
-  app.add_option("--min-mask-region-area", g.min_mask_region_area)->capture_default_str();
+  samdeblur::cli::add_field_flags(app, g, "", {}, "Generator");
   app.add_option("--json", json_path, "also write the results as JSON");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
   slog::setup_logging(slog::Level::info);
   return samdeblur::run_guarded([&]() -> int {
-    if (repeat < 1 || warmup < 0) throw samdeblur::ConfigError("--repeat >= 1, --warmup >= 0");
     if (threads > 0) torch::set_num_threads(threads);
     const torch::Device device(device_text);
-    g.points_per_side = points_per_side;
     nlohmann::json results = {{"libtorch", TORCH_VERSION},
                               {"threads", torch::get_num_threads()},
                               {"device", device_text},
@@ -148,11 +145,12 @@ int main(int argc, char** argv) {
           fmt::format("{} mask generator {}x{} ({} prompts, {} masks)",
                       predictor->config().model_type, image.cols, image.rows, n_points, n_masks);
       std::cout << name << "\n";
-      for (const auto& [stage, v] : {std::pair<const char*, const std::vector<double>&>{"encoder", enc},
-                                     {"decoder", dec},
-                                     {"post-processing", post},
-                                     {"total", total},
-                                     {"total CPU time", cpu}})
+      for (const auto& [stage, v] :
+           {std::pair<const char*, const std::vector<double>&>{"encoder", enc},
+            {"decoder", dec},
+            {"post-processing", post},
+            {"total", total},
+            {"total CPU time", cpu}})
         std::cout << fmt::format("  {:<38} {:>9.3f} s (median of {})\n", stage, median(v), repeat);
       results["cases"].push_back({{"case", "amg"},
                                   {"name", name},
@@ -161,7 +159,7 @@ int main(int argc, char** argv) {
                                   {"height", image.rows},
                                   {"rgb", !bgr},
                                   {"output_mode", sam::output_mode_name(g.output_mode)},
-                                  {"points_per_side", points_per_side},
+                                  {"points_per_side", *g.points_per_side},
                                   {"points_per_batch", g.points_per_batch},
                                   {"pred_iou_thresh", g.pred_iou_thresh},
                                   {"stability_score_thresh", g.stability_score_thresh},

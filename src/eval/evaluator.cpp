@@ -162,10 +162,10 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
       fmt::format("dataset '{}': {} images from {}", ds.name, samples.size(), ds.dataroot_lq));
 
   // ext: masks on the fly (SAM loaded lazily, on the first cache miss).
-  std::unique_ptr<dataset::MaskProvider> provider;
+  std::unique_ptr<masks::MaskProvider> provider;
   if (ds.needs_masks() && ds.mask_source.on_the_fly()) {
-    provider = std::make_unique<dataset::MaskProvider>(
-        ds.mask_source, dataset::resolve_mask_cache_dir(ds.mask_source, output_dir), device);
+    provider = std::make_unique<masks::MaskProvider>(
+        ds.mask_source, masks::resolve_mask_cache_dir(ds.mask_source, output_dir), device);
     log::info(fmt::format("dataset '{}': masks on the fly from the lq images: {}; cache {}",
                           ds.name, provider->describe(), provider->cache_dir()));
   }
@@ -266,8 +266,8 @@ EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) 
   for (const auto& ds : cfg.datasets) {
     dataset::list_samples(ds);
     if (ds.needs_masks() && ds.mask_source.on_the_fly())  // checks the SAM checkpoint exists
-      dataset::MaskProvider(ds.mask_source,
-                            dataset::resolve_mask_cache_dir(ds.mask_source, result.output_dir));
+      masks::MaskProvider(ds.mask_source,
+                          masks::resolve_mask_cache_dir(ds.mask_source, result.output_dir));
   }
   models::DeblurNet net = build_and_load(cfg.network_g, cfg.path, device);
   for (const auto& ds : cfg.datasets) {

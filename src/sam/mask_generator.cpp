@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <chrono>
 #include <opencv2/imgproc.hpp>
-#include <opencv2/ximgproc/slic.hpp>
 #include <optional>
 
 #include "samdeblur/core/error.h"
@@ -41,15 +40,7 @@ std::string output_mode_name(OutputMode mode) {
 void MaskGeneratorOptions::validate() const {
   if (points_per_side.has_value() == !point_grids.empty())
     throw ConfigError("points_per_side / point_grids: exactly one of them must be provided");
-  if (points_per_side && *points_per_side < 1)
-    throw ConfigError(fmt::format("points_per_side: must be >= 1, got {}", *points_per_side));
-  if (points_per_batch < 1)
-    throw ConfigError(fmt::format("points_per_batch: must be >= 1, got {}", points_per_batch));
-  if (crop_n_layers < 0)
-    throw ConfigError(fmt::format("crop_n_layers: must be >= 0, got {}", crop_n_layers));
-  if (crop_n_points_downscale_factor < 1)
-    throw ConfigError(fmt::format("crop_n_points_downscale_factor: must be >= 1, got {}",
-                                  crop_n_points_downscale_factor));
+  config::check_fields(*this);  // the declared ranges ("points_per_batch: must be >= 1, got 0")
   if (!point_grids.empty() && static_cast<int64_t>(point_grids.size()) < crop_n_layers + 1)
     throw ConfigError(fmt::format("point_grids: {} grids given, crop_n_layers = {} needs {}",
                                   point_grids.size(), crop_n_layers, crop_n_layers + 1));
@@ -57,12 +48,6 @@ void MaskGeneratorOptions::validate() const {
     if (point_grids[i].dim() != 2 || point_grids[i].size(1) != 2)
       throw ConfigError(fmt::format("point_grids[{}]: expected (N, 2), got {}", i,
                                     c10::str(point_grids[i].sizes())));
-  if (min_mask_region_area < 0)
-    throw ConfigError(
-        fmt::format("min_mask_region_area: must be >= 0, got {}", min_mask_region_area));
-  if (!(crop_overlap_ratio >= 0 && crop_overlap_ratio < 1))
-    throw ConfigError(
-        fmt::format("crop_overlap_ratio: must be in [0, 1), got {}", crop_overlap_ratio));
 }
 
 nlohmann::json MaskRecord::to_json(OutputMode mode) const {
@@ -361,54 +346,6 @@ GenerateResult MaskGenerator::generate(const cv::Mat& image, bool keep_embedding
   }
   result.times.post =
       std::max(0.0, seconds_since(t_start) - result.times.encoder - result.times.decoder);
-  return result;
-}
-
-GenerateResult superpixel_masks(const cv::Mat& image_bgr, const SuperpixelOptions& options,
-                                OutputMode mode) {
-  if (image_bgr.empty() || image_bgr.depth() != CV_8U || image_bgr.channels() != 3)
-    throw Error("superpixel_masks: expected a non-empty uint8 3-channel image");
-  if (options.region_size < 2)
-    throw ConfigError(
-        fmt::format("superpixel region_size: must be >= 2, got {}", options.region_size));
-  const auto t0 = Clock::now();
-  cv::Mat lab;
-  cv::cvtColor(image_bgr, lab, cv::COLOR_BGR2Lab);
-  cv::Mat labels;
-  const int short_side = std::min(image_bgr.rows, image_bgr.cols);
-  if (short_side < 4) {
-    labels = cv::Mat::zeros(image_bgr.size(), CV_32S);  // too small to split
-  } else {
-    // OpenCV's SLIC crashes when the region is larger than the image: clamp it.
-    const int region = std::min(options.region_size, short_side);
-    auto slic = cv::ximgproc::createSuperpixelSLIC(lab, cv::ximgproc::SLICO, region, options.ruler);
-    slic->iterate(options.iterations);
-    slic->enforceLabelConnectivity(options.min_element_size_percent);
-    slic->getLabels(labels);  // CV_32S
-  }
-  const int64_t h = labels.rows, w = labels.cols;
-  const auto label_t = torch::from_blob(labels.data, {h, w}, torch::kInt32).clone();
-  const auto uniq = std::get<0>(at::_unique(label_t, /*sorted=*/true));
-  GenerateResult result;
-  result.crops = 1;
-  for (int64_t k = 0; k < uniq.numel(); ++k) {
-    const auto mask = label_t == uniq[k];
-    MaskRecord r;
-    r.rle = mask_to_rle(mask.unsqueeze(0))[0];
-    r.area = area_from_rle(r.rle);
-    const auto b = batched_mask_to_box(mask);
-    r.bbox = box_xyxy_to_xywh(
-        {b[0].item<int64_t>(), b[1].item<int64_t>(), b[2].item<int64_t>(), b[3].item<int64_t>()});
-    const auto nz = torch::nonzero(mask).to(torch::kFloat64).mean(0);  // (y, x) centroid
-    r.point_coords = {{nz[1].item<double>(), nz[0].item<double>()}};
-    r.predicted_iou = 1.0;
-    r.stability_score = 1.0;
-    r.crop_box = {0, 0, w, h};
-    if (mode == OutputMode::coco_rle) r.coco = coco_encode_rle(r.rle);
-    if (mode == OutputMode::binary_mask) r.binary_mask = mask;
-    result.masks.push_back(std::move(r));
-  }
-  result.times.post = seconds_since(t0);
   return result;
 }
 

@@ -20,7 +20,8 @@
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
 #include "samdeblur/io/image.h"
-#include "samdeblur/sam/mask_files.h"
+#include "samdeblur/masks/encodings.h"
+#include "samdeblur/masks/superpixels.h"
 
 namespace fs = std::filesystem;
 
@@ -29,7 +30,7 @@ namespace samdeblur::synth {
 namespace {
 
 // Image files of a folder (sorted) or the file itself. Unlike
-// sam::list_input_images nothing is skipped silently: other files are named in
+// masks::list_input_images nothing is skipped silently: other files are named in
 // a warning, and two photos with the same stem (their samples would collide)
 // are an error.
 std::vector<std::string> list_photos(const std::string& input) {
@@ -226,17 +227,19 @@ DemoDatasetSummary build_demo_dataset(const DemoDatasetOptions& options) {
         const cv::Mat input = blurred(cv::Rect(m, m, s.crop, s.crop)).clone();
         const cv::Mat target = photo(cv::Rect(rec.x, rec.y, s.crop, s.crop)).clone();
 
-        const auto masks =
-            sam::superpixel_masks(input, options.superpixels, sam::OutputMode::uncompressed_rle);
+        const auto masks = samdeblur::masks::superpixel_masks(input, options.superpixels,
+                                                              sam::OutputMode::uncompressed_rle);
         rec.superpixels = static_cast<int64_t>(masks.masks.size());
         const fs::path dir = out / s.name;
         const std::string file = rec.name + ".png";
         io::write_image_atomic((dir / "input" / file).string(), input);
         io::write_image_atomic((dir / "target" / file).string(), target);
-        sam::write_mask_file((dir / "input_mask" / file).string(), sam::MaskFileFormat::label_png,
-                             masks, s.crop, s.crop);
-        sam::write_mask_file((dir / "grouped_masks" / (rec.name + ".npz")).string(),
-                             sam::MaskFileFormat::grouped_npz, masks, s.crop, s.crop);
+        samdeblur::masks::write_mask_file((dir / "input_mask" / file).string(),
+                                          samdeblur::masks::MaskFileFormat::label_png, masks,
+                                          s.crop, s.crop);
+        samdeblur::masks::write_mask_file((dir / "grouped_masks" / (rec.name + ".npz")).string(),
+                                          samdeblur::masks::MaskFileFormat::grouped_npz, masks,
+                                          s.crop, s.crop);
         if (bar) bar->update(1, s.name + "/" + rec.name);
         summary.samples.push_back(std::move(rec));
       }

@@ -11,7 +11,8 @@
 #include <sstream>
 
 #include "samdeblur/io/image.h"
-#include "samdeblur/sam/mask_files.h"
+#include "samdeblur/masks/encodings.h"
+#include "samdeblur/masks/superpixels.h"
 #include "samdeblur/sam/mask_generator.h"
 
 namespace fs = std::filesystem;
@@ -30,7 +31,7 @@ std::string read_text(const fs::path& p) {
 }
 
 // The tiny SegNAFNet (MAP) or MaskNAFNet (CAT) of tests/data/eval with a mask block.
-std::string config(bool cat, const std::string& masks) {
+std::string eval_config(bool cat, const std::string& masks) {
   std::ostringstream y;
   y << "name: e2e-mask-source\nmodel_type: ImageRestorationModel\nmanual_seed: 10\n"
     << (cat ? "" : "grouped_masks: true\n") << "datasets:\n  test:\n    name: tiny\n"
@@ -75,27 +76,28 @@ TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
   const fs::path work = fs::temp_directory_path() / "sdb_eval_mask_source";
   fs::remove_all(work);
   fs::create_directories(work);
-  sam::SuperpixelOptions sp;
+  masks::SuperpixelOptions sp;
   sp.region_size = 8;
   // Offline: what `sdb-masks --source superpixels --superpixel-size 8` writes.
   for (const auto& e : fs::directory_iterator(kData + "/input")) {
     const cv::Mat bgr = io::read_image_bgr(e.path().string());
-    const auto result = sam::superpixel_masks(bgr, sp, sam::OutputMode::uncompressed_rle);
+    const auto result = masks::superpixel_masks(bgr, sp, sam::OutputMode::uncompressed_rle);
     const std::string stem = e.path().stem().string();
-    sam::write_mask_file((work / "grouped" / (stem + ".npz")).string(),
-                         sam::MaskFileFormat::grouped_npz, result, bgr.rows, bgr.cols);
-    sam::write_mask_file((work / "label" / (stem + ".png")).string(),
-                         sam::MaskFileFormat::label_png, result, bgr.rows, bgr.cols);
+    masks::write_mask_file((work / "grouped" / (stem + ".npz")).string(),
+                           masks::MaskFileFormat::grouped_npz, result, bgr.rows, bgr.cols);
+    masks::write_mask_file((work / "label" / (stem + ".png")).string(),
+                           masks::MaskFileFormat::label_png, result, bgr.rows, bgr.cols);
   }
   const std::string source =
       "    mask_source:\n      type: superpixels\n      region_size: 8\n      cache_dir: " +
       (work / "cache").string() + "\n";
 
   // MAP (grouped masks).
-  const EvalRun offline = run(
-      work, "offline", config(false, "    dataroot_mask: " + (work / "grouped").string() + "\n"));
+  const EvalRun offline =
+      run(work, "offline",
+          eval_config(false, "    dataroot_mask: " + (work / "grouped").string() + "\n"));
   ASSERT_EQ(offline.code, 0) << offline.log;
-  const EvalRun first = run(work, "first", config(false, source));
+  const EvalRun first = run(work, "first", eval_config(false, source));
   ASSERT_EQ(first.code, 0) << first.log;
   ASSERT_EQ(first.rows.size(), 4u);
   EXPECT_EQ(first.rows, offline.rows);
@@ -103,7 +105,7 @@ TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
   EXPECT_EQ(cache1["misses"].get<int>(), 3);
   EXPECT_EQ(cache1["hits"].get<int>(), 0);
   EXPECT_NE(first.log.find("0 hits, 3 misses"), std::string::npos) << first.log;
-  const EvalRun second = run(work, "second", config(false, source));
+  const EvalRun second = run(work, "second", eval_config(false, source));
   ASSERT_EQ(second.code, 0) << second.log;
   EXPECT_EQ(second.rows, offline.rows);
   const auto& cache2 = second.summary["datasets"][0]["mask_cache"];
@@ -111,12 +113,13 @@ TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
   EXPECT_EQ(cache2["misses"].get<int>(), 0);
 
   // CAT (label map as 4th channel), default cache folder <output>/mask_cache.
-  const EvalRun cat_offline = run(
-      work, "cat_offline", config(true, "    dataroot_mask: " + (work / "label").string() + "\n"));
+  const EvalRun cat_offline =
+      run(work, "cat_offline",
+          eval_config(true, "    dataroot_mask: " + (work / "label").string() + "\n"));
   ASSERT_EQ(cat_offline.code, 0) << cat_offline.log;
   const EvalRun cat =
       run(work, "cat",
-          config(true, "    mask_source:\n      type: superpixels\n      region_size: 8\n"));
+          eval_config(true, "    mask_source:\n      type: superpixels\n      region_size: 8\n"));
   ASSERT_EQ(cat.code, 0) << cat.log;
   EXPECT_EQ(cat.rows, cat_offline.rows);
   EXPECT_EQ(cat.summary["datasets"][0]["mask_cache"]["dir"].get<std::string>(),
@@ -126,14 +129,14 @@ TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
   // Both mask options: a non-zero exit naming the keys.
   const EvalRun both =
       run(work, "both",
-          config(false, "    dataroot_mask: " + (work / "grouped").string() + "\n" + source));
+          eval_config(false, "    dataroot_mask: " + (work / "grouped").string() + "\n" + source));
   EXPECT_NE(both.code, 0);
   EXPECT_NE(both.log.find("datasets.test.mask_source"), std::string::npos) << both.log;
   // A missing SAM checkpoint is reported before anything runs.
   const EvalRun no_ckpt =
       run(work, "no_ckpt",
-          config(false, "    mask_source:\n      type: sam\n      checkpoint: " +
-                            (work / "missing.pth").string() + "\n"));
+          eval_config(false, "    mask_source:\n      type: sam\n      checkpoint: " +
+                                 (work / "missing.pth").string() + "\n"));
   EXPECT_NE(no_ckpt.code, 0);
   EXPECT_NE(no_ckpt.log.find("missing.pth"), std::string::npos) << no_ckpt.log;
   fs::remove_all(work);

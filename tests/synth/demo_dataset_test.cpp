@@ -16,7 +16,7 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
-#include "samdeblur/sam/mask_files.h"
+#include "samdeblur/masks/encodings.h"
 #include "support/test_support.h"
 
 namespace fs = std::filesystem;
@@ -106,7 +106,7 @@ void check_split(const fs::path& out, const std::string& split, int expected, in
     EXPECT_EQ(masks.size(2), crop);
     EXPECT_EQ(masks.size(3), crop);
     EXPECT_TRUE(masks.sum(0).eq(1).all().item<bool>()) << "grouped masks do not partition";
-    EXPECT_TRUE(torch::equal(masks, sam::grouped_masks(map)));
+    EXPECT_TRUE(torch::equal(masks, masks::grouped_masks(map)));
     EXPECT_EQ(masks.size(0), rec["superpixels"].get<int64_t>());
     EXPECT_GT(masks.size(0), 1);
   }

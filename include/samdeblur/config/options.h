@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "samdeblur/config/yaml_reader.h"
+#include "samdeblur/masks/options.h"
 #include "samdeblur/metrics/metric.h"
 #include "samdeblur/models/network.h"
-#include "samdeblur/sam/mask_generator.h"
 
 namespace samdeblur::config {
 
@@ -20,25 +20,8 @@ namespace samdeblur::config {
 //  clean:    value 1.0
 enum class MaskEncoding { official, clean };
 
-// ext: masks computed on the fly instead of read from dataroot_mask
-// (`datasets.<key>.mask_source`). See dataset/mask_provider.h.
-struct MaskSourceOptions {
-  // "" = masks come from dataroot_mask; "sam" = Segment Anything's automatic
-  // mask generator; "superpixels" = SLIC superpixels (weight-free demos only).
-  std::string type;
-  std::string checkpoint;          // sam: official SAM checkpoint (required)
-  std::string model_type = "auto";  // sam: auto | vit_b | vit_l | vit_h
-  std::string cache_dir;           // empty = <output>/mask_cache (resolved by the evaluator)
-  bool rgb = false;                // sam: give SAM RGB (the official script passes BGR)
-  sam::MaskGeneratorOptions generator;  // sam: every SamAutomaticMaskGenerator option
-  sam::SuperpixelOptions superpixels;   // superpixels: SLIC parameters
-  // Grouping for PairedImageGroupMaskDataset: "official" (label map ->
-  // grouped masks, as sdb-masks --format grouped-npz) or "exclusive"
-  // (sdb-masks --format exclusive-npz, one group per pixel owner).
-  std::string encoding = "official";
-  std::string exclusive_order = "generator";  // exclusive: generator | smallest_first
-  bool on_the_fly() const { return !type.empty(); }
-};
+// ext: masks computed on the fly (`datasets.<key>.mask_source`): masks/options.h.
+using MaskSourceOptions = masks::MaskSourceOptions;
 
 // The known dataset `type` values (the one list: the parser, the training
 // options' validate() and the loaders' branches follow it).

@@ -10,23 +10,23 @@
 // which gives the same pairs whenever the official ones are right.
 //
 // ext: with `mask_source` instead of dataroot_mask, masks are computed from the
-// lq image on the fly (dataset/mask_provider.h), equal to the files sdb-masks
+// lq image on the fly (masks/cache.h), equal to the files sdb-masks
 // would write.
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
+#include <opencv2/core.hpp>
 
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "samdeblur/config/options.h"
-#include "samdeblur/dataset/mask_provider.h"
+#include "samdeblur/masks/cache.h"
 #include "samdeblur/models/network.h"
 
 namespace samdeblur::dataset {
 
 struct SamplePaths {
-  std::string name;  // gt file stem: the key of metrics.csv and images/<name>.png
+  std::string name;          // gt file stem: the key of metrics.csv and images/<name>.png
   std::string lq, gt, mask;  // mask: empty when masks come from a mask_source
 };
 
@@ -54,6 +54,6 @@ std::pair<cv::Mat, cv::Mat> read_pair_bgr(const SamplePaths& paths);
 // Error naming the files and both sizes. With options.mask_source the masks of
 // paths.lq come from `masks` (required then, an Error otherwise).
 Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& options,
-                   MaskProvider* masks = nullptr);
+                   masks::MaskProvider* masks = nullptr);
 
 }  // namespace samdeblur::dataset

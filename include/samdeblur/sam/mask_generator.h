@@ -1,7 +1,8 @@
 #pragma once
 // Automatic mask generation with SAM: segment_anything/automatic_mask_generator.py
 // (SamAutomaticMaskGenerator) reproduced step by step over the Predictor
-// interface (sam/predictor.h), plus a weight-free superpixel source for demos.
+// interface (sam/predictor.h). Options: sam/mask_generator_options.h. Mask
+// sources, encodings and the cache built on it: masks/.
 //
 // Parity: the same masks in the same order as the official generator (tests:
 // tests/sam/mask_generator_test.cpp against scripts/make_amg_fixtures.py).
@@ -14,35 +15,10 @@
 #include <vector>
 
 #include "samdeblur/sam/amg.h"
+#include "samdeblur/sam/mask_generator_options.h"
 #include "samdeblur/sam/predictor.h"
 
 namespace samdeblur::sam {
-
-enum class OutputMode { binary_mask, uncompressed_rle, coco_rle };
-OutputMode output_mode_from_name(const std::string& name);  // Error listing valid names
-std::string output_mode_name(OutputMode mode);
-
-// Every option of SamAutomaticMaskGenerator, with its defaults.
-struct MaskGeneratorOptions {
-  // Exactly one of points_per_side and point_grids is set (as the official).
-  std::optional<int64_t> points_per_side = 32;
-  // Explicit (N, 2) float64 grids in [0, 1], one per crop layer.
-  std::vector<torch::Tensor> point_grids;
-  int64_t points_per_batch = 64;
-  double pred_iou_thresh = 0.88;
-  double stability_score_thresh = 0.95;
-  double stability_score_offset = 1.0;
-  double box_nms_thresh = 0.7;
-  int64_t crop_n_layers = 0;
-  double crop_nms_thresh = 0.7;
-  double crop_overlap_ratio = 512.0 / 1500.0;
-  int64_t crop_n_points_downscale_factor = 1;
-  int64_t min_mask_region_area = 0;
-  OutputMode output_mode = OutputMode::binary_mask;
-
-  // Throws ConfigError naming the option for out-of-range values.
-  void validate() const;
-};
 
 // One record of SamAutomaticMaskGenerator.generate().
 struct MaskRecord {
@@ -93,21 +69,5 @@ class MaskGenerator {
   MaskGeneratorOptions options_;
   std::vector<torch::Tensor> point_grids_;
 };
-
-// Deterministic weight-free masks for demos and tests: cv::ximgproc SLICO
-// superpixels (region_size pixels, ruler 10, 10 iterations, connectivity
-// enforced) of the image, one record per superpixel in label order, with
-// predicted_iou = stability_score = 1, the centroid as point and the whole
-// image as crop box (region_size is clamped to the image's short side, and an
-// image shorter than 4 pixels is one superpixel). Not a substitute for SAM:
-// callers must ask for it.
-struct SuperpixelOptions {
-  int region_size = 48;
-  float ruler = 10.0f;
-  int iterations = 10;
-  int min_element_size_percent = 25;
-};
-GenerateResult superpixel_masks(const cv::Mat& image_bgr, const SuperpixelOptions& options = {},
-                                OutputMode mode = OutputMode::binary_mask);
 
 }  // namespace samdeblur::sam

@@ -6,13 +6,13 @@
 #include <string>
 #include <vector>
 
-#include "samdeblur/sam/mask_generator.h"
+#include "samdeblur/masks/options.h"
 #include "samdeblur/synth/blur.h"
 
 namespace samdeblur::synth {
 
 struct DemoDatasetOptions {
-  std::string photos;      // an image or a folder of sharp photos (sam::list_input_images)
+  std::string photos;      // an image or a folder of sharp photos (masks::list_input_images)
   std::string output_dir;  // receives train/, test/ and manifest.json
   int train_per_photo = 8;
   int test_per_photo = 2;
@@ -21,8 +21,8 @@ struct DemoDatasetOptions {
   uint64_t seed = 0;
   TrajectoryOptions trajectory;
   BlurOptions blur;
-  sam::SuperpixelOptions superpixels;  // masks of the blurry input (SLIC, not SAM)
-  bool progress = true;                // progress bar on stderr
+  masks::SuperpixelOptions superpixels;  // masks of the blurry input (SLIC, not SAM)
+  bool progress = true;                  // progress bar on stderr
 
   // Throws ConfigError naming the field for out-of-range values.
   void validate() const;
@@ -62,7 +62,7 @@ std::string sample_name(const std::string& photo_stem, int k);
 // covering the trajectory's displacement (real photo content, reflected only
 // past the photo's border) and the margin is cut off. The masks are SLIC
 // superpixels of the *blurry* input (SAM-Deblur computes its test masks on the
-// blurry input), written with sam::write_mask_file. Train and test crops of a
+// blurry input), written with masks::write_mask_file. Train and test crops of a
 // photo are drawn independently and may overlap: the demo exercises the
 // pipeline, it is not a benchmark. Files are written atomically and
 // overwritten if present (a rerun with the same options rewrites the same

@@ -1,6 +1,6 @@
 #pragma once
-// SAM-Deblur's mask files, made from the automatic generator's records, and the
-// batch job behind sdb-masks.
+// SAM-Deblur's mask encodings, made from the automatic generator's records
+// (the batch job behind sdb-masks is masks/job.h).
 //
 // label map  : scripts/data_preparation/1_create_masks_with_sam.py draw_segmask.
 //              Mask k (generator order) adds 2(k+1) for k < 127 and 2(255-k)-1
@@ -24,14 +24,16 @@
 //              int64 = record index, -1 for background.
 #include <torch/torch.h>
 
-#include <functional>
 #include <opencv2/core.hpp>
 #include <string>
 #include <vector>
 
 #include "samdeblur/sam/mask_generator.h"
 
-namespace samdeblur::sam {
+namespace samdeblur::masks {
+
+using sam::GenerateResult;
+using sam::MaskRecord;
 
 // Grey value that draw_segmask adds for mask index k (may be negative for k > 255).
 int64_t segmask_value(int64_t k);
@@ -60,41 +62,10 @@ std::string mask_file_extension(MaskFileFormat format);  // ".png", ".npz", ".np
 void write_mask_file(const std::string& path, MaskFileFormat format, const GenerateResult& result,
                      int64_t h, int64_t w, ExclusiveOrder order = ExclusiveOrder::generator);
 
-// ---- batch job (sdb-masks) ------------------------------------------------
-// Produces the masks of one BGR uint8 image as read by io::read_image_bgr.
-using MaskSource = std::function<GenerateResult(const cv::Mat& image_bgr)>;
-// SAM through `generator`; the image is handed over as BGR (what the official
-// script does with cv2.imread) unless rgb is set.
-MaskSource make_sam_source(MaskGenerator& generator, bool rgb, bool keep_embedding);
-MaskSource make_superpixel_source(const SuperpixelOptions& options, OutputMode mode);
+// Why an existing file is not a complete mask file of an (h, w) image, "" when
+// it is: a label PNG decodes to h x w; an npz holds "masks" (M, 1, h, w) (and,
+// exclusive, "mask_ids" (M,)); a COCO json parses as a list of records whose
+// segmentations are h x w. Never throws.
+std::string mask_file_problem(const std::string& path, MaskFileFormat format, int64_t h, int64_t w);
 
-struct MaskJobOptions {
-  std::string input;  // an image file or a folder (non-recursive)
-  std::string output_dir;
-  MaskFileFormat format = MaskFileFormat::label_png;
-  ExclusiveOrder exclusive_order = ExclusiveOrder::generator;
-  bool save_embeddings = false;  // writes <stem>_embedding.npy (1, 256, 64, 64) float32
-  bool progress = true;
-};
-
-struct MaskJobSummary {
-  int64_t processed = 0, skipped = 0, masks = 0;
-  StageTimes times;  // summed over processed images
-  double seconds = 0;
-};
-
-// Images of `input`: the file itself, or the folder's files with an image
-// extension (png, jpg, jpeg, bmp, tif, tiff, webp; case-insensitive), sorted,
-// skipping names starting with "mask_" as the official script does. Throws
-// FileError when input is missing or holds no image.
-std::vector<std::string> list_input_images(const std::string& input);
-// <output_dir>/<stem><extension>; the embedding goes to <stem>_embedding.npy.
-std::string mask_output_path(const std::string& image, const MaskJobOptions& options);
-std::string embedding_output_path(const std::string& image, const MaskJobOptions& options);
-
-// Runs `source` over the images, skipping those whose outputs all exist
-// (resume), writing every file atomically, with a progress bar and a log line
-// per image (time split into encoder / decoder / post-processing).
-MaskJobSummary run_mask_job(const MaskJobOptions& options, const MaskSource& source);
-
-}  // namespace samdeblur::sam
+}  // namespace samdeblur::masks

@@ -6,31 +6,18 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
-#include <opencv2/imgproc.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
-#include "samdeblur/sam/mask_files.h"
+#include "samdeblur/masks/job.h"
 
 namespace fs = std::filesystem;
 
-namespace samdeblur::sam {
-
-MaskSource make_sam_source(MaskGenerator& generator, bool rgb, bool keep_embedding) {
-  return [&generator, rgb, keep_embedding](const cv::Mat& bgr) {
-    if (!rgb) return generator.generate(bgr, keep_embedding);
-    cv::Mat image;
-    cv::cvtColor(bgr, image, cv::COLOR_BGR2RGB);
-    return generator.generate(image, keep_embedding);
-  };
-}
-
-MaskSource make_superpixel_source(const SuperpixelOptions& options, OutputMode mode) {
-  return [options, mode](const cv::Mat& bgr) { return superpixel_masks(bgr, options, mode); };
-}
+namespace samdeblur::masks {
 
 std::vector<std::string> list_input_images(const std::string& input) {
   std::error_code ec;
@@ -66,19 +53,56 @@ std::string embedding_output_path(const std::string& image, const MaskJobOptions
       .string();
 }
 
-MaskJobSummary run_mask_job(const MaskJobOptions& options, const MaskSource& source) {
+std::string output_problem(const std::string& image, const MaskJobOptions& options) {
+  const std::string mask = mask_output_path(image, options);
+  std::error_code ec;
+  if (!fs::exists(mask, ec)) return fs::path(mask).filename().string() + " is missing";
+  // The expected size is the image's: decode it (as the job would).
+  const cv::Mat img = cv::imread(image, cv::IMREAD_UNCHANGED);
+  if (img.empty()) return "";  // unreadable image: keep what exists (as before)
+  std::string why = mask_file_problem(mask, options.format, img.rows, img.cols);
+  if (!why.empty()) return fs::path(mask).filename().string() + " " + why;
+  if (options.save_embeddings) {
+    const std::string emb = embedding_output_path(image, options);
+    if (!fs::exists(emb, ec)) return fs::path(emb).filename().string() + " is missing";
+    try {
+      const auto t = io::read_npy(emb);
+      if (t.sizes() != torch::IntArrayRef({1, 256, 64, 64}))
+        return fmt::format("{} has shape {}, expected (1, 256, 64, 64)",
+                           fs::path(emb).filename().string(), c10::str(t.sizes()));
+    } catch (const std::exception& e) {
+      return fs::path(emb).filename().string() + " does not decode: " + e.what();
+    }
+  }
+  return "";
+}
+
+MaskJobSummary run_mask_job(const MaskJobOptions& options, const MaskFn& source) {
+  FunctionSource s(source);
+  return run_mask_job(options, s);
+}
+
+MaskJobSummary run_mask_job(const MaskJobOptions& options, MaskSource& source) {
   const auto t_start = std::chrono::steady_clock::now();
   const auto images = list_input_images(options.input);
   fs::create_directories(options.output_dir);
   std::vector<std::string> todo;
   MaskJobSummary summary;
   for (const auto& img : images) {
-    const bool done = fs::exists(mask_output_path(img, options)) &&
-                      (!options.save_embeddings || fs::exists(embedding_output_path(img, options)));
-    if (done)
-      ++summary.skipped;
-    else
+    std::error_code ec;
+    if (!fs::exists(mask_output_path(img, options), ec)) {
       todo.push_back(img);
+      continue;
+    }
+    const std::string why = output_problem(img, options);
+    if (why.empty()) {
+      ++summary.skipped;
+      continue;
+    }
+    log::warn(fmt::format("{}: existing output is not complete, recomputing it: {}",
+                          fs::path(img).filename().string(), why));
+    ++summary.redone;
+    todo.push_back(img);
   }
   if (summary.skipped > 0)
     log::info(fmt::format("{} of {} images already have their outputs in {}; skipping them",
@@ -88,7 +112,7 @@ MaskJobSummary run_mask_job(const MaskJobOptions& options, const MaskSource& sou
     bar = std::make_unique<ProgressBar>("masks", static_cast<int64_t>(todo.size()), "img");
   for (const auto& img : todo) {
     const cv::Mat bgr = io::read_image_bgr(img);
-    GenerateResult result = source(bgr);
+    sam::GenerateResult result = source.generate(bgr, img);
     write_mask_file(mask_output_path(img, options), options.format, result, bgr.rows, bgr.cols,
                     options.exclusive_order);
     if (options.save_embeddings) {
@@ -117,4 +141,4 @@ MaskJobSummary run_mask_job(const MaskJobOptions& options, const MaskSource& sou
   return summary;
 }
 
-}  // namespace samdeblur::sam
+}  // namespace samdeblur::masks

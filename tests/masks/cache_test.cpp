@@ -1,7 +1,7 @@
 // On-the-fly masks (mask_source): equal to the files sdb-masks writes (offline
 // path through dataroot_mask), cached by content and settings, SAM built lazily.
 // Uses SLIC superpixels and the tiny random-weight SAM of tests/data/sam/model.
-#include "samdeblur/dataset/mask_provider.h"
+#include "samdeblur/masks/cache.h"
 
 #include <gtest/gtest.h>
 
@@ -15,13 +15,14 @@
 #include "samdeblur/dataset/paired.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
-#include "samdeblur/sam/mask_files.h"
+#include "samdeblur/masks/encodings.h"
+#include "samdeblur/masks/superpixels.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
 using namespace samdeblur::dataset;
+using namespace samdeblur::masks;
 using config::DatasetOptions;
-using config::MaskSourceOptions;
 
 namespace {
 
@@ -101,17 +102,16 @@ MaskProvider::PredictorFactory tiny_factory(const std::string& checkpoint, int* 
 
 // Writes the files `sdb-masks --format label-png` and `--format grouped-npz` would
 // write for every lq image, with `source`; returns {label dir, grouped dir}.
-std::pair<std::string, std::string> write_offline(const fs::path& root,
-                                                  const sam::MaskSource& source) {
+std::pair<std::string, std::string> write_offline(const fs::path& root, MaskSource& source) {
   const fs::path label = root / "label_png", grouped = root / "grouped_npz";
   for (const auto& e : fs::directory_iterator(kData + "/input")) {
     const cv::Mat bgr = io::read_image_bgr(e.path().string());
-    const auto result = source(bgr);
+    const auto result = source.generate(bgr, e.path().string());
     const std::string stem = e.path().stem().string();
-    sam::write_mask_file((label / (stem + ".png")).string(), sam::MaskFileFormat::label_png, result,
-                         bgr.rows, bgr.cols);
-    sam::write_mask_file((grouped / (stem + ".npz")).string(), sam::MaskFileFormat::grouped_npz,
-                         result, bgr.rows, bgr.cols);
+    masks::write_mask_file((label / (stem + ".png")).string(), masks::MaskFileFormat::label_png,
+                           result, bgr.rows, bgr.cols);
+    masks::write_mask_file((grouped / (stem + ".npz")).string(), masks::MaskFileFormat::grouped_npz,
+                           result, bgr.rows, bgr.cols);
   }
   return {label.string(), grouped.string()};
 }
@@ -157,7 +157,7 @@ TEST(MaskProvider, SuperpixelsEqualOfflineFilesAndHitTheCache) {
   const fs::path dir = fresh_dir("superpixels");
   const MaskSourceOptions src = superpixel_source();
   const auto offline = write_offline(
-      dir, sam::make_superpixel_source(src.superpixels, sam::OutputMode::uncompressed_rle));
+      dir, *masks::make_superpixel_source(src.superpixels, sam::OutputMode::uncompressed_rle));
   const std::string cache = (dir / "cache").string();
   {
     MaskProvider first(src, cache);
@@ -199,9 +199,9 @@ TEST(MaskProvider, ExclusiveEncodingEqualsExclusiveNpz) {
   const std::string lq = kData + "/input/img_b.png";
   const cv::Mat bgr = io::read_image_bgr(lq);
   const auto result =
-      sam::superpixel_masks(bgr, src.superpixels, sam::OutputMode::uncompressed_rle);
+      masks::superpixel_masks(bgr, src.superpixels, sam::OutputMode::uncompressed_rle);
   const std::string file = (dir / "offline.npz").string();
-  sam::write_mask_file(file, sam::MaskFileFormat::exclusive_npz, result, bgr.rows, bgr.cols);
+  masks::write_mask_file(file, masks::MaskFileFormat::exclusive_npz, result, bgr.rows, bgr.cols);
   MaskProvider provider(src, (dir / "cache").string());
   const torch::Tensor expected = io::read_npz_array(file, "masks");
   EXPECT_TRUE(torch::equal(provider.grouped_masks(lq), expected));
@@ -222,9 +222,9 @@ TEST(MaskProvider, TinySamEqualsOfflineLazyLoadAndCache) {
   // Offline: the generator run directly, files written as sdb-masks does.
   auto predictor = sam::make_predictor(tiny_config(), ckpt, torch::kCPU);
   sam::MaskGenerator generator(*predictor, src.generator);
-  const auto offline = write_offline(dir, sam::make_sam_source(generator, false, false));
+  const auto offline = write_offline(dir, *masks::make_sam_source(generator, false, false));
   const cv::Mat some_map = io::read_image_bgr(offline.first + "/img_a.png", true);
-  ASSERT_GT(sam::grouped_masks(some_map).size(0), 1) << "the tiny SAM should produce masks";
+  ASSERT_GT(masks::grouped_masks(some_map).size(0), 1) << "the tiny SAM should produce masks";
 
   const std::string cache = (dir / "cache").string();
   int built = 0;

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace samdeblur::dataset {
+namespace samdeblur::masks {
 
 class Sha256 {
  public:
@@ -30,4 +30,4 @@ std::string sha256_hex(const std::string& bytes);
 // Hash of a file's bytes, read in chunks; FileError naming the path on failure.
 std::string sha256_file_hex(const std::string& path);
 
-}  // namespace samdeblur::dataset
+}  // namespace samdeblur::masks

@@ -1,11 +1,12 @@
-// SAM-Deblur mask encodings (see include/samdeblur/sam/mask_files.h).
+// SAM-Deblur mask encodings (see include/samdeblur/masks/encodings.h).
 // References: SAM-Deblur scripts/data_preparation/1_create_masks_with_sam.py
 // (draw_segmask) and 2_masks_to_grouped_masks.py (grayscale_to_masks).
-#include "samdeblur/sam/mask_files.h"
+#include "samdeblur/masks/encodings.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <fstream>
 #include <numeric>
 
 #include "samdeblur/core/atomic_file.h"
@@ -13,7 +14,11 @@
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
 
-namespace samdeblur::sam {
+namespace samdeblur::masks {
+
+using sam::coco_encode_rle;
+using sam::OutputMode;
+using sam::Rle;
 
 namespace {
 
@@ -171,4 +176,50 @@ void write_mask_file(const std::string& path, MaskFileFormat format, const Gener
   }
 }
 
-}  // namespace samdeblur::sam
+std::string mask_file_problem(const std::string& path, MaskFileFormat format, int64_t h,
+                              int64_t w) {
+  try {
+    switch (format) {
+      case MaskFileFormat::label_png: {
+        const cv::Mat m = io::read_image_bgr(path, /*grayscale=*/true);
+        if (m.rows != h || m.cols != w)
+          return fmt::format("label map is {}x{}, the image {}x{}", m.cols, m.rows, w, h);
+        return "";
+      }
+      case MaskFileFormat::grouped_npz:
+      case MaskFileFormat::exclusive_npz: {
+        const torch::Tensor m = io::read_npz_array(path, "masks");
+        if (m.dim() != 4 || m.size(1) != 1 || m.size(2) != h || m.size(3) != w)
+          return fmt::format("'masks' has shape {}, expected (M, 1, {}, {})", c10::str(m.sizes()),
+                             h, w);
+        if (format == MaskFileFormat::exclusive_npz) {
+          const torch::Tensor ids = io::read_npz_array(path, "mask_ids");
+          if (ids.dim() != 1 || ids.size(0) != m.size(0))
+            return fmt::format("'mask_ids' has shape {}, expected ({},)", c10::str(ids.sizes()),
+                               m.size(0));
+        }
+        return "";
+      }
+      case MaskFileFormat::coco_json: {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) return "cannot be opened";
+        const nlohmann::json j = nlohmann::json::parse(in);  // throws on truncated text
+        if (!j.is_array()) return "is not a JSON list of mask records";
+        for (const auto& r : j) {
+          const auto seg = r.find("segmentation");
+          if (seg == r.end() || !seg->contains("size")) continue;
+          const auto size = (*seg)["size"].get<std::vector<int64_t>>();
+          if (size != std::vector<int64_t>{h, w})
+            return fmt::format("holds a {}x{} mask, the image is {}x{}", size.at(1), size.at(0), w,
+                               h);
+        }
+        return "";
+      }
+    }
+  } catch (const std::exception& e) {
+    return std::string("does not decode: ") + e.what();
+  }
+  return "unknown format";
+}
+
+}  // namespace samdeblur::masks

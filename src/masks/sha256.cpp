@@ -1,5 +1,5 @@
 // SHA-256 per FIPS 180-4 section 6.2.
-#include "samdeblur/dataset/sha256.h"
+#include "samdeblur/masks/sha256.h"
 
 #include <cstring>
 #include <fstream>
@@ -7,7 +7,7 @@
 
 #include "samdeblur/core/error.h"
 
-namespace samdeblur::dataset {
+namespace samdeblur::masks {
 
 namespace {
 
@@ -124,4 +124,4 @@ std::string sha256_file_hex(const std::string& path) {
   return sha.hex_digest();
 }
 
-}  // namespace samdeblur::dataset
+}  // namespace samdeblur::masks

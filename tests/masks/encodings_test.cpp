@@ -3,7 +3,9 @@
 // Label-map / grouped fixtures come from the official draw_segmask and
 // grayscale_to_masks: PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3
 // scripts/make_amg_fixtures.py
-#include "samdeblur/sam/mask_files.h"
+#include "samdeblur/masks/encodings.h"
+#include "samdeblur/masks/job.h"
+#include "samdeblur/masks/superpixels.h"
 
 #include <gtest/gtest.h>
 
@@ -21,6 +23,7 @@
 namespace fs = std::filesystem;
 using namespace samdeblur;
 using namespace samdeblur::sam;
+using namespace samdeblur::masks;
 using nlohmann::json;
 
 namespace {
@@ -180,7 +183,7 @@ TEST(MaskJob, ResumeSkipsFinishedImagesAndWritesAtomically) {
   SuperpixelOptions so;
   so.region_size = 12;
   int calls = 0;
-  const MaskSource counting = [&](const cv::Mat& img) {
+  const MaskFn counting = [&](const cv::Mat& img) {
     ++calls;
     return superpixel_masks(img, so, OutputMode::uncompressed_rle);
   };
@@ -203,7 +206,7 @@ TEST(MaskJob, ResumeSkipsFinishedImagesAndWritesAtomically) {
   // A failure mid-way leaves finished outputs and no partial file.
   fs::remove(out / "img1.png");
   fs::remove(out / "img2.png");
-  const MaskSource failing = [&](const cv::Mat& img) -> GenerateResult {
+  const MaskFn failing = [&](const cv::Mat& img) -> GenerateResult {
     if (calls++ == 5) throw Error("boom");  // img1 succeeds, img2 fails
     return superpixel_masks(img, so);
   };
@@ -223,7 +226,7 @@ TEST(MaskJob, EmbeddingsAndSingleFileInput) {
   o.progress = false;
   o.save_embeddings = true;
   o.format = MaskFileFormat::grouped_npz;
-  const MaskSource with_embedding = [](const cv::Mat& bgr) {
+  const MaskFn with_embedding = [](const cv::Mat& bgr) {
     auto r = superpixel_masks(bgr, {});
     r.image_embedding = torch::arange(256 * 64 * 64, torch::kFloat32).reshape({1, 256, 64, 64});
     return r;
@@ -234,7 +237,7 @@ TEST(MaskJob, EmbeddingsAndSingleFileInput) {
   EXPECT_EQ(emb.sizes(), torch::IntArrayRef({1, 256, 64, 64}));
   // Superpixels have no embedding: asking for one is an error, not a silent skip.
   fs::remove_all(tmp.path / "out");
-  EXPECT_THROW(run_mask_job(o, make_superpixel_source({}, OutputMode::binary_mask)), Error);
+  EXPECT_THROW(run_mask_job(o, *make_superpixel_source({}, OutputMode::binary_mask)), Error);
   EXPECT_THROW(list_input_images((tmp.path / "missing").string()), FileError);
 }
 
@@ -270,4 +273,98 @@ TEST(SdbMasks, EndToEndWithSuperpixels) {
                             (tmp.path / "o2").string());
   EXPECT_EQ(code, 0) << log;
   EXPECT_NE(log.find("skipping"), std::string::npos) << log;
+}
+
+TEST(MaskJob, ResumeRecomputesIncompleteOrInvalidOutputs) {
+  TempDir tmp;
+  const fs::path in = tmp.path / "in", out = tmp.path / "out";
+  fs::create_directories(in);
+  cv::imwrite((in / "a.png").string(), demo_image(30, 40, 0));
+  cv::imwrite((in / "b.png").string(), demo_image(30, 40, 1));
+  int calls = 0;
+  const MaskFn counting = [&](const cv::Mat& img) {
+    ++calls;
+    return superpixel_masks(img, {}, OutputMode::coco_rle);
+  };
+  for (const auto format : {MaskFileFormat::label_png, MaskFileFormat::grouped_npz,
+                            MaskFileFormat::exclusive_npz, MaskFileFormat::coco_json}) {
+    SCOPED_TRACE(mask_file_format_name(format));
+    fs::remove_all(out);
+    MaskJobOptions o;
+    o.input = in.string();
+    o.output_dir = out.string();
+    o.progress = false;
+    o.format = format;
+    EXPECT_EQ(run_mask_job(o, counting).processed, 2);
+    const std::string a = mask_output_path((in / "a.png").string(), o);
+    const std::string b = mask_output_path((in / "b.png").string(), o);
+    EXPECT_EQ(output_problem((in / "a.png").string(), o), "");
+    EXPECT_EQ(mask_file_problem(a, format, 30, 40), "");
+    EXPECT_NE(mask_file_problem(a, format, 31, 40), "") << "wrong size must not pass";
+    // A zero-byte file and a truncated one are not finished outputs.
+    std::ofstream(a, std::ios::trunc).close();
+    {
+      std::ifstream src(b, std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(src)), std::istreambuf_iterator<char>());
+      std::ofstream(b, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 2);
+    }
+    EXPECT_NE(output_problem((in / "a.png").string(), o), "");
+    EXPECT_NE(output_problem((in / "b.png").string(), o), "");
+    calls = 0;
+    const auto s = run_mask_job(o, counting);
+    EXPECT_EQ(s.processed, 2);
+    EXPECT_EQ(s.redone, 2);
+    EXPECT_EQ(s.skipped, 0);
+    EXPECT_EQ(calls, 2);
+    EXPECT_EQ(output_problem((in / "a.png").string(), o), "");
+    EXPECT_EQ(output_problem((in / "b.png").string(), o), "");
+    EXPECT_EQ(run_mask_job(o, counting).skipped, 2);
+  }
+  // A label map of another image's size is recomputed too.
+  MaskJobOptions o;
+  o.input = in.string();
+  o.output_dir = out.string();
+  o.progress = false;
+  fs::remove_all(out);
+  fs::create_directories(out);
+  cv::imwrite((out / "a.png").string(), cv::Mat(10, 10, CV_8UC1, cv::Scalar(0)));
+  EXPECT_NE(output_problem((in / "a.png").string(), o).find("10x10"), std::string::npos);
+  EXPECT_EQ(run_mask_job(o, counting).redone, 1);
+  EXPECT_EQ(io::read_image_bgr((out / "a.png").string(), true).size(), cv::Size(40, 30));
+}
+
+TEST(SdbMasks, NumericFlagsAreRangeChecked) {
+  const std::string bin = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-masks";
+  if (!fs::exists(bin)) GTEST_SKIP() << "sdb-masks not built (SAMDEBLUR_BUILD_APPS=OFF)";
+  TempDir tmp;
+  cv::imwrite((tmp.path / "a.png").string(), demo_image(30, 40, 0));
+  auto run = [&](const std::string& args) {
+    const std::string cmd = bin + " --source superpixels -q -i " + (tmp.path / "a.png").string() +
+                            " -o " + (tmp.path / "o").string() + " " + args + " > " +
+                            (tmp.path / "log.txt").string() + " 2>&1";
+    const int status = std::system(cmd.c_str());
+    std::ifstream log(tmp.path / "log.txt");
+    std::stringstream ss;
+    ss << log.rdbuf();
+    return std::make_pair(WEXITSTATUS(status), ss.str());
+  };
+  for (const std::string bad :
+       {"--points-per-side 0", "--threads -1", "--points-per-batch 0", "--crop-n-layers -1",
+        "--crop-overlap-ratio 1", "--min-mask-region-area -5", "--superpixel-size 1",
+        "--crop-n-points-downscale-factor 0", "--points-per-side x"}) {
+    const auto [code, log] = run(bad);
+    EXPECT_EQ(code, 2) << bad << "\n" << log;
+    const std::string flag = bad.substr(0, bad.find(' '));
+    EXPECT_NE(log.find(flag), std::string::npos) << "the message names the flag: " << log;
+  }
+  const auto [code, log] = run("--points-per-side 4 --superpixel-size 12 --threads 1");
+  EXPECT_EQ(code, 0) << log;
+  const auto [help_code, help] = run("--help");
+  EXPECT_EQ(help_code, 0);
+  for (const char* flag :
+       {"--points-per-side", "--points-per-batch", "--pred-iou-thresh", "--stability-score-thresh",
+        "--stability-score-offset", "--box-nms-thresh", "--crop-n-layers", "--crop-nms-thresh",
+        "--crop-overlap-ratio", "--crop-n-points-downscale-factor", "--min-mask-region-area",
+        "--superpixel-size"})
+    EXPECT_NE(help.find(flag), std::string::npos) << flag;
 }

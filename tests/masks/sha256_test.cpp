@@ -1,5 +1,5 @@
 // SHA-256 against the FIPS 180-4 / NIST example vectors.
-#include "samdeblur/dataset/sha256.h"
+#include "samdeblur/masks/sha256.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 
 #include "samdeblur/core/error.h"
 
-using namespace samdeblur::dataset;
+using namespace samdeblur::masks;
 
 TEST(Sha256, NistVectors) {
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
