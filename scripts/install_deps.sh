@@ -4,7 +4,8 @@
 set -euo pipefail
 BUILD_PKGS=(cmake g++ make pkg-config libtorch-dev libopencv-dev libopencv-contrib-dev
   libcli11-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libzip-dev
-  nlohmann-json3-dev libopenblas0-pthread libgloo-dev libgoogle-perftools-dev)
+  nlohmann-json3-dev libopenblas0-pthread libgloo-dev libgoogle-perftools-dev
+  libjpeg-dev libpng-dev)
 # Only the fixture generators need these (scripts/make_*_fixtures.py).
 PY_PKGS=(python3-torch python3-numpy python3-opencv python3-yaml)
 want=("${BUILD_PKGS[@]}")
