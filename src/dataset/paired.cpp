@@ -74,8 +74,7 @@ std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
   if (!o.masks_from_folder()) {
     // no mask files (PairedImageDataset, or masks computed on the fly)
   } else if (o.grouped_masks()) {
-    mask = scan(o.dataroot_mask, "grouped mask (.npz)",
-                [](const std::string& ext) { return lower(ext) == ".npz"; });
+    mask = scan(o.dataroot_mask, "grouped mask (.npz)", [](const std::string& ext) { return lower(ext) == ".npz"; });
   } else if (o.needs_masks()) {
     mask = scan(o.dataroot_mask, "mask image", is_image_ext);
   }
@@ -94,14 +93,12 @@ std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
     const std::string key = format_tmpl(o.filename_tmpl, stem);
     auto it = lq.find(key);
     if (it == lq.end())
-      throw FileError(gt_path,
-                      fmt::format("no input image named '{}.*' in {}", key, o.dataroot_lq));
+      throw FileError(gt_path, fmt::format("no input image named '{}.*' in {}", key, o.dataroot_lq));
     p.lq = it->second;
     if (o.masks_from_folder()) {
       auto mit = mask.find(key);
       if (mit == mask.end())
-        throw FileError(gt_path,
-                        fmt::format("no mask file named '{}.*' in {}", key, o.dataroot_mask));
+        throw FileError(gt_path, fmt::format("no mask file named '{}.*' in {}", key, o.dataroot_mask));
       p.mask = mit->second;
     }
     out.push_back(std::move(p));
@@ -128,28 +125,26 @@ Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& o,
   s.lq = io::image_to_tensor(s.lq_u8);
   const bool on_the_fly = o.needs_masks() && o.mask_source.on_the_fly();
   if (on_the_fly && !provider)
-    throw Error(
-        fmt::format("dataset '{}' computes masks on the fly (mask_source) but no mask "
-                    "provider was given",
-                    o.name));
+    throw Error(fmt::format("dataset '{}' computes masks on the fly (mask_source) but no mask "
+                            "provider was given",
+                            o.name));
   // Where the masks come from, for messages.
   const std::string mask_origin =
       on_the_fly ? fmt::format("{} masks of {}", o.mask_source.type, paths.lq) : paths.mask;
   if (o.grouped_masks()) {
-    torch::Tensor m = on_the_fly ? provider->grouped_masks(paths.lq)
-                                 : io::read_npz_array(paths.mask, "masks", io::NpyExpect{{h, w}});
+    torch::Tensor m =
+        on_the_fly ? provider->grouped_masks(paths.lq)
+                   : io::read_npz_array(paths.mask, "masks", io::NpyExpect{{h, w}});
     if (m.dim() == 3) m = m.unsqueeze(1);  // (M, H, W) is accepted too
     if (m.dim() != 4 || m.size(1) != 1)
-      throw FileError(mask_origin, fmt::format("'masks' must have shape (M,1,H,W), got {}",
-                                               fmt::join(m.sizes(), "x")));
+      throw FileError(mask_origin, fmt::format("'masks' must have shape (M,1,H,W), got {}", fmt::join(m.sizes(), "x")));
     if (m.size(2) != h || m.size(3) != w)
-      throw Error(fmt::format("size mismatch: masks in {} are {}x{} but {} is {}x{} (HxW)",
-                              mask_origin, m.size(2), m.size(3), paths.gt, h, w));
+      throw Error(fmt::format("size mismatch: masks in {} are {}x{} but {} is {}x{} (HxW)", mask_origin,
+                              m.size(2), m.size(3), paths.gt, h, w));
     const double value = o.mask_encoding == config::MaskEncoding::official ? 1.0 / 255.0 : 1.0;
     s.masks = models::SegMasks::from_masks(m, value);
     if (s.masks->num_masks == 0)
-      throw FileError(mask_origin,
-                      "every mask is empty (the official loader fails on such a file too)");
+      throw FileError(mask_origin, "every mask is empty (the official loader fails on such a file too)");
   } else if (o.needs_masks()) {
     // (1, H, W) float in [0, 1]: the label-map PNG's grey values / 255
     torch::Tensor mask = on_the_fly ? io::image_to_tensor(provider->label_map(paths.lq))
