@@ -4,9 +4,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-// jpeglib.h needs size_t and FILE declared first.
-#include <jerror.h>
+// jpeglib.h needs size_t and FILE declared first, jerror.h needs jconfig.h's macros.
+// clang-format off
 #include <jpeglib.h>
+#include <jerror.h>
+// clang-format on
 #include <png.h>
 
 #include "samdeblur/core/error.h"
@@ -29,7 +31,9 @@ struct JpegErr {
 
 bool is_corrupt_data_warning(int code) {
   switch (code) {
+#if JPEG_LIB_VERSION >= 70 || defined(D_ARITH_CODING_SUPPORTED)
     case JWRN_ARITH_BAD_CODE:
+#endif
     case JWRN_BOGUS_PROGRESSION:
     case JWRN_EXTRANEOUS_DATA:
     case JWRN_HIT_MARKER:

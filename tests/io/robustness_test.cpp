@@ -211,40 +211,41 @@ namespace {
 
 // A safetensors file with the given header JSON and `body` data bytes.
 std::vector<uint8_t> safetensors_with(const std::string& header, size_t body) {
-  std::vector<uint8_t> out(8);
-  for (int k = 0; k < 8; ++k)
-    out[static_cast<size_t>(k)] = static_cast<uint8_t>(header.size() >> (8 * k));
-  out.insert(out.end(), header.begin(), header.end());
-  out.resize(out.size() + body, 0);
-  return out;
+  std::string s(8, '\0');
+  for (size_t k = 0; k < 8; ++k) s[k] = static_cast<char>((header.size() >> (8 * k)) & 0xff);
+  s += header;
+  s.append(body, '\0');
+  return std::vector<uint8_t>(s.begin(), s.end());
 }
 
 }  // namespace
 
 TEST(SafetensorsRobustness, OffsetsMustTileTheDataExactly) {
-  const std::string a = R"("a":{"dtype":"F32","shape":[2],"data_offsets":)";
-  const std::string b = R"("b":{"dtype":"F32","shape":[2],"data_offsets":)";
-  auto load = [](const std::vector<uint8_t>& bytes) {
+  // One F32 tensor of shape [n] over data bytes [b, e).
+  auto entry = [](const std::string& name, int n, int b, int e) {
+    return "\"" + name + "\":{\"dtype\":\"F32\",\"shape\":[" + std::to_string(n) +
+           "],\"data_offsets\":[" + std::to_string(b) + "," + std::to_string(e) + "]}";
+  };
+  auto load = [](const std::string& header, size_t body) {
+    const std::vector<uint8_t> bytes = safetensors_with(header, body);
     return io::load_state_dict_bytes(bytes.data(), bytes.size(), "t.safetensors");
   };
+  const std::string st = "t.safetensors";
   // Valid, also with the header order differing from the data order.
-  EXPECT_EQ(load(safetensors_with("{" + a + "[0,8]," + b + "[8,16]}", 16)).size(), 2u);
-  EXPECT_EQ(load(safetensors_with("{" + b + "[8,16]," + a + "[0,8]}", 16)).size(), 2u);
-  // Overlap: both tensors read the same bytes.
-  expect_file_error([&] { load(safetensors_with("{" + a + "[0,8]," + b + "[0,8]}", 8)); },
-                    "t.safetensors", "overlap");
-  expect_file_error([&] { load(safetensors_with("{" + a + "[0,8]," + b + "[4,12]}", 12)); },
-                    "t.safetensors", "overlap");
+  EXPECT_EQ(load("{" + entry("a", 2, 0, 8) + "," + entry("b", 2, 8, 16) + "}", 16).size(), 2u);
+  EXPECT_EQ(load("{" + entry("b", 2, 8, 16) + "," + entry("a", 2, 0, 8) + "}", 16).size(), 2u);
+  // Overlap: both tensors read the same bytes, or part of them.
+  expect_file_error([&] { load("{" + entry("a", 2, 0, 8) + "," + entry("b", 2, 0, 8) + "}", 8); },
+                    st, "overlap");
+  expect_file_error([&] { load("{" + entry("a", 2, 0, 8) + "," + entry("b", 2, 4, 12) + "}", 12); },
+                    st, "overlap");
   // Gap before, between, and bytes after the tensors.
-  expect_file_error([&] { load(safetensors_with("{" + a + "[4,12]}", 12)); }, "t.safetensors",
-                    "gap");
-  expect_file_error([&] { load(safetensors_with("{" + a + "[0,8]," + b + "[12,20]}", 20)); },
-                    "t.safetensors", "gap");
-  expect_file_error([&] { load(safetensors_with("{" + a + "[0,8]}", 12)); }, "t.safetensors",
-                    "trailing bytes");
+  expect_file_error([&] { load("{" + entry("a", 2, 4, 12) + "}", 12); }, st, "gap");
+  expect_file_error(
+      [&] { load("{" + entry("a", 2, 0, 8) + "," + entry("b", 2, 12, 20) + "}", 20); }, st, "gap");
+  expect_file_error([&] { load("{" + entry("a", 2, 0, 8) + "}", 12); }, st, "trailing bytes");
   // Reversed range.
-  expect_file_error([&] { load(safetensors_with("{" + a + "[8,0]}", 8)); }, "t.safetensors",
-                    "data_offsets");
+  expect_file_error([&] { load("{" + entry("a", 0, 8, 0) + "}", 8); }, st, "data_offsets");
 }
 
 TEST(NpzRobustness, ZipBombIsRefusedFromTheNpyHeader) {
