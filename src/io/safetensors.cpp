@@ -60,7 +60,10 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
     uint64_t begin, end;
   };
   std::vector<Entry> entries;
-  for (const auto& [key, info] : header.items()) {
+  for (const auto& item : header.items()) {
+    // Named copies: lambdas may not capture structured bindings before C++20 (clang).
+    const std::string& key = item.key();
+    const auto& info = item.value();
     if (key == "__metadata__") continue;
     auto bad = [&](const std::string& what) {
       return FileError(name, "tensor '" + key + "': " + what);

@@ -6,15 +6,16 @@
 #include "../../src/io/pickle.h"
 #include "samdeblur/core/error.h"
 
-using samdeblur::io::detail::PyObject;
+namespace sid = samdeblur::io::detail;  // torch also declares a ::PyObject
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto persistent_load = [](PyObject* pid, const std::function<PyObject*()>& make) -> PyObject* {
-    if (pid->kind != PyObject::Kind::Tuple || pid->items.size() < 5 ||
-        pid->items[4]->kind != PyObject::Kind::Int || pid->items[4]->i < 0 ||
+  auto persistent_load = [](sid::PyObject* pid,
+                            const std::function<sid::PyObject*()>& make) -> sid::PyObject* {
+    if (pid->kind != sid::PyObject::Kind::Tuple || pid->items.size() < 5 ||
+        pid->items[4]->kind != sid::PyObject::Kind::Int || pid->items[4]->i < 0 ||
         pid->items[4]->i > 4096)
       throw samdeblur::Error("fuzz: unsupported persistent id");
-    PyObject* s = make();
+    sid::PyObject* s = make();
     s->dtype = torch::kFloat32;
     s->tensor = torch::zeros({pid->items[4]->i * 4}, torch::kUInt8);
     return s;
