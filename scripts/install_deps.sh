@@ -5,6 +5,7 @@ set -euo pipefail
 BUILD_PKGS=(cmake g++ make pkg-config libtorch-dev libopencv-dev libopencv-contrib-dev
   libcli11-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libzip-dev
   nlohmann-json3-dev libopenblas0-pthread libgloo-dev libgoogle-perftools-dev
+  libjpeg-dev libpng-dev
   clang-format)  # clang-format: scripts/check_format.sh (Debian's, version 14)
 # Only the fixture generators need these (scripts/make_*_fixtures.py).
 PY_PKGS=(python3-torch python3-numpy python3-opencv python3-yaml)

@@ -2,23 +2,230 @@
 
 #include <fmt/format.h>
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 
 namespace samdeblur::config {
 
-YAML::Node load_yaml_file(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw FileError(path, "config file not found");
-  try {
-    YAML::Node root = YAML::LoadFile(path);
-    if (!root.IsMap()) throw ConfigError(path + ": top level of a config must be a mapping");
-    return root;
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(fmt::format("{}:{}:{}: YAML syntax error: {}", path, e.mark.line + 1,
-                                  e.mark.column + 1, e.msg));
-  } catch (const YAML::BadFile&) {
-    throw FileError(path, "cannot read config file");
+namespace {
+
+// Streams the parser's events once, before any node tree exists, and refuses what the
+// official (PyYAML) reader would accept dangerously or resolve silently:
+//  - a tag outside the core schema (e.g. !!python/object/apply:..., which BasicSR's unsafe
+//    loader would execute if our resolved config.yml were fed back to it);
+//  - a key repeated in one mapping (yaml-cpp keeps the first, PyYAML the last value);
+//  - more than kMaxYamlNodes nodes once aliases are expanded (an alias bomb: yaml-cpp shares
+//    aliased nodes, but every walk that copies or dumps the tree expands them);
+//  - a scalar that is not valid UTF-8 (it would only fail when summary.json is written).
+// Errors are ConfigError "<source>:<line>: ...".
+class YamlValidator : public YAML::EventHandler {
+ public:
+  explicit YamlValidator(std::string source) : source_(std::move(source)) {}
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    begin_node(mark, "~", true);
+    leaf(mark, anchor);
   }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    begin_node(mark, "*" + std::to_string(anchor), true);
+    const auto it = anchor_sizes_.find(anchor);
+    // An alias of an anchor still open (recursive) or unknown: yaml-cpp reports unknown ones.
+    add(mark, it == anchor_sizes_.end() ? 1 : it->second);
+    after_node();
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    check_tag(mark, tag);
+    check_utf8(mark, value);
+    begin_node(mark, value, true);
+    leaf(mark, anchor);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(mark, tag, anchor, false);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(mark, tag, anchor, true);
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  struct Frame {
+    bool is_map;
+    bool expecting_key = true;
+    YAML::anchor_t anchor = 0;
+    uint64_t start = 0;                    // nodes_ when the collection began
+    std::map<std::string, int> key_lines;  // for maps: key -> 1-based line
+  };
+
+  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& what) const {
+    throw ConfigError(fmt::format("{}:{}: {}", source_, mark.line + 1, what));
+  }
+
+  void add(const YAML::Mark& mark, uint64_t n) {
+    nodes_ += n;
+    if (nodes_ > kMaxYamlNodes)
+      fail(mark, fmt::format("more than {} YAML nodes once aliases are expanded (alias bomb?)",
+                             kMaxYamlNodes));
+  }
+
+  // A node begins: a key position of a mapping checks for duplicates.
+  void begin_node(const YAML::Mark& mark, const std::string& key_text, bool key_comparable) {
+    if (stack_.empty() || !stack_.back().is_map || !stack_.back().expecting_key) return;
+    if (!key_comparable) return;  // a complex (mapping / sequence) key
+    auto& lines = stack_.back().key_lines;
+    const auto [it, inserted] = lines.emplace(key_text, mark.line + 1);
+    if (!inserted)
+      fail(mark, fmt::format("duplicate key '{}' (first at line {})", key_text, it->second));
+  }
+
+  void after_node() {
+    if (!stack_.empty() && stack_.back().is_map)
+      stack_.back().expecting_key = !stack_.back().expecting_key;
+  }
+
+  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    add(mark, 1);
+    if (anchor) anchor_sizes_[anchor] = 1;
+    after_node();
+  }
+
+  void open(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor, bool is_map) {
+    check_tag(mark, tag);
+    begin_node(mark, "", false);
+    add(mark, 1);
+    Frame f;
+    f.is_map = is_map;
+    f.anchor = anchor;
+    f.start = nodes_ - 1;
+    stack_.push_back(std::move(f));
+  }
+
+  void close() {
+    const Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    if (f.anchor) anchor_sizes_[f.anchor] = nodes_ - f.start;
+    after_node();
+  }
+
+  void check_tag(const YAML::Mark& mark, const std::string& tag) const {
+    // "?" untagged, "!" non-specific (quoted scalars); otherwise the core schema only.
+    static const std::set<std::string> allowed = {
+        "",
+        "?",
+        "!",
+        "tag:yaml.org,2002:str",
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:null",
+        "tag:yaml.org,2002:map",
+        "tag:yaml.org,2002:seq",
+    };
+    if (allowed.count(tag)) return;
+    std::string shown = tag;
+    const std::string core = "tag:yaml.org,2002:";
+    if (shown.rfind(core, 0) == 0) shown = "!!" + shown.substr(core.size());
+    fail(mark, fmt::format("tag '{}' is not allowed (only !!str !!int !!float !!bool !!null "
+                           "!!map !!seq)",
+                           shown));
+  }
+
+  void check_utf8(const YAML::Mark& mark, const std::string& text) const {
+    const size_t bad = invalid_utf8_offset(text);
+    if (bad != std::string::npos)
+      fail(mark, fmt::format("value is not valid UTF-8 (byte 0x{:02x} at offset {})",
+                             static_cast<unsigned char>(text[bad]), bad));
+  }
+
+  std::string source_;
+  std::vector<Frame> stack_;
+  std::map<YAML::anchor_t, uint64_t> anchor_sizes_;  // expanded node count per anchor
+  uint64_t nodes_ = 0;
+};
+
+// Validates the first document of `text` (the one YAML::Load returns).
+void validate_yaml(const std::string& text, const std::string& source) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  YamlValidator validator(source);
+  parser.HandleNextDocument(validator);
+}
+
+}  // namespace
+
+size_t invalid_utf8_offset(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return i;  // continuation byte, overlong 0xc0/0xc1 lead, or > 0xf4
+    }
+    if (n - i < len) return i;
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return i;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return i;  // overlong, out of range, or a UTF-16 surrogate
+    i += len;
+  }
+  return std::string::npos;
+}
+
+YAML::Node load_yaml_text(const std::string& text, const std::string& source) {
+  try {
+    validate_yaml(text, source);
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {  // ParserException, and e.g. an unknown alias
+    throw ConfigError(fmt::format("{}:{}:{}: YAML syntax error: {}", source, e.mark.line + 1,
+                                  e.mark.column + 1, e.msg));
+  }
+}
+
+YAML::Node load_yaml_file(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (status.type() == std::filesystem::file_type::directory)
+    throw FileError(path, "is a directory, expected a config file");
+  if (!std::filesystem::is_regular_file(status)) throw FileError(path, "config file not found");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(path, "cannot read config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw FileError(path, "cannot read config file");
+  YAML::Node root = load_yaml_text(text.str(), path);
+  if (!root.IsMap()) throw ConfigError(path + ": top level of a config must be a mapping");
+  return root;
 }
 
 void apply_override(YAML::Node& root, const std::string& assignment) {
@@ -39,9 +246,10 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
     if (p.empty()) throw ConfigError("--set: empty component in key path '" + key_path + "'");
   YAML::Node value;
   try {
-    value = YAML::Load(value_text);
+    value = load_yaml_text(value_text, "--set " + key_path);
   } catch (const YAML::Exception& e) {
-    throw ConfigError("--set " + key_path + ": cannot parse value '" + value_text + "': " + e.what());
+    throw ConfigError("--set " + key_path + ": cannot parse value '" + value_text +
+                      "': " + e.what());
   }
   if (!value.IsDefined() || value.IsNull()) value = YAML::Node(YAML::NodeType::Null);
   // Walk with explicit node copies (yaml-cpp nodes are handles).
@@ -97,11 +305,16 @@ T convert_node(const YAML::Node& n, const std::string& where, const std::string&
       shown = "?";
     }
     std::string expected = "a value of the right type";
-    if constexpr (std::is_same_v<T, bool>) expected = "true/false";
-    else if constexpr (std::is_integral_v<T>) expected = "an integer";
-    else if constexpr (std::is_floating_point_v<T>) expected = "a number";
-    else if constexpr (std::is_same_v<T, std::string>) expected = "a string";
-    else expected = "a list";
+    if constexpr (std::is_same_v<T, bool>)
+      expected = "true/false";
+    else if constexpr (std::is_integral_v<T>)
+      expected = "an integer";
+    else if constexpr (std::is_floating_point_v<T>)
+      expected = "a number";
+    else if constexpr (std::is_same_v<T, std::string>)
+      expected = "a string";
+    else
+      expected = "a list";
     throw ConfigError(fmt::format("{}: {} must be {}, got '{}'", source, where, expected, shown));
   }
 }
@@ -148,9 +361,9 @@ std::optional<T> Section::optional(const std::string& key) {
   return convert_value<T>(n, key_path(key), source_);
 }
 
-#define SAMDEBLUR_SECTION_INSTANTIATE(T)                                 \
-  template T Section::get<T>(const std::string&, const T&);             \
-  template T Section::required<T>(const std::string&);                  \
+#define SAMDEBLUR_SECTION_INSTANTIATE(T)                    \
+  template T Section::get<T>(const std::string&, const T&); \
+  template T Section::required<T>(const std::string&);      \
   template std::optional<T> Section::optional<T>(const std::string&);
 SAMDEBLUR_SECTION_INSTANTIATE(bool)
 SAMDEBLUR_SECTION_INSTANTIATE(int)

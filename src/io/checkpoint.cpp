@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "pickle.h"
+#include "regular_file.h"
 #include "safetensors.h"
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
@@ -28,7 +29,8 @@ std::string join(const std::vector<std::string>& items, const std::string& sep =
 std::vector<std::string> dict_keys(const PyObject* d) {
   std::vector<std::string> keys;
   for (const auto& [k, v] : d->entries)
-    keys.push_back(k->kind == Kind::Str ? "'" + k->s + "'" : std::string("<") + detail::kind_name(k->kind) + ">");
+    keys.push_back(k->kind == Kind::Str ? "'" + k->s + "'"
+                                        : std::string("<") + detail::kind_name(k->kind) + ">");
   return keys;
 }
 
@@ -46,7 +48,8 @@ StateDict to_state_dict(const PyObject* d) {
 }
 
 // Picks the tensor dict out of an unpickled checkpoint (see load_state_dict_file).
-StateDict select_state_dict(const PyObject* root, const std::string& name, const std::string& param_key) {
+StateDict select_state_dict(const PyObject* root, const std::string& name,
+                            const std::string& param_key) {
   if (root->kind != Kind::Dict)
     throw FileError(name, std::string("checkpoint holds a ") + detail::kind_name(root->kind) +
                               ", expected a dict of tensors");
@@ -59,25 +62,29 @@ StateDict select_state_dict(const PyObject* root, const std::string& name, const
     used = "params";
   }
   if (!chosen)
-    throw FileError(name, "checkpoint has no '" + param_key + "' entry and is not a dict of tensors; top-level keys: " +
-                              join(dict_keys(root)));
+    throw FileError(
+        name, "checkpoint has no '" + param_key +
+                  "' entry and is not a dict of tensors; top-level keys: " + join(dict_keys(root)));
   if (chosen->kind != Kind::Dict)
-    throw FileError(name, "checkpoint entry '" + used + "' is a " + detail::kind_name(chosen->kind) +
-                              ", expected a dict of tensors");
+    throw FileError(name, "checkpoint entry '" + used + "' is a " +
+                              detail::kind_name(chosen->kind) + ", expected a dict of tensors");
   for (const auto& [k, v] : chosen->entries) {
     if (k->kind != Kind::Str)
       throw FileError(name, "checkpoint entry '" + used + "' has a non-string key");
     if (v->kind != Kind::Tensor)
-      throw FileError(name, "checkpoint entry '" + used + "." + k->s + "' is a " + detail::kind_name(v->kind) +
-                                ", expected a tensor (nested dicts are not state dicts); keys of '" + used +
-                                "': " + join(dict_keys(chosen)));
+      throw FileError(
+          name, "checkpoint entry '" + used + "." + k->s + "' is a " + detail::kind_name(v->kind) +
+                    ", expected a tensor (nested dicts are not state dicts); keys of '" + used +
+                    "': " + join(dict_keys(chosen)));
   }
   return to_state_dict(chosen);
 }
 
-StateDict read_pth(std::vector<uint8_t> file, const std::string& name, const std::string& param_key) {
+StateDict read_pth(std::vector<uint8_t> file, const std::string& name,
+                   const std::string& param_key) {
   detail::ZipReader zip(std::move(file), name);
-  // The top folder is the file's stem as torch.save saw it ("archive" since torch 2.x); find */data.pkl.
+  // The top folder is the file's stem as torch.save saw it ("archive" since torch 2.x); find
+  // */data.pkl.
   std::string prefix;
   int64_t pkl_index = -1;
   for (size_t i = 0; i < zip.names().size(); ++i) {
@@ -89,7 +96,8 @@ StateDict read_pth(std::vector<uint8_t> file, const std::string& name, const std
       break;
     }
   }
-  if (pkl_index < 0) throw FileError(name, "zip archive has no '<folder>/data.pkl' (not a torch.save file)");
+  if (pkl_index < 0)
+    throw FileError(name, "zip archive has no '<folder>/data.pkl' (not a torch.save file)");
   const int64_t order = zip.find(prefix + "byteorder");
   if (order >= 0) {
     const auto bo = zip.read(order, 64);
@@ -102,7 +110,9 @@ StateDict read_pth(std::vector<uint8_t> file, const std::string& name, const std
   auto persistent_load = [&](PyObject* pid, const std::function<PyObject*()>& make) -> PyObject* {
     if (pid->kind != Kind::Tuple || pid->items.size() < 5 || pid->items[0]->kind != Kind::Str ||
         pid->items[0]->s != "storage")
-      throw FileError(name, "unsupported persistent id in data.pkl (expected ('storage', type, key, location, numel))");
+      throw FileError(name,
+                      "unsupported persistent id in data.pkl (expected ('storage', type, key, "
+                      "location, numel))");
     const PyObject* type = pid->items[1];
     const PyObject* key = pid->items[2];
     const PyObject* numel = pid->items[4];
@@ -113,7 +123,8 @@ StateDict read_pth(std::vector<uint8_t> file, const std::string& name, const std
       throw FileError(name, "malformed storage persistent id");
     auto it = storages.find(key->s);
     if (it != storages.end()) {
-      if (it->second->dtype != dtype) throw FileError(name, "storage '" + key->s + "' used with two dtypes");
+      if (it->second->dtype != dtype)
+        throw FileError(name, "storage '" + key->s + "' used with two dtypes");
       return it->second;
     }
     const std::string record = prefix + "data/" + key->s;
@@ -133,7 +144,8 @@ StateDict read_pth(std::vector<uint8_t> file, const std::string& name, const std
     storages.emplace(key->s, s);
     return s;
   };
-  const detail::PickleResult result = detail::unpickle(pkl.data(), pkl.size(), name, persistent_load);
+  const detail::PickleResult result =
+      detail::unpickle(pkl.data(), pkl.size(), name, persistent_load);
   return select_state_dict(result.root, name, param_key);
 }
 
@@ -144,7 +156,9 @@ class PickleWriter {
  public:
   void proto() { out_ += "\x80\x02"; }
   void op(char c) { out_.push_back(c); }
-  void global(const std::string& module, const std::string& name) { out_ += "c" + module + "\n" + name + "\n"; }
+  void global(const std::string& module, const std::string& name) {
+    out_ += "c" + module + "\n" + name + "\n";
+  }
   void str(const std::string& s) {
     out_.push_back('X');
     le(s.size(), 4);
@@ -182,20 +196,70 @@ class PickleWriter {
 
 }  // namespace
 
-StateDict load_state_dict_bytes(const uint8_t* data, size_t size, const std::string& name,
-                                const std::string& param_key) {
-  if (detail::looks_like_zip(data, size))
-    return read_pth(std::vector<uint8_t>(data, data + size), name, param_key);
-  if (detail::looks_like_safetensors(data, size)) return detail::parse_safetensors(data, size, name);
+std::vector<NonFinite> count_nonfinite(const StateDict& sd) {
+  std::vector<NonFinite> out;
+  torch::NoGradGuard no_grad;
+  for (const auto& [key, t] : sd) {
+    if (!t.defined() || !t.is_floating_point() || t.numel() == 0) continue;
+    const int64_t n = t.isfinite().logical_not().sum().item<int64_t>();
+    if (n > 0) out.push_back({key, n, t.numel()});
+  }
+  return out;
+}
+
+namespace {
+
+StateDict parse_checkpoint(std::vector<uint8_t>&& bytes, const std::string& name,
+                           const std::string& param_key) {
+  const uint8_t* data = bytes.data();
+  const size_t size = bytes.size();
+  if (detail::looks_like_zip(data, size)) return read_pth(std::move(bytes), name, param_key);
+  if (detail::looks_like_safetensors(data, size))
+    return detail::parse_safetensors(data, size, name);
   if (size >= 2 && data[0] == 0x80)
-    throw FileError(name, "legacy (non-zip) torch.save format is not supported; re-save it with torch >= 1.6");
+    throw FileError(
+        name, "legacy (non-zip) torch.save format is not supported; re-save it with torch >= 1.6");
   throw FileError(name, "not a .pth (zip) or .safetensors checkpoint");
 }
 
+// Refuses (or, when allowed, warns about) tensors holding NaN or Inf.
+void check_finite(const StateDict& sd, const std::string& name, bool allow) {
+  const std::vector<NonFinite> bad = count_nonfinite(sd);
+  if (bad.empty()) return;
+  std::string msg = std::to_string(bad.size()) + " tensor" +
+                    (bad.size() > 1 ? "s hold" : " holds") + " non-finite values (NaN or Inf):";
+  for (const auto& b : bad)
+    msg += "\n    " + b.name + ": " + std::to_string(b.count) + " of " + std::to_string(b.numel);
+  if (!allow)
+    throw FileError(name, msg +
+                              "\n  refusing to load it (allow_nonfinite, sdb-eval "
+                              "--allow-nonfinite, loads it anyway)");
+  log::warn(name + ": " + msg + "\n  loaded anyway (allow_nonfinite)");
+}
+
+}  // namespace
+
+StateDict load_state_dict_bytes(const uint8_t* data, size_t size, const std::string& name,
+                                const ReadOptions& options) {
+  StateDict sd = parse_checkpoint(std::vector<uint8_t>(data, data + size), name, options.param_key);
+  check_finite(sd, name, options.allow_nonfinite);
+  return sd;
+}
+
+StateDict load_state_dict_bytes(const uint8_t* data, size_t size, const std::string& name,
+                                const std::string& param_key) {
+  return load_state_dict_bytes(data, size, name, ReadOptions{param_key, false});
+}
+
+StateDict load_state_dict_file(const std::string& path, const ReadOptions& options) {
+  StateDict sd =
+      parse_checkpoint(detail::read_regular_file(path, "checkpoint"), path, options.param_key);
+  check_finite(sd, path, options.allow_nonfinite);
+  return sd;
+}
+
 StateDict load_state_dict_file(const std::string& path, const std::string& param_key) {
-  std::vector<unsigned char> bytes = read_file_bytes(path);
-  if (detail::looks_like_zip(bytes.data(), bytes.size())) return read_pth(std::move(bytes), path, param_key);
-  return load_state_dict_bytes(bytes.data(), bytes.size(), path, param_key);
+  return load_state_dict_file(path, ReadOptions{param_key, false});
 }
 
 LoadReport load_state_dict(torch::nn::Module& module, const StateDict& sd, bool strict,
@@ -224,7 +288,8 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& sd, bool 
     if (it == by_name.end()) {
       report.unexpected.push_back(key + " " + shape_str(tensor));
     } else if (it->second.sizes() != tensor.sizes()) {
-      report.shape_mismatch.push_back(key + ": checkpoint " + shape_str(tensor) + " vs model " + shape_str(it->second));
+      report.shape_mismatch.push_back(key + ": checkpoint " + shape_str(tensor) + " vs model " +
+                                      shape_str(it->second));
     } else {
       copies.emplace_back(it->second, tensor);
     }
@@ -251,11 +316,13 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& sd, bool 
     for (auto& [dst, src] : copies) dst.copy_(src.to(dst.device()));  // copy_ converts the dtype
   }
   if (!report.ok())
-    log::warn("loaded " + std::to_string(copies.size()) + " tensors from " + source_name + " non-strictly:" + describe());
+    log::warn("loaded " + std::to_string(copies.size()) + " tensors from " + source_name +
+              " non-strictly:" + describe());
   return report;
 }
 
-void save_state_dict_file(const std::string& path, const StateDict& sd, const std::string& param_key) {
+void save_state_dict_file(const std::string& path, const StateDict& sd,
+                          const std::string& param_key) {
   // Layout of torch.save (torch/serialization.py _save): archive/data.pkl, archive/data/<key>,
   // archive/version. Each tensor gets its own storage (views are not preserved).
   PickleWriter w;
@@ -296,8 +363,9 @@ void save_state_dict_file(const std::string& path, const StateDict& sd, const st
     w.op('t');
     w.op('R');
     const auto* p = static_cast<const uint8_t*>(t.data_ptr());
-    storages.emplace_back("archive/data/" + storage_key,
-                          std::vector<uint8_t>(p, p + static_cast<size_t>(t.numel()) * t.element_size()));
+    storages.emplace_back(
+        "archive/data/" + storage_key,
+        std::vector<uint8_t>(p, p + static_cast<size_t>(t.numel()) * t.element_size()));
   }
   w.op('u');  // SETITEMS into the OrderedDict
   w.op('s');  // SETITEM into the top dict

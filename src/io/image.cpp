@@ -8,6 +8,8 @@
 #include <sstream>
 #include <vector>
 
+#include "image_check.h"
+#include "regular_file.h"
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
 
@@ -18,23 +20,26 @@ std::string mat_shape(const cv::Mat& m) {
   return fmt::format("({}, {}, {}) depth {}", m.rows, m.cols, m.channels(), m.depth());
 }
 
-cv::Mat decode(const std::string& path, int flags) {
-  const std::vector<unsigned char> bytes = read_file_bytes(path);
-  if (bytes.empty()) throw FileError(path, "empty file, not an image");
+}  // namespace
+
+cv::Mat decode_image_bgr(const std::vector<uint8_t>& bytes, const std::string& name,
+                         bool grayscale) {
+  if (bytes.empty()) throw FileError(name, "empty file, not an image");
+  // cv::imdecode only warns about a truncated JPEG or a damaged PNG and returns pixels
+  // that were never decoded (different on every run); check the data to its end first.
+  detail::check_image_complete(bytes.data(), bytes.size(), name);
   cv::Mat img;
   try {
-    img = cv::imdecode(bytes, flags);
+    img = cv::imdecode(bytes, grayscale ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
-    throw FileError(path, std::string("cannot decode image: ") + e.what());
+    throw FileError(name, std::string("cannot decode image: ") + e.what());
   }
-  if (img.empty()) throw FileError(path, "cannot decode image (unknown or corrupt format)");
+  if (img.empty()) throw FileError(name, "cannot decode image (unknown or corrupt format)");
   return img;
 }
 
-}  // namespace
-
 cv::Mat read_image_bgr(const std::string& path, bool grayscale) {
-  return decode(path, grayscale ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+  return decode_image_bgr(detail::read_regular_file(path, "image"), path, grayscale);
 }
 
 torch::Tensor image_to_tensor(const cv::Mat& bgr_u8) {

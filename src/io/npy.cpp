@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "regular_file.h"
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
 #include "zip_util.h"
@@ -47,15 +48,24 @@ NpyDtype dtype_from_descr(const std::string& descr, const std::string& name) {
 
 std::string descr_from_dtype(torch::ScalarType t) {
   switch (t) {
-    case torch::kBool: return "|b1";
-    case torch::kUInt8: return "|u1";
-    case torch::kInt8: return "|i1";
-    case torch::kInt16: return "<i2";
-    case torch::kInt32: return "<i4";
-    case torch::kInt64: return "<i8";
-    case torch::kFloat16: return "<f2";
-    case torch::kFloat32: return "<f4";
-    case torch::kFloat64: return "<f8";
+    case torch::kBool:
+      return "|b1";
+    case torch::kUInt8:
+      return "|u1";
+    case torch::kInt8:
+      return "|i1";
+    case torch::kInt16:
+      return "<i2";
+    case torch::kInt32:
+      return "<i4";
+    case torch::kInt64:
+      return "<i8";
+    case torch::kFloat16:
+      return "<f2";
+    case torch::kFloat32:
+      return "<f4";
+    case torch::kFloat64:
+      return "<f8";
     default:
       throw Error(std::string("write_npy: dtype ") + c10::toString(t) +
                   " has no NumPy equivalent (convert it first, e.g. bfloat16 -> float32)");
@@ -80,7 +90,10 @@ class HeaderParser {
     expect('{');
     while (true) {
       skip_ws();
-      if (peek() == '}') { ++pos_; break; }
+      if (peek() == '}') {
+        ++pos_;
+        break;
+      }
       const std::string key = parse_string();
       expect(':');
       skip_ws();
@@ -99,9 +112,15 @@ class HeaderParser {
         fail("unexpected header key '" + key + "'");
       }
       skip_ws();
-      if (peek() == ',') { ++pos_; continue; }
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
       skip_ws();
-      if (peek() == '}') { ++pos_; break; }
+      if (peek() == '}') {
+        ++pos_;
+        break;
+      }
       fail("expected ',' or '}'");
     }
     if (!h.has_descr || !h.has_order || !h.has_shape)
@@ -111,8 +130,8 @@ class HeaderParser {
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw FileError(name_, "malformed .npy header at character " + std::to_string(pos_) + ": " +
-                               what);
+    throw FileError(name_,
+                    "malformed .npy header at character " + std::to_string(pos_) + ": " + what);
   }
   char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
   void skip_ws() {
@@ -135,8 +154,14 @@ class HeaderParser {
     return out;
   }
   bool parse_bool() {
-    if (s_.compare(pos_, 4, "True") == 0) { pos_ += 4; return true; }
-    if (s_.compare(pos_, 5, "False") == 0) { pos_ += 5; return false; }
+    if (s_.compare(pos_, 4, "True") == 0) {
+      pos_ += 4;
+      return true;
+    }
+    if (s_.compare(pos_, 5, "False") == 0) {
+      pos_ += 5;
+      return false;
+    }
     fail("expected True or False");
   }
   std::vector<int64_t> parse_shape() {
@@ -144,7 +169,10 @@ class HeaderParser {
     std::vector<int64_t> shape;
     while (true) {
       skip_ws();
-      if (peek() == ')') { ++pos_; break; }
+      if (peek() == ')') {
+        ++pos_;
+        break;
+      }
       if (!std::isdigit(static_cast<unsigned char>(peek()))) fail("expected a dimension");
       int64_t v = 0;
       while (std::isdigit(static_cast<unsigned char>(peek()))) {
@@ -155,9 +183,15 @@ class HeaderParser {
       shape.push_back(v);
       if (shape.size() > 64) fail("too many dimensions");
       skip_ws();
-      if (peek() == ',') { ++pos_; continue; }
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
       skip_ws();
-      if (peek() == ')') { ++pos_; break; }
+      if (peek() == ')') {
+        ++pos_;
+        break;
+      }
       fail("expected ',' or ')' in shape");
     }
     return shape;
@@ -177,9 +211,18 @@ std::string format_shape(const std::vector<int64_t>& shape) {
   return s + ")";
 }
 
-}  // namespace
+// The parsed preamble of an .npy image: header, dtype, element count, data offset.
+struct NpyLayout {
+  Header header;
+  NpyDtype dtype;
+  uint64_t numel = 1;
+  size_t offset = 0;  // of the data
+  uint64_t data_bytes() const { return numel * dtype.itemsize; }
+};
 
-torch::Tensor parse_npy(const uint8_t* data, size_t size, const std::string& name) {
+// Parses magic, version, header and dtype from the first `size` bytes (the data need not
+// be present). Throws FileError for anything malformed.
+NpyLayout parse_npy_layout(const uint8_t* data, size_t size, const std::string& name) {
   if (size < kMagicLen + 2 || std::memcmp(data, kMagic, kMagicLen) != 0)
     throw FileError(name, "not an .npy file (bad magic)");
   const int major = data[6];
@@ -203,23 +246,30 @@ torch::Tensor parse_npy(const uint8_t* data, size_t size, const std::string& nam
     throw FileError(name, "truncated .npy header: declares " + std::to_string(header_len) +
                               " bytes, " + std::to_string(size - prefix) + " present");
   const std::string header_text(reinterpret_cast<const char*>(data + prefix), header_len);
-  const Header h = HeaderParser(header_text, name).parse();
-  const NpyDtype dt = dtype_from_descr(h.descr, name);
-
-  // Element count with overflow checks.
-  uint64_t numel = 1;
-  for (int64_t d : h.shape) {
-    if (d != 0 && numel > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d))
-      throw FileError(name, "shape " + format_shape(h.shape) + " overflows");
-    numel *= static_cast<uint64_t>(d);
+  NpyLayout l{HeaderParser(header_text, name).parse(), {}, 1, prefix + header_len};
+  l.dtype = dtype_from_descr(l.header.descr, name);
+  // Element count with overflow checks (also of the byte count).
+  const uint64_t max_numel = std::numeric_limits<uint64_t>::max() / l.dtype.itemsize;
+  for (int64_t d : l.header.shape) {
+    if (d != 0 && l.numel > max_numel / static_cast<uint64_t>(d))
+      throw FileError(name, "shape " + format_shape(l.header.shape) + " overflows");
+    l.numel *= static_cast<uint64_t>(d);
   }
-  const size_t offset = prefix + header_len;
+  return l;
+}
+
+torch::Tensor parse_npy_data(const uint8_t* data, size_t size, const std::string& name,
+                             const NpyLayout& l) {
+  const Header& h = l.header;
+  const NpyDtype dt = l.dtype;
+  const uint64_t numel = l.numel;
+  const size_t offset = l.offset;
   const uint64_t available = size - offset;
   // Trailing bytes after the data are ignored, as np.load does.
   if (numel > available / dt.itemsize)
-    throw FileError(name, "truncated .npy data: shape " + format_shape(h.shape) + " of " +
-                              h.descr + " needs " + std::to_string(numel * dt.itemsize) +
-                              " bytes, " + std::to_string(available) + " present");
+    throw FileError(name, "truncated .npy data: shape " + format_shape(h.shape) + " of " + h.descr +
+                              " needs " + std::to_string(numel * dt.itemsize) + " bytes, " +
+                              std::to_string(available) + " present");
 
   // Fortran order: the bytes hold the reversed shape in C order; permute back and copy.
   std::vector<int64_t> storage_shape = h.shape;
@@ -236,25 +286,74 @@ torch::Tensor parse_npy(const uint8_t* data, size_t size, const std::string& nam
   return t;
 }
 
+// Reads member `idx` of an .npz, checking its .npy header before inflating it: the
+// member's recorded size must be what the header's shape and dtype need (np.save writes
+// exactly that), and the shape must satisfy `expect`. A zip bomb is refused here.
+torch::Tensor read_npz_member(const detail::ZipReader& zip, int64_t idx, const std::string& name,
+                              const NpyExpect& expect) {
+  const uint64_t member_size = zip.size(idx);
+  // Version 1 headers are < 64 KiB; versions 2/3 may be longer (numpy writes them only
+  // for huge structured dtypes, which we do not support anyway).
+  const std::vector<uint8_t> head = zip.read_prefix(idx, uint64_t{1} << 16);
+  const NpyLayout l = parse_npy_layout(head.data(), head.size(), name);
+  const auto& shape = l.header.shape;
+  const size_t nt = expect.trailing_shape.size();
+  bool shape_ok = shape.size() >= nt;
+  for (size_t k = 0; shape_ok && k < nt; ++k)
+    shape_ok =
+        expect.trailing_shape[k] < 0 || shape[shape.size() - nt + k] == expect.trailing_shape[k];
+  if (!shape_ok)
+    throw FileError(name, "array shape " + format_shape(shape) + " does not end in the expected " +
+                              format_shape(expect.trailing_shape) + " (checked before inflating)");
+  if (l.data_bytes() > expect.max_bytes)
+    throw FileError(name, "array shape " + format_shape(shape) + " of " + l.header.descr +
+                              " needs " + std::to_string(l.data_bytes()) +
+                              " bytes, more than the limit of " + std::to_string(expect.max_bytes));
+  if (member_size != l.offset + l.data_bytes())
+    throw FileError(name, "zip member of " + std::to_string(member_size) +
+                              " bytes does not match its .npy header (" + std::to_string(l.offset) +
+                              " header bytes + shape " + format_shape(shape) + " of " +
+                              l.header.descr + " = " + std::to_string(l.offset + l.data_bytes()) +
+                              " bytes); refusing to inflate it");
+  const std::vector<uint8_t> data = zip.read(idx);
+  return parse_npy_data(data.data(), data.size(), name, l);
+}
+
+}  // namespace
+
+torch::Tensor parse_npy(const uint8_t* data, size_t size, const std::string& name) {
+  return parse_npy_data(data, size, name, parse_npy_layout(data, size, name));
+}
+
 torch::Tensor read_npy(const std::string& path) {
-  const std::vector<unsigned char> bytes = read_file_bytes(path);
+  const std::vector<unsigned char> bytes = detail::read_regular_file(path, ".npy");
   return parse_npy(bytes.data(), bytes.size(), path);
 }
 
 std::map<std::string, torch::Tensor> read_npz(const std::string& path) {
-  detail::ZipReader zip(read_file_bytes(path), path);
+  return parse_npz(detail::read_regular_file(path, ".npz"), path);
+}
+
+std::map<std::string, torch::Tensor> parse_npz(std::vector<uint8_t> bytes,
+                                               const std::string& path) {
+  detail::ZipReader zip(std::move(bytes), path);
   std::map<std::string, torch::Tensor> out;
   for (size_t i = 0; i < zip.names().size(); ++i) {
     const std::string& member = zip.names()[i];
     if (member.size() < 4 || member.compare(member.size() - 4, 4, ".npy") != 0) continue;
-    const std::vector<uint8_t> data = zip.read(static_cast<int64_t>(i));
-    out[member.substr(0, member.size() - 4)] = parse_npy(data.data(), data.size(), path + ":" + member);
+    out[member.substr(0, member.size() - 4)] =
+        read_npz_member(zip, static_cast<int64_t>(i), path + ":" + member, NpyExpect{});
   }
   return out;
 }
 
 torch::Tensor read_npz_array(const std::string& path, const std::string& key) {
-  detail::ZipReader zip(read_file_bytes(path), path);
+  return read_npz_array(path, key, NpyExpect{});
+}
+
+torch::Tensor read_npz_array(const std::string& path, const std::string& key,
+                             const NpyExpect& expect) {
+  detail::ZipReader zip(detail::read_regular_file(path, ".npz"), path);
   const int64_t idx = zip.find(key + ".npy");
   if (idx < 0) {
     std::string present;
@@ -265,15 +364,15 @@ torch::Tensor read_npz_array(const std::string& path, const std::string& key) {
     throw FileError(path, "no array '" + key + "' in .npz (present: " +
                               (present.empty() ? std::string("none") : present) + ")");
   }
-  const std::vector<uint8_t> data = zip.read(idx);
-  return parse_npy(data.data(), data.size(), path + ":" + key + ".npy");
+  return read_npz_member(zip, idx, path + ":" + key + ".npy", expect);
 }
 
 std::vector<uint8_t> npy_bytes(const torch::Tensor& tensor) {
   const std::string descr = descr_from_dtype(tensor.scalar_type());
   const torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " +
-                       format_shape(t.sizes().vec()) + ", }";
+  std::string header = "{'descr': '" + descr +
+                       "', 'fortran_order': False, 'shape': " + format_shape(t.sizes().vec()) +
+                       ", }";
   // Pad with spaces so that magic + version + length + header + '\n' is a multiple of 64.
   const size_t unpadded = kMagicLen + 2 + 2 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');

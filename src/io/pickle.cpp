@@ -19,11 +19,11 @@ std::string hex_byte(uint8_t b) {
 
 const std::vector<std::pair<std::string, torch::ScalarType>>& storage_table() {
   static const std::vector<std::pair<std::string, torch::ScalarType>> table = {
-      {"FloatStorage", torch::kFloat32}, {"HalfStorage", torch::kFloat16},
+      {"FloatStorage", torch::kFloat32},     {"HalfStorage", torch::kFloat16},
       {"BFloat16Storage", torch::kBFloat16}, {"DoubleStorage", torch::kFloat64},
-      {"LongStorage", torch::kInt64},    {"IntStorage", torch::kInt32},
-      {"ShortStorage", torch::kInt16},   {"CharStorage", torch::kInt8},
-      {"ByteStorage", torch::kUInt8},    {"BoolStorage", torch::kBool},
+      {"LongStorage", torch::kInt64},        {"IntStorage", torch::kInt32},
+      {"ShortStorage", torch::kInt16},       {"CharStorage", torch::kInt8},
+      {"ByteStorage", torch::kUInt8},        {"BoolStorage", torch::kBool},
   };
   return table;
 }
@@ -58,7 +58,8 @@ class Unpickler {
       const uint8_t op = p_[pos_++];
       if (step(op, op_pos)) break;
     }
-    if (stack_.size() != 1) fail("pickle stack holds " + std::to_string(stack_.size()) + " values at STOP");
+    if (stack_.size() != 1)
+      fail("pickle stack holds " + std::to_string(stack_.size()) + " values at STOP");
     result_.root = stack_.back();
     return std::move(result_);
   }
@@ -229,7 +230,8 @@ class Unpickler {
     __int128 count = 1;  // even empty tensors must have a representable element count
     for (int64_t s : sizes) {
       count *= s == 0 ? 1 : s;
-      if (count > (__int128{1} << 62)) fail("tensor size " + c10::str(c10::IntArrayRef(sizes)) + " is too large");
+      if (count > (__int128{1} << 62))
+        fail("tensor size " + c10::str(c10::IntArrayRef(sizes)) + " is too large");
     }
     torch::Tensor bytes = storage->tensor.narrow(0, 0, storage_numel * itemsize);
     torch::Tensor t;
@@ -252,7 +254,8 @@ class Unpickler {
   }
 
   PyObject* apply(PyObject* callable, PyObject* args_obj) {
-    if (callable->kind != Kind::Global) fail(std::string("REDUCE on a ") + kind_name(callable->kind));
+    if (callable->kind != Kind::Global)
+      fail(std::string("REDUCE on a ") + kind_name(callable->kind));
     if (args_obj->kind != Kind::Tuple) fail("REDUCE arguments are not a tuple");
     const std::vector<PyObject*>& args = args_obj->items;
     const std::string& fn = callable->s;
@@ -261,8 +264,10 @@ class Unpickler {
       return make(Kind::Dict);
     }
     if (fn == "torch._utils._rebuild_tensor_v2") return rebuild_tensor(args);
-    if (fn == "torch._utils._rebuild_parameter" || fn == "torch._utils._rebuild_parameter_with_state") {
-      if (args.empty() || args[0]->kind != Kind::Tensor) fail(fn + ": first argument is not a tensor");
+    if (fn == "torch._utils._rebuild_parameter" ||
+        fn == "torch._utils._rebuild_parameter_with_state") {
+      if (args.empty() || args[0]->kind != Kind::Tensor)
+        fail(fn + ": first argument is not a tensor");
       return args[0];
     }
     if (fn == "torch.device") {
@@ -274,7 +279,8 @@ class Unpickler {
     if (fn == "builtins.set" || fn == "__builtin__.set") {
       PyObject* o = make(Kind::List);
       if (!args.empty()) {
-        if (args[0]->kind != Kind::List && args[0]->kind != Kind::Tuple) fail("set() of a non-list");
+        if (args[0]->kind != Kind::List && args[0]->kind != Kind::Tuple)
+          fail("set() of a non-list");
         o->items = args[0]->items;
       }
       return o;
@@ -290,16 +296,27 @@ class Unpickler {
         if (proto > 5) fail("unsupported pickle protocol " + std::to_string(proto));
         return false;
       }
-      case 0x95: take(8); return false;  // FRAME: framing is transparent here
-      case '.': return true;             // STOP
-      case '(':                          // MARK
+      case 0x95:
+        take(8);
+        return false;  // FRAME: framing is transparent here
+      case '.':
+        return true;  // STOP
+      case '(':       // MARK
         if (marks_.size() >= limits_.max_stack) fail("too many MARKs");
         marks_.push_back(stack_.size());
         return false;
-      case '0': pop(); return false;       // POP
-      case '1': pop_mark(); return false;  // POP_MARK
-      case '2': push(top()); return false; // DUP
-      case 'N': push(make(Kind::None)); return false;
+      case '0':
+        pop();
+        return false;  // POP
+      case '1':
+        pop_mark();
+        return false;  // POP_MARK
+      case '2':
+        push(top());
+        return false;  // DUP
+      case 'N':
+        push(make(Kind::None));
+        return false;
       case 0x88:
       case 0x89: {
         PyObject* o = make(Kind::Bool);
@@ -307,12 +324,22 @@ class Unpickler {
         push(o);
         return false;
       }
-      case 'J': push(make_int(static_cast<int32_t>(read_le(4)))); return false;  // BININT
-      case 'K': push(make_int(static_cast<int64_t>(read_le(1)))); return false;  // BININT1
-      case 'M': push(make_int(static_cast<int64_t>(read_le(2)))); return false;  // BININT2
-      case 0x8a: push_long(static_cast<size_t>(read_le(1))); return false;        // LONG1
-      case 0x8b: push_long(static_cast<size_t>(read_le(4))); return false;        // LONG4
-      case 'G': {  // BINFLOAT, big-endian IEEE double
+      case 'J':
+        push(make_int(static_cast<int32_t>(read_le(4))));
+        return false;  // BININT
+      case 'K':
+        push(make_int(static_cast<int64_t>(read_le(1))));
+        return false;  // BININT1
+      case 'M':
+        push(make_int(static_cast<int64_t>(read_le(2))));
+        return false;  // BININT2
+      case 0x8a:
+        push_long(static_cast<size_t>(read_le(1)));
+        return false;  // LONG1
+      case 0x8b:
+        push_long(static_cast<size_t>(read_le(4)));
+        return false;  // LONG4
+      case 'G': {      // BINFLOAT, big-endian IEEE double
         const uint8_t* q = take(8);
         uint64_t bits = 0;
         for (int k = 0; k < 8; ++k) bits = (bits << 8) | q[k];
@@ -321,8 +348,12 @@ class Unpickler {
         push(o);
         return false;
       }
-      case 'X': push(make_str(Kind::Str, static_cast<size_t>(read_le(4)))); return false;
-      case 0x8c: push(make_str(Kind::Str, static_cast<size_t>(read_le(1)))); return false;
+      case 'X':
+        push(make_str(Kind::Str, static_cast<size_t>(read_le(4))));
+        return false;
+      case 0x8c:
+        push(make_str(Kind::Str, static_cast<size_t>(read_le(1))));
+        return false;
       case 0x8d: {
         const uint64_t n = read_le(8);
         if (n > size_) fail("string longer than the pickle");
@@ -335,11 +366,21 @@ class Unpickler {
         push(make_str(Kind::Str, static_cast<size_t>(n)));
         return false;
       }
-      case 'U': push(make_str(Kind::Str, static_cast<size_t>(read_le(1)))); return false;
-      case 'B': push(make_str(Kind::Bytes, static_cast<size_t>(read_le(4)))); return false;
-      case 'C': push(make_str(Kind::Bytes, static_cast<size_t>(read_le(1)))); return false;
-      case ')': push(make_tuple({})); return false;
-      case 't': push(make_tuple(pop_mark())); return false;
+      case 'U':
+        push(make_str(Kind::Str, static_cast<size_t>(read_le(1))));
+        return false;
+      case 'B':
+        push(make_str(Kind::Bytes, static_cast<size_t>(read_le(4))));
+        return false;
+      case 'C':
+        push(make_str(Kind::Bytes, static_cast<size_t>(read_le(1))));
+        return false;
+      case ')':
+        push(make_tuple({}));
+        return false;
+      case 't':
+        push(make_tuple(pop_mark()));
+        return false;
       case 0x85:
       case 0x86:
       case 0x87: {
@@ -349,7 +390,9 @@ class Unpickler {
         push(make_tuple(std::move(items)));
         return false;
       }
-      case ']': push(make(Kind::List)); return false;
+      case ']':
+        push(make(Kind::List));
+        return false;
       case 'l': {
         PyObject* l = make(Kind::List);
         l->items = pop_mark();
@@ -366,7 +409,9 @@ class Unpickler {
         list_extend(top(), items);
         return false;
       }
-      case '}': push(make(Kind::Dict)); return false;
+      case '}':
+        push(make(Kind::Dict));
+        return false;
       case 'd': {
         std::vector<PyObject*> items = pop_mark();
         if (items.size() % 2) fail("DICT with an odd number of items");
@@ -388,11 +433,21 @@ class Unpickler {
         for (size_t k = 0; k < items.size(); k += 2) dict_set(d, items[k], items[k + 1]);
         return false;
       }
-      case 'q': memo_put(read_le(1)); return false;
-      case 'r': memo_put(read_le(4)); return false;
-      case 0x94: memo_put(memo_.size()); return false;  // MEMOIZE
-      case 'h': memo_get(read_le(1)); return false;
-      case 'j': memo_get(read_le(4)); return false;
+      case 'q':
+        memo_put(read_le(1));
+        return false;
+      case 'r':
+        memo_put(read_le(4));
+        return false;
+      case 0x94:
+        memo_put(memo_.size());
+        return false;  // MEMOIZE
+      case 'h':
+        memo_get(read_le(1));
+        return false;
+      case 'j':
+        memo_get(read_le(4));
+        return false;
       case 'c': {  // GLOBAL "module\nname\n"
         const std::string module = read_line();
         const std::string attr = read_line();
@@ -402,7 +457,8 @@ class Unpickler {
       case 0x93: {  // STACK_GLOBAL
         PyObject* attr = pop();
         PyObject* module = pop();
-        if (attr->kind != Kind::Str || module->kind != Kind::Str) fail("STACK_GLOBAL of non-strings");
+        if (attr->kind != Kind::Str || module->kind != Kind::Str)
+          fail("STACK_GLOBAL of non-strings");
         push(make_global(module->s, attr->s));
         return false;
       }
@@ -412,7 +468,8 @@ class Unpickler {
         push(apply(callable, args));
         return false;
       }
-      case 'b': {  // BUILD: only state on dicts (e.g. OrderedDict._metadata) is accepted, and ignored
+      case 'b': {  // BUILD: only state on dicts (e.g. OrderedDict._metadata) is accepted, and
+                   // ignored
         PyObject* state = pop();
         PyObject* obj = top();
         (void)state;
@@ -454,18 +511,30 @@ PyObject* PyObject::get(const std::string& key) const {
 
 const char* kind_name(PyObject::Kind kind) {
   switch (kind) {
-    case Kind::None: return "None";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::Str: return "str";
-    case Kind::Bytes: return "bytes";
-    case Kind::Tuple: return "tuple";
-    case Kind::List: return "list";
-    case Kind::Dict: return "dict";
-    case Kind::Global: return "global";
-    case Kind::Storage: return "storage";
-    case Kind::Tensor: return "tensor";
+    case Kind::None:
+      return "None";
+    case Kind::Bool:
+      return "bool";
+    case Kind::Int:
+      return "int";
+    case Kind::Float:
+      return "float";
+    case Kind::Str:
+      return "str";
+    case Kind::Bytes:
+      return "bytes";
+    case Kind::Tuple:
+      return "tuple";
+    case Kind::List:
+      return "list";
+    case Kind::Dict:
+      return "dict";
+    case Kind::Global:
+      return "global";
+    case Kind::Storage:
+      return "storage";
+    case Kind::Tensor:
+      return "tensor";
   }
   return "?";
 }

@@ -25,15 +25,28 @@
 namespace samdeblur::io::detail {
 
 struct PyObject {
-  enum class Kind { None, Bool, Int, Float, Str, Bytes, Tuple, List, Dict, Global, Storage, Tensor };
+  enum class Kind {
+    None,
+    Bool,
+    Int,
+    Float,
+    Str,
+    Bytes,
+    Tuple,
+    List,
+    Dict,
+    Global,
+    Storage,
+    Tensor
+  };
   Kind kind = Kind::None;
   bool b = false;  // Bool: the value; Storage: a tensor already took over the bytes
   int64_t i = 0;
   double f = 0.0;
-  std::string s;                                     // Str, Bytes; Global: "module.name"
-  std::vector<PyObject*> items;                      // Tuple, List
+  std::string s;                                         // Str, Bytes; Global: "module.name"
+  std::vector<PyObject*> items;                          // Tuple, List
   std::vector<std::pair<PyObject*, PyObject*>> entries;  // Dict, insertion order
-  std::unordered_map<std::string, size_t> str_keys;  // Dict: Str key -> index in entries
+  std::unordered_map<std::string, size_t> str_keys;      // Dict: Str key -> index in entries
   torch::Tensor tensor;  // Tensor: the value; Storage: 1-d kUInt8 tensor of the raw bytes
   torch::ScalarType dtype = torch::kFloat;  // Storage element type
 

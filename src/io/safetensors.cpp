@@ -1,8 +1,9 @@
 #include "safetensors.h"
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -38,10 +39,11 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
   if (size < 8) throw FileError(name, "truncated safetensors file (no header length)");
   uint64_t n = 0;
   for (int k = 0; k < 8; ++k) n |= uint64_t{data[k]} << (8 * k);
-  if (n > kMaxHeader) throw FileError(name, "safetensors header of " + std::to_string(n) + " bytes is too large");
+  if (n > kMaxHeader)
+    throw FileError(name, "safetensors header of " + std::to_string(n) + " bytes is too large");
   if (n > size - 8)
-    throw FileError(name, "truncated safetensors header: declares " + std::to_string(n) + " bytes, " +
-                              std::to_string(size - 8) + " present");
+    throw FileError(name, "truncated safetensors header: declares " + std::to_string(n) +
+                              " bytes, " + std::to_string(size - 8) + " present");
   nlohmann::ordered_json header;
   try {
     header = nlohmann::ordered_json::parse(data + 8, data + 8 + n);
@@ -51,10 +53,21 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
   if (!header.is_object()) throw FileError(name, "safetensors header is not a JSON object");
   const uint8_t* body = data + 8 + n;
   const uint64_t body_size = size - 8 - n;
-  StateDict out;
-  for (const auto& [key, info] : header.items()) {
+  struct Entry {
+    std::string key;
+    torch::ScalarType type;
+    std::vector<int64_t> shape;
+    uint64_t begin, end;
+  };
+  std::vector<Entry> entries;
+  for (const auto& item : header.items()) {
+    // Named copies: lambdas may not capture structured bindings before C++20 (clang).
+    const std::string& key = item.key();
+    const auto& info = item.value();
     if (key == "__metadata__") continue;
-    auto bad = [&](const std::string& what) { return FileError(name, "tensor '" + key + "': " + what); };
+    auto bad = [&](const std::string& what) {
+      return FileError(name, "tensor '" + key + "': " + what);
+    };
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") ||
         !info.contains("data_offsets"))
       throw bad("entry needs 'dtype', 'shape' and 'data_offsets'");
@@ -66,7 +79,10 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
     torch::ScalarType type{};
     bool found = false;
     for (const auto& [s, t] : dtype_table())
-      if (s == dt) { type = t; found = true; }
+      if (s == dt) {
+        type = t;
+        found = true;
+      }
     if (!found) throw bad("unsupported dtype '" + dt + "'");
     if (!js.is_array() || js.size() > 64) throw bad("shape is not an array of at most 64 dims");
     std::vector<int64_t> shape;
@@ -74,12 +90,14 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
     for (const auto& d : js) {
       if (!d.is_number_unsigned()) throw bad("shape holds a non-integer or negative value");
       const uint64_t v = d.get<uint64_t>();
-      if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) throw bad("dimension too large");
+      if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        throw bad("dimension too large");
       shape.push_back(static_cast<int64_t>(v));
       numel *= v;
       if (numel > body_size) numel = static_cast<unsigned __int128>(body_size) + 1;  // saturate
     }
-    if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
+    if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() ||
+        !jo[1].is_number_unsigned())
       throw bad("data_offsets is not [begin, end]");
     const uint64_t b = jo[0].get<uint64_t>();
     const uint64_t e = jo[1].get<uint64_t>();
@@ -90,11 +108,43 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
     if (numel * itemsize != e - b)
       throw bad("shape " + c10::str(c10::IntArrayRef(shape)) + " of " + dt + " does not match " +
                 std::to_string(e - b) + " data bytes");
-    const torch::ScalarType load_type = type == torch::kBool ? torch::kUInt8 : type;
-    torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(load_type));
-    if (e > b) std::memcpy(t.data_ptr(), body + b, e - b);
-    if (type == torch::kBool) t = t.ne(0);
-    out.emplace_back(key, t);
+    entries.push_back({key, type, std::move(shape), b, e});
+  }
+  // The specification (and its reference reader, safetensors/src/tensor.rs validate()):
+  // sorted by offsets, the byte ranges tile the data buffer exactly: no overlap (which would
+  // let a small file expand into many large tensors), no gap, nothing after the last one.
+  // Checked before any tensor is allocated.
+  std::vector<const Entry*> by_offset;
+  for (const auto& e : entries) by_offset.push_back(&e);
+  std::stable_sort(by_offset.begin(), by_offset.end(), [](const Entry* l, const Entry* r) {
+    return l->begin != r->begin ? l->begin < r->begin : l->end < r->end;
+  });
+  uint64_t expected = 0;
+  const Entry* prev = nullptr;
+  for (const Entry* e : by_offset) {
+    auto range = [](const Entry* x) {
+      return "'" + x->key + "' [" + std::to_string(x->begin) + ", " + std::to_string(x->end) + "]";
+    };
+    if (e->begin < expected)
+      throw FileError(name, "tensor data ranges overlap: " + range(prev) + " and " + range(e));
+    if (e->begin > expected)
+      throw FileError(name, "gap in tensor data: bytes [" + std::to_string(expected) + ", " +
+                                std::to_string(e->begin) + ") before " + range(e) +
+                                " belong to no tensor");
+    expected = e->end;
+    prev = e;
+  }
+  if (expected != body_size)
+    throw FileError(name, "tensor data covers " + std::to_string(expected) + " of the " +
+                              std::to_string(body_size) +
+                              " data bytes (trailing bytes belong to no tensor)");
+  StateDict out;
+  for (const auto& en : entries) {
+    const torch::ScalarType load_type = en.type == torch::kBool ? torch::kUInt8 : en.type;
+    torch::Tensor t = torch::empty(en.shape, torch::TensorOptions().dtype(load_type));
+    if (en.end > en.begin) std::memcpy(t.data_ptr(), body + en.begin, en.end - en.begin);
+    if (en.type == torch::kBool) t = t.ne(0);
+    out.emplace_back(en.key, t);
   }
   return out;
 }
@@ -113,7 +163,8 @@ std::vector<uint8_t> safetensors_bytes(const StateDict& sd, const std::string& n
     if (header.contains(key)) throw FileError(name, "duplicate tensor name '" + key + "'");
     torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
     const uint64_t nbytes = static_cast<uint64_t>(t.numel()) * t.element_size();
-    header[key] = {{"dtype", dt}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
+    header[key] = {
+        {"dtype", dt}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
     tensors.push_back(t);
   }
@@ -121,7 +172,8 @@ std::vector<uint8_t> safetensors_bytes(const StateDict& sd, const std::string& n
   text.append((8 - text.size() % 8) % 8, ' ');  // the reference pads the header to 8 bytes
   const uint64_t header_len = text.size();
   std::vector<uint8_t> out(8 + text.size() + offset);
-  for (int k = 0; k < 8; ++k) out[static_cast<size_t>(k)] = static_cast<uint8_t>((header_len >> (8 * k)) & 0xff);
+  for (int k = 0; k < 8; ++k)
+    out[static_cast<size_t>(k)] = static_cast<uint8_t>((header_len >> (8 * k)) & 0xff);
   std::memcpy(out.data() + 8, text.data(), text.size());
   size_t pos = 8 + text.size();
   for (const auto& t : tensors) {

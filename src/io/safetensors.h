@@ -1,7 +1,8 @@
 #pragma once
 // .safetensors parsing/serialisation (private to src/io; public entry points are in
 // samdeblur/io/checkpoint.h). Format: https://github.com/huggingface/safetensors
-//   u64 LE header length N | N bytes JSON {name: {dtype, shape, data_offsets:[b,e]}, "__metadata__": {...}} | data
+//   u64 LE header length N | N bytes JSON {name: {dtype, shape, data_offsets:[b,e]},
+//   "__metadata__": {...}} | data
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -73,8 +73,9 @@ uint64_t ZipReader::size(int64_t index, uint64_t max_size) const {
                                " bytes, more than the limit of " + std::to_string(max_size));
   // Deflate expands at most ~1032:1; a larger claim is corrupt (or a zip bomb).
   if (st.size / 1032 > st.comp_size + 1024 || st.comp_size > bytes_.size())
-    throw FileError(path_, "zip entry '" + name + "' has implausible sizes (" + std::to_string(st.comp_size) +
-                               " compressed, " + std::to_string(st.size) + " uncompressed)");
+    throw FileError(path_, "zip entry '" + name + "' has implausible sizes (" +
+                               std::to_string(st.comp_size) + " compressed, " +
+                               std::to_string(st.size) + " uncompressed)");
   return st.size;
 }
 
@@ -88,8 +89,9 @@ void ZipReader::read_into(int64_t index, void* dst, uint64_t size) const {
     // Ask for one byte more than expected at the end so overlong entries are detected.
     uint8_t extra = 0;
     const bool tail = done == size;
-    const zip_int64_t got = tail ? zip_fread(f, &extra, 1)
-                                 : zip_fread(f, out + done, std::min<uint64_t>(size - done, uint64_t{1} << 30));
+    const zip_int64_t got =
+        tail ? zip_fread(f, &extra, 1)
+             : zip_fread(f, out + done, std::min<uint64_t>(size - done, uint64_t{1} << 30));
     if (got < 0) {
       const std::string msg = zip_file_strerror(f);
       zip_fclose(f);
@@ -104,8 +106,30 @@ void ZipReader::read_into(int64_t index, void* dst, uint64_t size) const {
   }
   zip_fclose(f);
   if (done != size)
-    throw FileError(path_, "zip entry '" + name + "' is truncated: " + std::to_string(done) + " of " +
-                               std::to_string(size) + " bytes");
+    throw FileError(path_, "zip entry '" + name + "' is truncated: " + std::to_string(done) +
+                               " of " + std::to_string(size) + " bytes");
+}
+
+std::vector<uint8_t> ZipReader::read_prefix(int64_t index, uint64_t n) const {
+  const uint64_t total = size(index);
+  std::vector<uint8_t> out(static_cast<size_t>(std::min(n, total)));
+  const std::string& name = names_.at(static_cast<size_t>(index));
+  zip_file_t* f = zip_fopen_index(archive_, static_cast<zip_uint64_t>(index), 0);
+  if (!f) throw FileError(path_, "cannot open zip entry '" + name + "': " + zip_strerror(archive_));
+  size_t done = 0;
+  while (done < out.size()) {
+    const zip_int64_t got = zip_fread(f, out.data() + done, out.size() - done);
+    if (got < 0) {
+      const std::string msg = zip_file_strerror(f);
+      zip_fclose(f);
+      throw FileError(path_, "cannot read zip entry '" + name + "': " + msg);
+    }
+    if (got == 0) break;
+    done += static_cast<size_t>(got);
+  }
+  zip_fclose(f);
+  out.resize(done);
+  return out;
 }
 
 std::vector<uint8_t> ZipReader::read(int64_t index, uint64_t max_size) const {
@@ -119,8 +143,9 @@ bool looks_like_zip(const uint8_t* data, size_t size) {
          ((data[2] == 3 && data[3] == 4) || (data[2] == 5 && data[3] == 6));
 }
 
-std::vector<uint8_t> build_zip(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& entries,
-                               bool compressed, const std::string& path) {
+std::vector<uint8_t> build_zip(
+    const std::vector<std::pair<std::string, std::vector<uint8_t>>>& entries, bool compressed,
+    const std::string& path) {
   zip_error_t err;
   zip_error_init(&err);
   zip_source_t* src = zip_source_buffer_create(nullptr, 0, 0, &err);
@@ -139,7 +164,9 @@ std::vector<uint8_t> build_zip(const std::vector<std::pair<std::string, std::vec
     throw FileError(path, msg);
   };
   for (const auto& [name, data] : entries) {
-    zip_source_t* s = zip_source_buffer(za, data.empty() ? static_cast<const void*>("") : static_cast<const void*>(data.data()), data.size(), 0);
+    zip_source_t* s = zip_source_buffer(
+        za, data.empty() ? static_cast<const void*>("") : static_cast<const void*>(data.data()),
+        data.size(), 0);
     if (!s) fail("cannot add '" + name + "'");
     const zip_int64_t idx = zip_file_add(za, name.c_str(), s, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
     if (idx < 0) {
@@ -169,7 +196,8 @@ std::vector<uint8_t> build_zip(const std::vector<std::pair<std::string, std::vec
   out.resize(static_cast<size_t>(size));
   zip_int64_t done = 0;
   while (done < size) {
-    const zip_int64_t got = zip_source_read(src, out.data() + done, static_cast<zip_uint64_t>(size - done));
+    const zip_int64_t got =
+        zip_source_read(src, out.data() + done, static_cast<zip_uint64_t>(size - done));
     if (got <= 0) break;
     done += got;
   }

@@ -29,6 +29,9 @@ class ZipReader {
   // what the compressed bytes can expand to (deflate's maximum ratio), so callers may
   // allocate it.
   uint64_t size(int64_t index, uint64_t max_size = (uint64_t{1} << 36)) const;
+  // The first min(n, size) decompressed bytes of entry `index` (no CRC check: the entry is
+  // not read to its end). Lets a caller inspect a header before inflating a large entry.
+  std::vector<uint8_t> read_prefix(int64_t index, uint64_t n) const;
   // Reads exactly `size(index)` bytes of entry `index` into `dst`, CRC-checked.
   void read_into(int64_t index, void* dst, uint64_t size) const;
   const std::string& path() const { return path_; }
@@ -45,7 +48,8 @@ bool looks_like_zip(const uint8_t* data, size_t size);
 
 // Builds a zip archive in memory. Entries are stored (compressed == false) or deflated.
 // `path` is used in error messages only.
-std::vector<uint8_t> build_zip(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& entries,
-                               bool compressed, const std::string& path);
+std::vector<uint8_t> build_zip(
+    const std::vector<std::pair<std::string, std::vector<uint8_t>>>& entries, bool compressed,
+    const std::string& path);
 
 }  // namespace samdeblur::io::detail

@@ -97,7 +97,7 @@ RawSample load_raw_sample(const dataset::SamplePaths& paths, const config::Datas
   std::tie(s.lq, s.gt) = dataset::read_pair_bgr(paths);
   const int64_t h = s.gt.rows, w = s.gt.cols;
   if (o.grouped_masks()) {
-    torch::Tensor m = io::read_npz_array(paths.mask, "masks");
+    torch::Tensor m = io::read_npz_array(paths.mask, "masks", io::NpyExpect{{h, w}});
     if (m.dim() == 4 && m.size(1) == 1) m = m.squeeze(1);
     if (m.dim() != 3)
       throw FileError(paths.mask, fmt::format("'masks' must have shape (M,1,H,W) or (M,H,W), got {}",

@@ -4,6 +4,8 @@
 // with the dotted path, and list keys that are known but unused by this tool.
 #include <yaml-cpp/yaml.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
@@ -13,12 +15,28 @@
 
 namespace samdeblur::config {
 
+// Most nodes a config may hold once aliases are expanded (an alias bomb of nine levels
+// of ten aliases expands to 10^9 nodes from a few hundred bytes).
+inline constexpr uint64_t kMaxYamlNodes = 1000000;
+
 // Loads a YAML file; parse errors become ConfigError naming file, line, column.
+// Before the tree is built, the parser's events are checked; each problem is a
+// ConfigError "<path>:<line>: ...": a tag other than the core schema's !!str !!int
+// !!float !!bool !!null !!map !!seq (e.g. !!python/object/apply), a key repeated in a
+// mapping (naming both lines), more than kMaxYamlNodes nodes with aliases expanded, a
+// scalar that is not valid UTF-8. A directory or missing path is a FileError.
 YAML::Node load_yaml_file(const std::string& path);
+// The same for YAML text; `source` names it in messages.
+YAML::Node load_yaml_text(const std::string& text, const std::string& source);
+
+// Byte offset of the first invalid UTF-8 sequence in `s` (overlong forms, surrogates and
+// code points above U+10FFFF are invalid), or std::string::npos.
+size_t invalid_utf8_offset(const std::string& s);
 
 // Applies "a.b.c=value" to the tree (value parsed as YAML, so lists and
 // numbers work: --set network_g.enc_blk_nums=[1,1,1,28]). Intermediate maps are
-// created. Throws ConfigError on a malformed assignment.
+// created. Throws ConfigError on a malformed assignment; the value gets the checks of
+// load_yaml_file.
 void apply_override(YAML::Node& root, const std::string& assignment);
 
 class Section {

@@ -27,11 +27,31 @@ using StateDict = std::vector<std::pair<std::string, torch::Tensor>>;
 //    warning (BasicSR's fallback); otherwise FileError listing the top-level keys;
 //  - anything else (nested dicts such as {'model': {...}}, non-tensor values) is a FileError
 //    naming the keys.
-// Pickled globals outside the allow-list raise Error "refusing to load global 'mod.name' from <file>".
+// Pickled globals outside the allow-list raise Error "refusing to load global 'mod.name' from
+// <file>". A path that is a directory or another non-regular file is a FileError naming it.
+// Floating-point tensors holding NaN or Inf are refused with a FileError listing every such
+// tensor and its count of non-finite values, unless ReadOptions::allow_nonfinite is set
+// (then the same list is logged as a warning). The official code loads them silently.
 StateDict load_state_dict_file(const std::string& path, const std::string& param_key = "params");
 // Same for an in-memory file image; `name` is used in messages.
 StateDict load_state_dict_bytes(const uint8_t* data, size_t size, const std::string& name,
                                 const std::string& param_key = "params");
+
+struct ReadOptions {
+  std::string param_key = "params";
+  bool allow_nonfinite = false;  // load NaN/Inf weights with a warning instead of refusing
+};
+StateDict load_state_dict_file(const std::string& path, const ReadOptions& options);
+StateDict load_state_dict_bytes(const uint8_t* data, size_t size, const std::string& name,
+                                const ReadOptions& options);
+
+// Floating-point tensors of `sd` holding NaN or +-Inf, in order, with their counts.
+struct NonFinite {
+  std::string name;
+  int64_t count = 0;
+  int64_t numel = 0;
+};
+std::vector<NonFinite> count_nonfinite(const StateDict& sd);
 
 struct LoadReport {
   std::vector<std::string> missing;         // in the module, not in the checkpoint

@@ -11,16 +11,28 @@
 // tensor2img, imwrite). Golden values: scripts/make_metric_fixtures.py.
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <opencv2/core.hpp>
 #include <string>
+#include <vector>
 
 namespace samdeblur::io {
 
 // Decodes the file's bytes with cv::imdecode (IMREAD_COLOR, or
-// IMREAD_GRAYSCALE when grayscale=true), like the official imfrombytes.
-// Returns CV_8UC3 (BGR) or CV_8UC1. Throws FileError naming the path when the
-// file cannot be read or decoded.
+// IMREAD_GRAYSCALE when grayscale=true), like the official imfrombytes; EXIF
+// orientation is applied as imdecode does. Returns CV_8UC3 (BGR) or CV_8UC1.
+// Throws FileError naming the path when the file is not a regular file or cannot
+// be read or decoded. Deviation from the official (which scores whatever cv2
+// returns): JPEG and PNG data are first decoded to their end with libjpeg /
+// libpng, and a truncated or corrupt file ("truncated or corrupt JPEG: Premature
+// end of JPEG file", a bad PNG CRC, ...) is refused instead of being returned
+// with undecoded pixels. Images above OpenCV's CV_IO_MAX_IMAGE_PIXELS (2^30 by
+// default) are refused before any pixel buffer is allocated.
 cv::Mat read_image_bgr(const std::string& path, bool grayscale = false);
+
+// The same for an in-memory file image; `name` is used in messages.
+cv::Mat decode_image_bgr(const std::vector<uint8_t>& bytes, const std::string& name,
+                         bool grayscale = false);
 
 // uint8 HWC image -> float32 (C, H, W) tensor with values x / 255 (float32
 // division, bit-identical to numpy's img.astype(float32) / 255.).
