@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/dataset/paired.h"
@@ -261,6 +263,30 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
                                     source, c.dist_backend));
     c.dist_port = dp.get<int64_t>("port", 29500);
     dp.finish(&c.ignored_keys);
+  }
+  {  // robustness: step 1 saw the file as an evaluation config, which ignores what
+     // only training reads; those keys are used by sdb-train, not ignored.
+    const std::string t = "datasets." + train_key + ".";
+    const std::set<std::string> used = {"scale",
+                                        "num_gpu",
+                                        "train",
+                                        "logger",
+                                        "dist_params",
+                                        "path.resume_state",
+                                        "path.experiments_root",
+                                        "path.param_key",
+                                        "val.val_freq",
+                                        t + "phase",
+                                        t + "gt_size",
+                                        t + "use_flip",
+                                        t + "use_rot",
+                                        t + "use_shuffle",
+                                        t + "batch_size_per_gpu",
+                                        t + "num_worker_per_gpu",
+                                        t + "dataset_enlarge_ratio"};
+    auto& ig = c.ignored_keys;
+    ig.erase(std::remove_if(ig.begin(), ig.end(), [&](const auto& k) { return used.count(k) > 0; }),
+             ig.end());
   }
   c.resolved = YAML::Clone(root_node);
   return c;
