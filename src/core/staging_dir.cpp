@@ -66,8 +66,10 @@ std::vector<std::string> StagingDir::clean_leftovers(const std::string& target) 
   return handled;
 }
 
-StagingDir::StagingDir(std::string target)
-    : target_(fs::path(std::move(target)).lexically_normal().string()) {
+StagingDir::StagingDir(std::string target, std::vector<std::string> markers,
+                       std::vector<std::string> carry_over)
+    : target_(fs::path(std::move(target)).lexically_normal().string()),
+      carry_over_(std::move(carry_over)) {
   if (target_.empty() || target_ == "." || target_ == "/")
     throw FileError(target_, "not a usable output folder");
   if (!target_.empty() && target_.back() == '/') target_.pop_back();
@@ -75,6 +77,23 @@ StagingDir::StagingDir(std::string target)
   if (fs::exists(target_, ec) && !fs::is_directory(target_, ec))
     throw FileError(target_, "output path exists and is not a folder");
   clean_leftovers(target_);
+  if (!markers.empty() && fs::is_directory(target_, ec)) {
+    bool ours = true, marked = false;
+    for (const auto& e : fs::directory_iterator(target_, ec)) {
+      const std::string name = e.path().filename().string();
+      for (const auto& m : markers) marked = marked || name == m;
+      bool carried = false;
+      for (const auto& c : carry_over_) carried = carried || name == c;
+      ours = ours && carried;
+    }
+    if (!marked && !ours) {
+      std::string list;
+      for (const auto& m : markers) list += (list.empty() ? "" : ", ") + m;
+      throw FileError(target_,
+                      "folder exists and does not hold a previous result (no " + list +
+                          "); refusing to replace it: choose a new or empty output folder");
+    }
+  }
   for (const auto& p : remove_stale_temporaries(target_))
     log::info("removed " + p + " (temporary file of an interrupted run)");
   staging_ = own_name(target_, kStagingSep);
@@ -89,12 +108,12 @@ StagingDir::~StagingDir() {
   fs::remove_all(staging_, ec);
 }
 
-void StagingDir::commit(const std::vector<std::string>& carry_over) {
+void StagingDir::commit() {
   if (committed_) throw Error("StagingDir::commit called twice for " + target_);
   std::error_code ec;
   const bool had_old = fs::exists(target_, ec);
   if (had_old) {
-    for (const auto& name : carry_over) {
+    for (const auto& name : carry_over_) {
       const fs::path from = fs::path(target_) / name, to = fs::path(staging_) / name;
       std::error_code cec;
       if (!fs::exists(from, cec) || fs::exists(to, cec)) continue;

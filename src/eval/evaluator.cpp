@@ -321,7 +321,8 @@ EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) 
   }
   // robustness: every output goes to a staging folder that replaces output_dir
   // only when complete; a failure leaves the previous result untouched.
-  StagingDir staging(result.output_dir);
+  // The default mask cache folder (resolve_mask_cache_dir) is kept across runs.
+  StagingDir staging(result.output_dir, {"summary.json", "metrics.csv"}, {"mask_cache"});
   models::DeblurNet net = build_and_load(cfg, device);
   for (const auto& ds : cfg.datasets) {
     const std::string image_dir =
@@ -333,7 +334,7 @@ EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) 
   result.output_dir = staging.path();
   write_outputs(cfg, result, run, run.device);
   result.output_dir = final_dir;
-  staging.commit({"mask_cache"});  // the default cache folder (resolve_mask_cache_dir) is kept
+  staging.commit();
   return result;
 }
 

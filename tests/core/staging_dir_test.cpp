@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "samdeblur/core/atomic_file.h"
+#include "samdeblur/core/error.h"
 #include "samdeblur/core/staging_dir.h"
 
 namespace fs = std::filesystem;
@@ -55,11 +56,11 @@ TEST(StagingDir, CommitReplacesTheOldResultAndCarriesOverTheCache) {
   write(target / "images" / "stale.png", "old image");
   write(target / "mask_cache" / "x.npz", "cache");
   {
-    StagingDir s(target.string());
+    StagingDir s(target.string(), {"metrics.csv"}, {"mask_cache"});
     EXPECT_EQ(fs::path(s.path()).parent_path(), root);
     write(fs::path(s.path()) / "metrics.csv", "new");
     EXPECT_EQ(read(target / "metrics.csv"), "old");  // untouched until commit
-    s.commit({"mask_cache"});
+    s.commit();
   }
   EXPECT_EQ(read(target / "metrics.csv"), "new");
   EXPECT_FALSE(fs::exists(target / "images" / "stale.png"));  // nothing of the old run mixed in
@@ -84,6 +85,21 @@ TEST(StagingDir, FailureBeforeCommitLeavesTheOldResultUntouched) {
   }
   EXPECT_EQ(read(target / "metrics.csv"), "old");
   EXPECT_FALSE(fs::exists(staging));
+  fs::remove_all(root);
+}
+
+TEST(StagingDir, RefusesToReplaceAFolderThatIsNotAResult) {
+  const fs::path root = fresh_dir("foreign");
+  write(root / "home" / "thesis.tex", "precious");
+  EXPECT_THROW(StagingDir((root / "home").string(), {"summary.json"}, {"mask_cache"}),
+               samdeblur::FileError);
+  EXPECT_EQ(read(root / "home" / "thesis.tex"), "precious");
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(root)) (void)e, ++entries;
+  EXPECT_EQ(entries, 1) << "no staging folder created";
+  // A folder holding only the carried-over cache (a failed first run) is fine.
+  write(root / "cache_only" / "mask_cache" / "a.npz", "x");
+  EXPECT_NO_THROW(StagingDir((root / "cache_only").string(), {"summary.json"}, {"mask_cache"}));
   fs::remove_all(root);
 }
 

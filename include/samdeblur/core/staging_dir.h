@@ -17,7 +17,14 @@ class StagingDir {
  public:
   // Recovers / cleans leftovers of earlier runs for `target`, then creates an
   // empty staging folder. Throws FileError naming the folder on failure.
-  explicit StagingDir(std::string target);
+  // Safety: an existing, non-empty target is only ever replaced when it holds
+  // one of `markers` (files that only our own results have, e.g. summary.json)
+  // or nothing but `carry_over` entries; otherwise (a folder of the user's, a
+  // typo such as -o ~) a FileError refuses it before anything runs. Entries of
+  // the old target named in `carry_over` (e.g. a cache folder) that the staging
+  // folder lacks are moved into the new result by commit().
+  explicit StagingDir(std::string target, std::vector<std::string> markers = {},
+                      std::vector<std::string> carry_over = {});
   // Removes the staging folder unless commit() succeeded (best effort).
   ~StagingDir();
   StagingDir(const StagingDir&) = delete;
@@ -26,10 +33,8 @@ class StagingDir {
   const std::string& path() const { return staging_; }
   const std::string& target() const { return target_; }
 
-  // Swaps the staging folder in as the target. Entries of the old target named
-  // in `carry_over` (e.g. a cache folder) that the staging folder lacks are
-  // moved into the new result first.
-  void commit(const std::vector<std::string>& carry_over = {});
+  // Swaps the staging folder in as the target (carry_over entries first).
+  void commit();
   bool committed() const { return committed_; }
 
   // Removes "<target>.staging-<pid>" folders of dead processes and restores or
@@ -38,6 +43,7 @@ class StagingDir {
 
  private:
   std::string target_, staging_;
+  std::vector<std::string> carry_over_;
   bool committed_ = false;
 };
 
