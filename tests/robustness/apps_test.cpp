@@ -7,11 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <vector>
 
 #include "samdeblur/core/file_lock.h"
 #include "samdeblur/train/train_config.h"
@@ -164,10 +166,10 @@ TEST(Robustness, UnpairedFilesAreEachNamed) {
   const RunResult r =
       run_app("sdb-eval", "-q -c " + cfg.string() + " -o " + (work / "out").string(), work);
   EXPECT_EQ(r.code, 1) << r.log;
-  for (const std::string part :
-       {(gt / "img_a.png").string() + ": no lq image", (gt / "img_b.png").string(),
-        "img_b.png is a dangling symlink", "img_d.png is a FIFO", "img_e.png is a folder",
-        (in / "img_z.png").string() + ": no gt image partner"})
+  for (const std::string& part : std::vector<std::string>{
+           (gt / "img_a.png").string() + ": no lq image", (gt / "img_b.png").string(),
+           "img_b.png is a dangling symlink", "img_d.png is a FIFO", "img_e.png is a folder",
+           (in / "img_z.png").string() + ": no gt image partner"})
     EXPECT_TRUE(contains(r.log, part)) << part << "\n" << r.log;
   EXPECT_FALSE(fs::exists(work / "out"));
   fs::remove_all(work);
@@ -264,10 +266,10 @@ TEST(Robustness, IgnoredTrainKeysExcludeUsedOnes) {
       samdeblur::train::load_train_config(kSource + "/configs/train/tiny/NAFNet.yml",
                                           {"datasets.train.dataroot_gt=" + kData + "/target",
                                            "datasets.train.dataroot_lq=" + kData + "/input"});
-  for (const std::string used :
-       {"train", "logger", "dist_params", "num_gpu", "datasets.train.gt_size",
-        "datasets.train.batch_size_per_gpu", "datasets.train.use_flip",
-        "datasets.train.dataset_enlarge_ratio", "path.experiments_root", "val.val_freq"})
+  for (const std::string& used : std::vector<std::string>{
+           "train", "logger", "dist_params", "num_gpu", "datasets.train.gt_size",
+           "datasets.train.batch_size_per_gpu", "datasets.train.use_flip",
+           "datasets.train.dataset_enlarge_ratio", "path.experiments_root", "val.val_freq"})
     EXPECT_EQ(std::count(cfg.ignored_keys.begin(), cfg.ignored_keys.end(), used), 0) << used;
   // Keys it really ignores are still listed.
   EXPECT_EQ(
