@@ -37,7 +37,7 @@ std::vector<std::string> StagingDir::clean_leftovers(const std::string& target) 
     const std::string rest = name.substr(base.size());
     for (const char* sep : {kStagingSep, kOldSep}) {
       if (rest.rfind(sep, 0) != 0) continue;
-      const long pid = trailing_pid(rest, sep);
+      const long pid = trailing_pid(name, sep);
       if (pid < 0 || process_alive(pid)) continue;
       (sep == kStagingSep ? staging : old).push_back(e.path());
     }

@@ -62,6 +62,7 @@ fs::path fresh_dir(const std::string& name) {
 // A copy of the tiny benchmark (input/, target/) and an sdb-eval config for the
 // NAFNet fixture checkpoint on it, with save_img.
 fs::path eval_setup(const fs::path& work) {
+  fs::create_directories(work / "data");
   fs::copy(kData + "/input", work / "data" / "input", fs::copy_options::recursive);
   fs::copy(kData + "/target", work / "data" / "target", fs::copy_options::recursive);
   std::ofstream y(work / "cfg.yml");
@@ -117,7 +118,7 @@ TEST(Robustness, FailedEvalLeavesThePreviousResultUntouched) {
   r = run_app("sdb-eval", args + " --set val.mcr_threshold=1.0", work);
   EXPECT_EQ(r.code, 1) << r.log;
   EXPECT_TRUE(contains(r.log, "img_c.png")) << r.log;
-  EXPECT_EQ(folder_bytes(out), before) << "the previous result was modified";
+  EXPECT_TRUE(folder_bytes(out) == before) << "the previous result was modified";
   for (const auto& e : fs::directory_iterator(work))
     EXPECT_FALSE(contains(e.path().filename().string(), "out.")) << e.path();
 
@@ -132,7 +133,10 @@ TEST(Robustness, FailedEvalLeavesThePreviousResultUntouched) {
   r = run_app("sdb-eval", args, work);
   ASSERT_EQ(r.code, 0) << r.log;
   EXPECT_FALSE(fs::exists(stale));
-  EXPECT_EQ(folder_bytes(out), before);
+  auto after = folder_bytes(out);
+  EXPECT_EQ(after.size(), before.size());  // the same files (metrics.csv differs in its timings)
+  for (const std::string name : {"images/img_a.png", "images/img_b.png", "images/img_c.png"})
+    EXPECT_TRUE(after[name] == before.at(name)) << name;
   fs::remove_all(work);
 }
 
