@@ -113,10 +113,11 @@ std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
     if (!unpaired.empty())
       throw Error(format_problem_list(
           fmt::format(
-              "dataset '{}': {} file(s) without a partner (lq {}: {} images, gt {}: {}{}):", o.name,
-              unpaired.size(), o.dataroot_lq, lq.size(), o.dataroot_gt, gt.size(),
-              o.masks_from_folder() ? fmt::format(", masks {}: {}", o.dataroot_mask, mask.size())
-                                    : std::string()),
+              "dataset '{}': {} file(s) without a partner ({} has {} images, {} has {} images{}):",
+              o.name, unpaired.size(), o.dataroot_lq, lq.size(), o.dataroot_gt, gt.size(),
+              o.masks_from_folder()
+                  ? fmt::format(", {} has {} mask files", o.dataroot_mask, mask.size())
+                  : std::string()),
           unpaired));
   }
   if (gt.size() != lq.size())
