@@ -13,8 +13,12 @@
 #include <iostream>
 #include <vector>
 
+#include "samdeblur/core/app.h"
 #include "samdeblur/core/atomic_file.h"
+#include "samdeblur/core/cli.h"
+#include "samdeblur/core/device.h"
 #include "samdeblur/core/log.h"
+#include "samdeblur/eval/evaluator.h"
 #include "samdeblur/models/map_unit.h"
 #include "samdeblur/models/network.h"
 #include "samdeblur/train/loss.h"
@@ -133,86 +137,88 @@ int main(int argc, char** argv) {
                  "map | nafnet | inference (map + nafnet, the default) | train | all")
       ->check(CLI::IsMember({"map", "nafnet", "inference", "train", "all"}));
   app.add_option("--repeat", repeat, "timed runs per case (median reported)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 100000));
   app.add_option("--warmup", warmup, "train: untimed iterations first")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--batch", batch, "train: batch size")->check(CLI::PositiveNumber);
-  app.add_option("--size", size, "train: crop size (gt_size)")->check(CLI::PositiveNumber);
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--batch", batch, "train: batch size")
+      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  app.add_option("--size", size, "train: crop size (gt_size)")
+      ->check(CLI::Range(int64_t{16}, int64_t{16384}));
   app.add_option("--masks", num_masks, "train: masks per image (SegNAFNet)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--threads", threads, "intra-op threads (default: torch's choice)");
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  app.add_option("--threads", threads, "intra-op threads (default: torch's choice)")
+      ->check(CLI::Range(0, 1024));
   app.add_option("--device", device_text, "cpu or cuda[:N]");
   app.add_option("--json", json_path, "also write the results as JSON");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
   samdeblur::log::setup_logging(samdeblur::log::Level::info);
-  if (threads > 0) torch::set_num_threads(threads);
-  const torch::Device device(device_text);
-  torch::manual_seed(0);
-  nlohmann::json results = nlohmann::json::array();
-  auto report = [&](const std::string& name, double ms) {
-    std::cout << fmt::format("{:<44} {:>10.2f} ms", name, ms) << std::endl;
-    results.push_back({{"case", name}, {"ms", ms}});
-  };
-  std::cout << fmt::format("LibTorch {}, {} threads, device {}\n", TORCH_VERSION,
-                           torch::get_num_threads(), device_text);
-  try {
-    if (what == "map" || what == "inference" || what == "all") {
-      c10::InferenceMode guard;
-      struct Case {
-        int64_t h, w, m;
-      };
-      for (const Case c : {Case{256, 256, 64}, Case{720, 1280, 300}}) {
-        const int64_t channels = 2;  // seg_channel of the official SegNAFNet configs
-        const auto feats =
-            torch::randn({channels, c.h, c.w}, torch::TensorOptions().device(device));
-        const auto labels = grid_labels(c.h, c.w, c.m).to(device);
-        const double value = 1.0 / 255.0;
-        report(fmt::format("MAP label-map {}x{} M={} C={}", c.w, c.h, c.m, channels),
-               time_ms([&] { samdeblur::models::mask_average_labels(feats, labels, c.m, value); },
-                       repeat, device));
-        const auto dense = torch::nn::functional::one_hot(labels, c.m)
-                               .permute({2, 0, 1})
-                               .unsqueeze(1)
-                               .to(torch::kFloat);
-        report(fmt::format("MAP dense     {}x{} M={} C={}", c.w, c.h, c.m, channels),
-               time_ms([&] { samdeblur::models::mask_average_dense(feats, dense, value); },
-                       std::max(1, repeat / 2), device));
+  return samdeblur::run_guarded([&]() -> int {
+    if (threads > 0) torch::set_num_threads(threads);
+    const torch::Device device = samdeblur::parse_device(device_text);
+    torch::manual_seed(0);
+    nlohmann::json results = nlohmann::json::array();
+    auto report = [&](const std::string& name, double ms) {
+      std::cout << fmt::format("{:<44} {:>10.2f} ms", name, ms) << std::endl;
+      results.push_back({{"case", name}, {"ms", ms}});
+    };
+    std::cout << fmt::format("LibTorch {}, {} threads, device {}\n", TORCH_VERSION,
+                             torch::get_num_threads(), device_text);
+    {
+      if (what == "map" || what == "inference" || what == "all") {
+        c10::InferenceMode guard;
+        struct Case {
+          int64_t h, w, m;
+        };
+        for (const Case c : {Case{256, 256, 64}, Case{720, 1280, 300}}) {
+          const int64_t channels = 2;  // seg_channel of the official SegNAFNet configs
+          const auto feats =
+              torch::randn({channels, c.h, c.w}, torch::TensorOptions().device(device));
+          const auto labels = grid_labels(c.h, c.w, c.m).to(device);
+          const double value = 1.0 / 255.0;
+          report(fmt::format("MAP label-map {}x{} M={} C={}", c.w, c.h, c.m, channels),
+                 time_ms([&] { samdeblur::models::mask_average_labels(feats, labels, c.m, value); },
+                         repeat, device));
+          const auto dense = torch::nn::functional::one_hot(labels, c.m)
+                                 .permute({2, 0, 1})
+                                 .unsqueeze(1)
+                                 .to(torch::kFloat);
+          report(fmt::format("MAP dense     {}x{} M={} C={}", c.w, c.h, c.m, channels),
+                 time_ms([&] { samdeblur::models::mask_average_dense(feats, dense, value); },
+                         std::max(1, repeat / 2), device));
+        }
+      }
+      if (what == "nafnet" || what == "inference" || what == "all") {
+        c10::InferenceMode guard;
+        auto net = samdeblur::models::build_network(nafnet_w32("NAFNet"));
+        net->to(device);
+        net->eval();
+        for (auto [h, w] : {std::pair<int64_t, int64_t>{256, 256}, {720, 1280}}) {
+          const auto x = torch::rand({1, 3, h, w}, torch::TensorOptions().device(device));
+          report(fmt::format("NAFNet-w32 forward {}x{}", w, h),
+                 time_ms([&] { net->forward(x); }, h > 256 ? std::max(1, repeat / 2) : repeat,
+                         device));
+        }
+      }
+      if (what == "train" || what == "all") {
+        for (const std::string type : {"NAFNet", "SegNAFNet"}) {
+          const double s = train_seconds(type, batch, size, num_masks, warmup, repeat, device);
+          const std::string name =
+              fmt::format("{}-w32 train B{} {}x{}{}", type, batch, size, size,
+                          type == "SegNAFNet" ? fmt::format(" M={}", num_masks) : "");
+          std::cout << fmt::format("{:<44} {:>10.2f} ms {:>8.3f} it/s", name, s * 1000, 1.0 / s)
+                    << std::endl;
+          results.push_back({{"case", name},
+                             {"ms", s * 1000},
+                             {"s_per_iter", s},
+                             {"it_per_s", 1.0 / s},
+                             {"batch", batch},
+                             {"size", size},
+                             {"warmup", warmup},
+                             {"repeat", repeat}});
+        }
       }
     }
-    if (what == "nafnet" || what == "inference" || what == "all") {
-      c10::InferenceMode guard;
-      auto net = samdeblur::models::build_network(nafnet_w32("NAFNet"));
-      net->to(device);
-      net->eval();
-      for (auto [h, w] : {std::pair<int64_t, int64_t>{256, 256}, {720, 1280}}) {
-        const auto x = torch::rand({1, 3, h, w}, torch::TensorOptions().device(device));
-        report(
-            fmt::format("NAFNet-w32 forward {}x{}", w, h),
-            time_ms([&] { net->forward(x); }, h > 256 ? std::max(1, repeat / 2) : repeat, device));
-      }
-    }
-    if (what == "train" || what == "all") {
-      for (const std::string type : {"NAFNet", "SegNAFNet"}) {
-        const double s = train_seconds(type, batch, size, num_masks, warmup, repeat, device);
-        const std::string name =
-            fmt::format("{}-w32 train B{} {}x{}{}", type, batch, size, size,
-                        type == "SegNAFNet" ? fmt::format(" M={}", num_masks) : "");
-        std::cout << fmt::format("{:<44} {:>10.2f} ms {:>8.3f} it/s", name, s * 1000, 1.0 / s)
-                  << std::endl;
-        results.push_back({{"case", name},
-                           {"ms", s * 1000},
-                           {"s_per_iter", s},
-                           {"it_per_s", 1.0 / s},
-                           {"batch", batch},
-                           {"size", size},
-                           {"warmup", warmup},
-                           {"repeat", repeat}});
-      }
-    }
-  } catch (const std::exception& e) {
-    samdeblur::log::error(e.what());
-    return 1;
-  }
-  if (!json_path.empty()) samdeblur::write_file_atomic(json_path, results.dump(2) + "\n");
-  return 0;
+    if (!json_path.empty()) samdeblur::write_file_atomic(json_path, results.dump(2) + "\n");
+    return 0;
+  });
 }

@@ -7,9 +7,11 @@
 #include <iostream>
 
 #include "samdeblur/core/app.h"
+#include "samdeblur/core/cli.h"
 #include "samdeblur/config/options.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
+#include "samdeblur/core/progress.h"
 #include "samdeblur/eval/evaluator.h"
 
 int main(int argc, char** argv) {
@@ -22,14 +24,16 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", output_dir, "output folder (default results/<name>)");
   app.add_option("-d,--device", device, "cpu, cuda or cuda:N");
   app.add_option("--set", overrides, "override a config key: key.path=value (repeatable)");
-  app.add_option("--threads", threads, "intra-op CPU threads (default: torch's choice)");
+  app.add_option("--threads", threads, "intra-op CPU threads (default: torch's choice)")
+      ->check(CLI::Range(0, 1024));
   app.add_flag("-q,--quiet", quiet, "no progress bar");
   bool check_only = false;
   app.add_flag("--check", check_only, "validate the config and list the datasets' files, then exit");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
   namespace log = samdeblur::log;
   log::setup_logging(log::Level::info);
+  samdeblur::ProgressBar::set_enabled(!quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (threads > 0) torch::set_num_threads(threads);
     std::string cmdline;

@@ -6,8 +6,10 @@
 #include <CLI/CLI.hpp>
 
 #include "samdeblur/core/app.h"
+#include "samdeblur/core/cli.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
+#include "samdeblur/core/progress.h"
 #include "samdeblur/synth/demo_dataset.h"
 
 namespace slog = samdeblur::log;
@@ -22,30 +24,41 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", o.output_dir, "output folder (train/, test/, manifest.json)")
       ->required();
   app.add_option("--train-per-photo", o.train_per_photo, "training crops per photo")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0, 999));
   app.add_option("--test-per-photo", o.test_per_photo, "test crops per photo")
-      ->capture_default_str();
-  app.add_option("--crop", o.train_crop, "training crop side, pixels")->capture_default_str();
-  app.add_option("--test-crop", o.test_crop, "test crop side, pixels")->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0, 999));
+  app.add_option("--crop", o.train_crop, "training crop side, pixels")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 16384));
+  app.add_option("--test-crop", o.test_crop, "test crop side, pixels")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 16384));
   app.add_option("--frames", o.trajectory.frames, "averaged frames per blurry image (odd)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 999));
   app.add_option("--max-shift", o.trajectory.max_shift,
                  "largest camera displacement from the middle frame, pixels")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1000.0));
   app.add_option("--max-rotation", o.trajectory.max_rotation_deg,
                  "largest rotation from the middle frame, degrees (0: translations only)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 180.0));
   app.add_option("--gamma-average", gamma_average,
                  "average the frames in linear light (gamma 2.2), as GoPro")
       ->capture_default_str();
   app.add_option("--superpixel-size", o.superpixels.region_size,
                  "superpixel region size of the masks, pixels")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(2, 4096));
   app.add_option("--seed", o.seed, "seed of crops and trajectories")->capture_default_str();
   app.add_flag("-q,--quiet", quiet, "no progress bar");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
   slog::setup_logging(slog::Level::info);
+  samdeblur::ProgressBar::set_enabled(!quiet);
   return samdeblur::run_guarded([&]() -> int {
     o.blur.linear_light = gamma_average;
     o.progress = !quiet;

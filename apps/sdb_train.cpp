@@ -12,8 +12,10 @@
 #include <iostream>
 
 #include "samdeblur/core/app.h"
+#include "samdeblur/core/cli.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
+#include "samdeblur/core/progress.h"
 #include "samdeblur/train/distributed.h"
 #include "samdeblur/train/train_config.h"
 #include "samdeblur/train/trainer.h"
@@ -32,16 +34,18 @@ int main(int argc, char** argv) {
                  "checkpoint (.state.json) to resume, or 'auto' for the newest valid one");
   app.add_option("-d,--device", device,
                  "cpu, cuda or cuda:N (multi-process CUDA: cuda:LOCAL_RANK)");
-  app.add_option("--nproc-per-node", nproc, "start N local worker processes (torchrun style)");
-  app.add_option("--threads", threads,
-                 "intra-op CPU threads per process (default: torch's choice)");
+  app.add_option("--nproc-per-node", nproc, "start N local worker processes (torchrun style)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  app.add_option("--threads", threads, "intra-op CPU threads per process (default: torch's choice)")
+      ->check(CLI::Range(0, 1024));
   app.add_flag("-q,--quiet", quiet, "no progress bar");
   app.add_flag("--check", check_only, "validate the config and the dataset folders, then exit");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
   namespace log = samdeblur::log;
   namespace tr = samdeblur::train;
   log::setup_logging(log::Level::info);
+  samdeblur::ProgressBar::set_enabled(!quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (nproc > 1) {
       // Validate once in the launcher so a bad config fails before any fork.

@@ -1,6 +1,7 @@
 #include "samdeblur/core/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -65,6 +66,42 @@ std::vector<unsigned char> read_file_bytes(const std::string& path) {
   if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
     throw FileError(path, "read failed");
   return bytes;
+}
+
+bool process_alive(long pid) {
+  if (pid <= 0) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+}
+
+long trailing_pid(const std::string& name, const std::string& sep) {
+  const auto pos = name.rfind(sep);
+  if (pos == std::string::npos || pos == 0) return -1;
+  const std::string digits = name.substr(pos + sep.size());
+  if (digits.empty() || digits.size() > 9) return -1;
+  for (char c : digits)
+    if (c < '0' || c > '9') return -1;
+  return std::stol(digits);
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir, bool recursive) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return removed;
+  auto visit = [&](const fs::directory_entry& e) {
+    std::error_code sec;
+    if (!e.is_regular_file(sec)) return;
+    const long pid = trailing_pid(e.path().filename().string(), ".tmp.");
+    if (pid < 0 || pid == static_cast<long>(::getpid()) || process_alive(pid)) return;
+    if (fs::remove(e.path(), sec)) removed.push_back(e.path().string());
+  };
+  if (recursive) {
+    for (const auto& e : fs::recursive_directory_iterator(dir, ec)) visit(e);
+  } else {
+    for (const auto& e : fs::directory_iterator(dir, ec)) visit(e);
+  }
+  if (ec) throw FileError(dir, "cannot list folder: " + ec.message());
+  return removed;
 }
 
 }  // namespace samdeblur

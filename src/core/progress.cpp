@@ -3,9 +3,16 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 
 namespace samdeblur {
+namespace {
+std::atomic<bool> g_enabled{true};
+}  // namespace
+
+void ProgressBar::set_enabled(bool enabled) { g_enabled = enabled; }
+bool ProgressBar::enabled() { return g_enabled; }
 
 ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit, double log_every_s)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total), log_every_s_(log_every_s) {
@@ -31,6 +38,7 @@ void ProgressBar::update(int64_t n, const std::string& status) {
 }
 
 void ProgressBar::draw(bool force) {
+  if (!g_enabled) return;
   const auto now = std::chrono::steady_clock::now();
   const double since_draw = std::chrono::duration<double>(now - last_draw_).count();
   if (!force && since_draw < (tty_ ? 0.1 : log_every_s_)) return;
@@ -43,12 +51,12 @@ void ProgressBar::draw(bool force) {
   const int filled = static_cast<int>(frac * kWidth);
   std::string bar(static_cast<std::size_t>(filled), '#');
   bar.resize(kWidth, '.');
-  const std::string rate_text =
-      rate >= 1.0 || rate == 0.0 ? fmt::format("{:.2f} {}/s", rate, unit_)
-                                 : fmt::format("{:.2f} s/{}", 1.0 / rate, unit_);
+  const std::string rate_text = rate >= 1.0 || rate == 0.0
+                                    ? fmt::format("{:.2f} {}/s", rate, unit_)
+                                    : fmt::format("{:.2f} s/{}", 1.0 / rate, unit_);
   const std::string line =
-      fmt::format("{} [{}] {}/{} {:3.0f}% | {} | elapsed {} | ETA {}{}{}", label_, bar, done_, total_,
-                  frac * 100.0, rate_text, format_duration(elapsed), format_duration(eta),
+      fmt::format("{} [{}] {}/{} {:3.0f}% | {} | elapsed {} | ETA {}{}{}", label_, bar, done_,
+                  total_, frac * 100.0, rate_text, format_duration(elapsed), format_duration(eta),
                   status_.empty() ? "" : " | ", status_);
   if (tty_) {
     std::fprintf(stderr, "\r\033[K%s", line.c_str());
@@ -62,7 +70,7 @@ void ProgressBar::finish() {
   if (finished_) return;
   finished_ = true;
   if (done_ < total_) draw(true);
-  if (tty_) std::fprintf(stderr, "\n");
+  if (tty_ && g_enabled) std::fprintf(stderr, "\n");
 }
 
 }  // namespace samdeblur

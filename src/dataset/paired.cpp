@@ -9,6 +9,7 @@
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
+#include "samdeblur/core/pairing.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
 
@@ -31,14 +32,21 @@ bool is_image_ext(const std::string& ext) {
 // stem -> full path of the files in `dir` accepted by `accept`. Hidden files and
 // sub-folders are skipped as by BasicSR's scandir; other files are reported.
 std::map<std::string, std::string> scan(const std::string& dir, const std::string& what,
-                                        bool (*accept)(const std::string&)) {
+                                        bool (*accept)(const std::string&),
+                                        std::map<std::string, std::string>* unusable = nullptr) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw FileError(dir, what + " folder does not exist");
   std::map<std::string, std::string> out;
   std::vector<std::string> rejected;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string fname = e.path().filename().string();
-    if (fname.empty() || fname[0] == '.' || !e.is_regular_file()) continue;
+    if (fname.empty() || fname[0] == '.') continue;
+    // robustness: remember entries named like a data file that are not one (for the pairing report)
+    if (const std::string kind = non_file_kind(e); !kind.empty()) {
+      if (unusable && accept(e.path().extension().string()))
+        (*unusable)[e.path().stem().string()] = e.path().string() + " is " + kind;
+      continue;
+    }
     if (!accept(e.path().extension().string())) {
       rejected.push_back(fname);
       continue;
@@ -68,16 +76,49 @@ std::string format_tmpl(const std::string& tmpl, const std::string& stem) {
 }  // namespace
 
 std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
-  const auto gt = scan(o.dataroot_gt, "gt image", is_image_ext);
-  const auto lq = scan(o.dataroot_lq, "lq image", is_image_ext);
-  std::map<std::string, std::string> mask;
+  // robustness: name the key of an empty or missing dataroot
+  for (const auto& [key, dir] :
+       {std::pair<const char*, const std::string&>{"dataroot_gt", o.dataroot_gt},
+        {"dataroot_lq", o.dataroot_lq},
+        {"dataroot_mask", o.dataroot_mask}}) {
+    if (std::string(key) == "dataroot_mask" && !o.masks_from_folder()) continue;
+    std::error_code ec;
+    if (dir.empty())
+      throw ConfigError(fmt::format("datasets.{}.{} is empty: set it to a folder", o.key, key));
+    if (!fs::is_directory(dir, ec))
+      throw FileError(dir, fmt::format("folder of datasets.{}.{} does not exist", o.key, key));
+  }
+  FolderListing gt_l{"gt image", o.dataroot_gt, {}, {}}, lq_l{"lq image", o.dataroot_lq, {}, {}};
+  FolderListing mask_l{"mask file", o.dataroot_mask, {}, {}};
+  gt_l.files = scan(o.dataroot_gt, "gt image", is_image_ext, &gt_l.unusable);
+  lq_l.files = scan(o.dataroot_lq, "lq image", is_image_ext, &lq_l.unusable);
+  const auto& gt = gt_l.files;
+  const auto& lq = lq_l.files;
+  auto& mask = mask_l.files;
   if (!o.masks_from_folder()) {
     // no mask files (PairedImageDataset, or masks computed on the fly)
   } else if (o.grouped_masks()) {
-    mask = scan(o.dataroot_mask, "grouped mask (.npz)",
-                [](const std::string& ext) { return lower(ext) == ".npz"; });
+    mask = scan(
+        o.dataroot_mask, "grouped mask (.npz)",
+        [](const std::string& ext) { return lower(ext) == ".npz"; }, &mask_l.unusable);
   } else if (o.needs_masks()) {
-    mask = scan(o.dataroot_mask, "mask image", is_image_ext);
+    mask = scan(o.dataroot_mask, "mask image", is_image_ext, &mask_l.unusable);
+  }
+  {  // robustness: name every file without a partner
+    std::vector<const FolderListing*> partners{&lq_l};
+    if (o.masks_from_folder()) partners.push_back(&mask_l);
+    const auto unpaired = unpaired_files(gt_l, partners, [&](const std::string& stem) {
+      return format_tmpl(o.filename_tmpl, stem);
+    });
+    if (!unpaired.empty())
+      throw Error(format_problem_list(
+          fmt::format(
+              "dataset '{}': {} file(s) without a partner ({} has {} images, {} has {} images{}):",
+              o.name, unpaired.size(), o.dataroot_lq, lq.size(), o.dataroot_gt, gt.size(),
+              o.masks_from_folder()
+                  ? fmt::format(", {} has {} mask files", o.dataroot_mask, mask.size())
+                  : std::string()),
+          unpaired));
   }
   if (gt.size() != lq.size())
     throw Error(fmt::format("dataset '{}': {} has {} images but {} has {}", o.name, o.dataroot_lq,

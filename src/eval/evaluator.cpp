@@ -14,6 +14,7 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
+#include "samdeblur/core/staging_dir.h"
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/io/image.h"
 
@@ -258,7 +259,6 @@ EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) 
     log::warn("path.pretrain_network_g is empty: evaluating a randomly initialised network");
   EvalResult result;
   result.output_dir = run.output_dir.empty() ? "results/" + cfg.name : run.output_dir;
-  fs::create_directories(result.output_dir);
   torch::manual_seed(static_cast<uint64_t>(cfg.manual_seed));
   if (!cfg.ignored_keys.empty())
     log::info(fmt::format("keys not used by sdb-eval: {}", fmt::join(cfg.ignored_keys, ", ")));
@@ -269,14 +269,22 @@ EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) 
       masks::MaskProvider(ds.mask_source,
                           masks::resolve_mask_cache_dir(ds.mask_source, result.output_dir));
   }
+  // robustness: every output goes to a staging folder that replaces output_dir
+  // only when complete; a failure leaves the previous result untouched.
+  // The default mask cache folder (resolve_mask_cache_dir) is kept across runs.
+  StagingDir staging(result.output_dir, {"summary.json", "metrics.csv"}, {"mask_cache"});
   models::DeblurNet net = build_and_load(cfg.network_g, cfg.path, device);
   for (const auto& ds : cfg.datasets) {
     const std::string image_dir =
-        result.output_dir + "/images" + (cfg.datasets.size() > 1 ? "/" + ds.name : std::string());
+        staging.path() + "/images" + (cfg.datasets.size() > 1 ? "/" + ds.name : std::string());
     result.datasets.push_back(
         evaluate_dataset(*net, cfg, ds, device, image_dir, run, result.output_dir));
   }
+  const std::string final_dir = result.output_dir;
+  result.output_dir = staging.path();
   write_outputs(cfg, result, run, run.device);
+  result.output_dir = final_dir;
+  staging.commit();
   return result;
 }
 

@@ -34,6 +34,23 @@ bool is_network_type(const std::string& type) {
   return std::find(types.begin(), types.end(), type) != types.end();
 }
 
+// robustness: upper limits, checked before anything is allocated, so that a
+// typo such as `width: 1000000` names the key instead of failing to allocate
+// terabytes. Far above every official config (width 64, 28 blocks per level).
+constexpr int64_t kMaxWidth = 1024;
+constexpr int64_t kMaxBlocksPerLevel = 256;
+constexpr int64_t kMaxChannels = 64;            // img_channel, seg_channel
+constexpr int64_t kMaxDeepestChannels = 16384;  // width * 2^levels (official: 32 * 16)
+
+void check_at_most(const std::string& key, int64_t value, int64_t limit) {
+  if (value > limit) fail(key, fmt::format("{} is above the limit of {}", value, limit));
+}
+
+void check_counts_at_most(const std::string& key, const std::vector<int64_t>& counts) {
+  for (size_t i = 0; i < counts.size(); ++i)
+    check_at_most(fmt::format("{}[{}]", key, i), counts[i], kMaxBlocksPerLevel);
+}
+
 }  // namespace
 
 const std::vector<std::string>& network_types() {
@@ -53,8 +70,22 @@ void NetworkOptions::validate() const {
     fail("middle_blk_num", fmt::format("must be >= 0, got {}", middle_blk_num));
   check_counts("enc_blk_nums", enc_blk_nums);
   check_counts("dec_blk_nums", dec_blk_nums);
+  check_at_most("img_channel", img_channel, kMaxChannels);
+  check_at_most("width", width, kMaxWidth);
+  check_at_most("middle_blk_num", middle_blk_num, kMaxBlocksPerLevel);
+  check_counts_at_most("enc_blk_nums", enc_blk_nums);
+  check_counts_at_most("dec_blk_nums", dec_blk_nums);
+  if (is_seg()) check_at_most("seg_channel", seg_channel, kMaxChannels);
   if (enc_blk_nums.size() > 16) {
     fail("enc_blk_nums", fmt::format("at most 16 levels supported, got {}", enc_blk_nums.size()));
+  }
+  {  // robustness: channels double per encoder level
+    const int64_t deepest = width << static_cast<int>(enc_blk_nums.size());
+    if (deepest > kMaxDeepestChannels)
+      fail("width",
+           fmt::format("{} doubled at each of the {} enc_blk_nums levels gives {} channels, "
+                       "above the limit of {}",
+                       width, enc_blk_nums.size(), deepest, kMaxDeepestChannels));
   }
   // The decoder consumes the encoder skips in reverse; a different count would crop
   // a wrongly sized output in the reference.

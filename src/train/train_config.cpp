@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/dataset/paired.h"

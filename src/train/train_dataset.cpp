@@ -90,6 +90,11 @@ struct TrainLoader::Impl {
       const int64_t slot = rank + k * world;  // position in the all-ranks list
       std::mt19937_64 rng(sample_seed(seed, epoch, slot));
       const RawSample raw = load_raw_sample(samples[index], opt.base);
+      // robustness: the official loader fails on an image smaller than gt_size; so do we
+      if (raw.gt.rows < opt.gt_size || raw.gt.cols < opt.gt_size)
+        throw FileError(samples[index].gt,
+                        fmt::format("image is {}x{} (HxW), smaller than datasets.{}.gt_size = {}",
+                                    raw.gt.rows, raw.gt.cols, opt.base.key, opt.gt_size));
       const cv::Size padded = padded_size(raw.gt.size(), opt.gt_size);
       const AugmentParams params = draw_augment_params(padded.height, padded.width, opt, rng);
       TrainSample s = transform_sample(raw, params, opt);

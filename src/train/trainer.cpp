@@ -14,6 +14,7 @@
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/device.h"
 #include "samdeblur/core/error.h"
+#include "samdeblur/core/file_lock.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
 #include "samdeblur/dataset/paired.h"
@@ -123,6 +124,7 @@ struct Trainer::Impl {
   std::unique_ptr<LrSchedule> schedule;
   std::unique_ptr<TrainLoader> loader;
   std::unique_ptr<CheckpointManager> ckpt;
+  std::unique_ptr<FileLock> folder_lock;  // robustness: one writer per experiment folder
   std::unique_ptr<TbWriter> tb;
   std::ofstream metrics;
   LossScaler scaler;
@@ -477,6 +479,11 @@ std::string Trainer::prepare() {
   if (spec == "auto" && m.resume_path.empty())
     log::info("--resume auto: no checkpoint in " + dir + ", starting fresh");
   if (m.main) {
+    // robustness: refuse a second writer before touching the folder; stale temporaries go
+    m.folder_lock =
+        std::make_unique<FileLock>(FileLock::lock_file_for_dir(dir), "experiment folder " + dir);
+    for (const auto& p : remove_stale_temporaries(dir))
+      log::info("removed " + p + " (temporary file of an interrupted run)");
     if (m.resume_path.empty()) m.maybe_archive(dir);
     fs::create_directories(m.ckpt->models_dir());
     fs::create_directories(m.ckpt->states_dir());

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "samdeblur/config/fields.h"
+#include "samdeblur/core/cli.h"
 
 namespace samdeblur::cli {
 
@@ -80,19 +81,6 @@ std::vector<CLI::Option*> add_field_flags(CLI::App& app, Options& options,
     added.push_back(opt);
   });
   return added;
-}
-
-// Parses the command line. Returns nullopt to go on, or the exit code: 0 after
-// --help / --version, 2 for a usage error (unknown flag, bad or out-of-range
-// value; CLI11 prints the message to stderr).
-inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
-  }
-  return std::nullopt;
 }
 
 }  // namespace samdeblur::cli

@@ -10,11 +10,16 @@ namespace samdeblur {
 
 class ProgressBar {
  public:
-  ProgressBar(std::string label, int64_t total, std::string unit = "img", double log_every_s = 10.0);
+  ProgressBar(std::string label, int64_t total, std::string unit = "img",
+              double log_every_s = 10.0);
   ~ProgressBar();
   // Advances by n and sets a short status text shown after the bar.
   void update(int64_t n = 1, const std::string& status = "");
   void finish();
+  // Process-wide switch set by the apps' -q/--quiet: when false, no bar draws
+  // anything (not even its 0 % line). Default true.
+  static void set_enabled(bool enabled);
+  static bool enabled();
   // Formats seconds as H:MM:SS or M:SS.
   static std::string format_duration(double seconds);
 

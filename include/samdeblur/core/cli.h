@@ -1,0 +1,24 @@
+#pragma once
+// Command-line parsing shared by the apps: CLI11 errors (unknown flag, a number
+// out of its range, a missing required option) exit with code 2 after CLI11's
+// message, --help with 0. Numeric flags declare their valid range with
+// ->check(CLI::Range(lo, hi)) (or through the field list, core/cli_fields.h), so
+// no invalid number runs as if valid.
+#include <CLI/CLI.hpp>
+
+#include <optional>
+
+namespace samdeblur::cli {
+
+// nullopt when the app should go on, otherwise the exit code to return
+// (0 after --help, 2 for a usage error).
+inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return std::nullopt;
+}
+
+}  // namespace samdeblur::cli
