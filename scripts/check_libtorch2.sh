@@ -47,9 +47,7 @@ fi
 [[ -f "$TORCH_DIR/share/cmake/Torch/TorchConfig.cmake" ]] ||
   { echo "check_libtorch2: $TORCH_DIR has no share/cmake/Torch" >&2; exit 1; }
 # Debian's OpenCV, yaml-cpp and spdlog use the CXX11 ABI: so must the wheel.
-ABI="$(sed -n 's/.*_GLIBCXX_USE_CXX11_ABI=\([01]\).*/\1/p' \
-  "$TORCH_DIR/share/cmake/Caffe2/Caffe2Targets.cmake" | head -n 1)"
-if [[ "$ABI" == "0" ]]; then
+if ! nm -D --defined-only "$TORCH_DIR/lib/libc10.so" | grep __cxx11 >/dev/null; then
   echo "check_libtorch2: torch $TORCH_PIN uses the pre-CXX11 ABI; Debian's libraries cannot link" >&2
   exit 1
 fi
