@@ -11,6 +11,7 @@
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
+#include "samdeblur/core/torch_compat.h"
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/train/tb_writer.h"
 
@@ -22,8 +23,8 @@ namespace {
 
 constexpr int kFormatVersion = 1;
 
-std::string param_key_of(const torch::Tensor& p) {
-  return c10::guts::to_string(p.unsafeGetTensorImpl());
+compat::OptimizerStateKey param_key_of(const torch::Tensor& p) {
+  return compat::optimizer_state_key(p);
 }
 
 uint32_t file_crc(const std::string& path, uint64_t* size) {

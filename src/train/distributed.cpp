@@ -10,6 +10,10 @@
 #define USE_C10D_GLOO 1
 #endif
 #endif
+// A CUDA LibTorch defines USE_C10D_NCCL; CMake sets SAMDEBLUR_NO_NCCL when nccl.h is missing.
+#if defined(USE_C10D_NCCL) && !defined(SAMDEBLUR_NO_NCCL)
+#define SAMDEBLUR_HAVE_NCCL 1
+#endif
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
@@ -27,12 +31,13 @@
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
+#include "samdeblur/core/torch_compat.h"
 
 #ifdef SAMDEBLUR_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef SAMDEBLUR_HAVE_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -84,7 +89,13 @@ bool distributed_available() {
 struct Communicator::Impl {
 #ifdef SAMDEBLUR_HAVE_GLOO
   c10::intrusive_ptr<c10d::Store> store;
+  // LibTorch 2.0 made ProcessGroupGloo / ProcessGroupNCCL backends (c10d::Backend)
+  // that a c10d::ProcessGroup dispatches to; we call the backend directly.
+#if SAMDEBLUR_TORCH_AT_LEAST(2, 0)
+  c10::intrusive_ptr<c10d::Backend> pg;
+#else
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
+#endif
 #endif
 };
 
@@ -104,7 +115,7 @@ Communicator::Communicator(const DistEnv& env, const std::string& backend, doubl
   so.timeout = timeout;
   impl_->store = c10::make_intrusive<c10d::TCPStore>(env_.master_addr, so);
   if (backend_ == "nccl") {
-#ifdef USE_C10D_NCCL
+#ifdef SAMDEBLUR_HAVE_NCCL
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = timeout;
     impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(

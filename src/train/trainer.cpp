@@ -1,6 +1,5 @@
 #include "samdeblur/train/trainer.h"
 
-#include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <signal.h>
 
@@ -17,6 +16,7 @@
 #include "samdeblur/core/file_lock.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
+#include "samdeblur/core/torch_compat.h"
 #include "samdeblur/dataset/paired.h"
 #include "samdeblur/eval/evaluator.h"
 #include "samdeblur/eval/sample_metrics.h"
@@ -298,19 +298,16 @@ struct Trainer::Impl {
 
     optimizer->zero_grad();
     torch::Tensor pred;
-    if (amp) {
-      at::autocast::set_enabled(true);
-      at::autocast::set_autocast_gpu_dtype(cfg.train.amp == "bf16" ? at::kBFloat16 : at::kHalf);
-    }
+    if (amp) compat::set_cuda_autocast(true, cfg.train.amp == "bf16" ? at::kBFloat16 : at::kHalf);
     try {
       pred = net->forward(lq, masks);
     } catch (...) {
-      if (amp) at::autocast::set_enabled(false);
+      if (amp) compat::set_cuda_autocast(false);
       throw;
     }
     if (amp) {
       at::autocast::clear_cache();
-      at::autocast::set_enabled(false);
+      compat::set_cuda_autocast(false);
     }
     torch::Tensor loss =
         psnr_loss(pred.to(torch::kFloat32), gt, cfg.train.loss_weight, cfg.train.loss_to_y);
