@@ -3,6 +3,7 @@
 // decode completely, resume, manifest; and the app end to end.
 #include "samdeblur/prepare/prepare.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
