@@ -13,7 +13,7 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
-#include "samdeblur/dataset/sha256.h"
+#include "samdeblur/masks/sha256.h"
 #include "samdeblur/io/image.h"
 
 namespace fs = std::filesystem;
@@ -28,7 +28,7 @@ bool still_valid(const fs::path& root, const FileRecord& rec) {
   const fs::path p = root / rec.path;
   const auto size = fs::file_size(p, ec);
   if (ec || static_cast<int64_t>(size) != rec.size) return false;
-  return dataset::sha256_file_hex(p.string()) == rec.sha256;
+  return masks::sha256_file_hex(p.string()) == rec.sha256;
 }
 
 }  // namespace
@@ -87,7 +87,7 @@ FileRecord OutputTree::write(const std::string& rel, const std::vector<unsigned 
   const fs::path p = root_ / rel;
   fs::create_directories(p.parent_path());
   write_file_atomic(p.string(), bytes.data(), bytes.size());
-  dataset::Sha256 h;
+  masks::Sha256 h;
   h.update(bytes.data(), bytes.size());
   return {rel, static_cast<int64_t>(bytes.size()), h.hex_digest()};
 }
@@ -97,7 +97,7 @@ FileRecord OutputTree::record(const std::string& rel) const {
   std::error_code ec;
   const auto size = fs::file_size(p, ec);
   if (ec) throw FileError(p.string(), "cannot stat: " + ec.message());
-  return {rel, static_cast<int64_t>(size), dataset::sha256_file_hex(p.string())};
+  return {rel, static_cast<int64_t>(size), masks::sha256_file_hex(p.string())};
 }
 
 void OutputTree::commit(const std::string& unit, const std::vector<FileRecord>& files) {

@@ -13,7 +13,7 @@
 
 #include "../support/test_support.h"
 #include "samdeblur/core/atomic_file.h"
-#include "samdeblur/dataset/sha256.h"
+#include "samdeblur/masks/sha256.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
 
@@ -140,7 +140,7 @@ TEST(PrepareGopro, NamesBytesManifestAndCount) {
   for (const auto& f : m["files"]) {
     const auto p = out / f["path"].get<std::string>();
     EXPECT_EQ(f["size"].get<int64_t>(), static_cast<int64_t>(fs::file_size(p)));
-    EXPECT_EQ(f["sha256"], dataset::sha256_file_hex(p.string()));
+    EXPECT_EQ(f["sha256"], masks::sha256_file_hex(p.string()));
   }
   EXPECT_FALSE(fs::exists(out / "manifest.json.partial.tsv"));
 }
