@@ -8,10 +8,10 @@
 
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/cli.h"
-#include "samdeblur/config/options.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
+#include "samdeblur/eval/config.h"
 #include "samdeblur/eval/evaluator.h"
 
 int main(int argc, char** argv) {
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
     log::info("command: " + cmdline);
     log::info(fmt::format("LibTorch {}, {} intra-op threads", TORCH_VERSION, torch::get_num_threads()));
-    const auto cfg = samdeblur::config::load_eval_config(config_path, overrides);
+    const auto cfg = samdeblur::eval::load_eval_config(config_path, overrides);
     if (check_only) {
       for (const auto& ds : cfg.datasets) {
         std::string masks;

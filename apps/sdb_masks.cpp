@@ -7,8 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "samdeblur/config/cli_fields.h"
 #include "samdeblur/core/app.h"
-#include "samdeblur/core/cli_fields.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/masks/job.h"

@@ -14,9 +14,9 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "samdeblur/config/cli_fields.h"
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/atomic_file.h"
-#include "samdeblur/core/cli_fields.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/io/image.h"

@@ -75,7 +75,7 @@ std::string format_tmpl(const std::string& tmpl, const std::string& stem) {
 
 }  // namespace
 
-std::vector<SamplePaths> list_samples(const config::DatasetOptions& o) {
+std::vector<SamplePaths> list_samples(const DatasetOptions& o) {
   // robustness: name the key of an empty or missing dataroot
   for (const auto& [key, dir] :
        {std::pair<const char*, const std::string&>{"dataroot_gt", o.dataroot_gt},
@@ -159,7 +159,7 @@ std::pair<cv::Mat, cv::Mat> read_pair_bgr(const SamplePaths& paths) {
   return {std::move(lq), std::move(gt)};
 }
 
-Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& o,
+Sample load_sample(const SamplePaths& paths, const DatasetOptions& o,
                    masks::MaskProvider* provider) {
   Sample s;
   s.name = paths.name;
@@ -187,7 +187,7 @@ Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& o,
     if (m.size(2) != h || m.size(3) != w)
       throw Error(fmt::format("size mismatch: masks in {} are {}x{} but {} is {}x{} (HxW)",
                               mask_origin, m.size(2), m.size(3), paths.gt, h, w));
-    const double value = o.mask_encoding == config::MaskEncoding::official ? 1.0 / 255.0 : 1.0;
+    const double value = o.mask_encoding == MaskEncoding::official ? 1.0 / 255.0 : 1.0;
     s.masks = models::SegMasks::from_masks(m, value);
     if (s.masks->num_masks == 0)
       throw FileError(mask_origin,

@@ -9,6 +9,7 @@
 #include <future>
 #include <sstream>
 
+#include "samdeblur/config/yaml_to_json.h"
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/device.h"
 #include "samdeblur/core/error.h"
@@ -77,7 +78,7 @@ std::vector<std::pair<int64_t, int64_t>> grid_origins(int64_t h, int64_t w, int6
 }  // namespace
 
 torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
-                    const config::ValOptions& val, const torch::Device& device) {
+                    const ValOptions& val, const torch::Device& device) {
   c10::InferenceMode guard;
   const torch::Tensor lq = sample.lq.to(device).unsqueeze(0);
   const int64_t h = lq.size(2), w = lq.size(3);
@@ -120,8 +121,8 @@ torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
   return preds / count;
 }
 
-models::DeblurNet build_and_load(const models::NetworkOptions& network_g,
-                                 const config::PathOptions& path, const torch::Device& device) {
+models::DeblurNet build_and_load(const models::NetworkOptions& network_g, const PathOptions& path,
+                                 const torch::Device& device) {
   models::DeblurNet net = models::build_network(network_g);
   if (!path.pretrain_network_g.empty()) {
     const auto sd = io::load_state_dict_file(path.pretrain_network_g, path.param_key_g);
@@ -148,8 +149,8 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
-DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalConfig& cfg,
-                               const config::DatasetOptions& ds, const torch::Device& device,
+DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const EvalConfig& cfg,
+                               const dataset::DatasetOptions& ds, const torch::Device& device,
                                const std::string& image_dir, const RunOptions& run,
                                const std::string& output_dir) {
   DatasetResult r;
@@ -210,7 +211,7 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const config::EvalCon
   return r;
 }
 
-void write_outputs(const config::EvalConfig& cfg, const EvalResult& result, const RunOptions& run,
+void write_outputs(const EvalConfig& cfg, const EvalResult& result, const RunOptions& run,
                    const std::string& device) {
   const bool multi = result.datasets.size() > 1;
   std::ostringstream csv;
@@ -253,7 +254,7 @@ void write_outputs(const config::EvalConfig& cfg, const EvalResult& result, cons
 
 }  // namespace
 
-EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run) {
+EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run) {
   const torch::Device device = parse_device(run.device);
   if (cfg.path.pretrain_network_g.empty())
     log::warn("path.pretrain_network_g is empty: evaluating a randomly initialised network");

@@ -5,11 +5,11 @@
 #include <cmath>
 
 #include "samdeblur/io/image.h"
-#include "samdeblur/metrics/summary.h"
+#include "samdeblur/metrics/mcr.h"
 
 namespace samdeblur::eval {
 
-MetricList::MetricList(const config::ValOptions& val) : mcr_threshold_(val.mcr_threshold) {
+MetricList::MetricList(const ValOptions& val) : mcr_threshold_(val.mcr_threshold) {
   std::vector<metrics::MetricOptions> opts = val.metrics;
   auto has = [&](const std::string& type) {
     return std::any_of(opts.begin(), opts.end(), [&](const auto& m) { return m.type == type; });

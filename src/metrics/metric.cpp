@@ -70,6 +70,31 @@ bool is_metric_type(const std::string& type) {
   return false;
 }
 
+MetricOptions parse_metric(config::Section& s, const std::string& name) {
+  MetricOptions m;
+  m.name = name;
+  m.type = s.required<std::string>("type");
+  if (!is_metric_type(m.type))
+    throw ConfigError(fmt::format("{}: {} = '{}' is not supported; valid: {}", s.source(),
+                                  s.key_path("type"), m.type, fmt::join(metric_types(), ", ")));
+  m.crop_border = s.get<int>("crop_border", 0);
+  if (m.crop_border < 0)
+    throw ConfigError(fmt::format("{}: {} must be >= 0", s.source(), s.key_path("crop_border")));
+  m.test_y_channel = s.get<bool>("test_y_channel", false);
+  if (m.type == "calculate_ssim") {
+    m.ssim3d = s.get<bool>("ssim3d", true);
+    m.ssim3d_precision = s.get<std::string>("ssim3d_precision", "float64");
+    if (m.ssim3d_precision != "float64" && m.ssim3d_precision != "float32")
+      throw ConfigError(fmt::format("{}: {} must be float64 or float32, got '{}'", s.source(),
+                                    s.key_path("ssim3d_precision"), m.ssim3d_precision));
+  }
+  const std::string order = s.get<std::string>("input_order", "HWC");
+  if (order != "HWC" && order != "CHW")
+    throw ConfigError(
+        fmt::format("{}: {} must be HWC or CHW", s.source(), s.key_path("input_order")));
+  return m;
+}
+
 std::unique_ptr<Metric> make_metric(const MetricOptions& options) {
   for (const auto& e : table())
     if (options.type == e.type) return std::make_unique<TableMetric>(options, e.compute);

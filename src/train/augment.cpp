@@ -91,7 +91,7 @@ uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t slot) {
   return splitmix64(h ^ (static_cast<uint64_t>(slot) * 0xD6E8FEB86659FD93ull));
 }
 
-RawSample load_raw_sample(const dataset::SamplePaths& paths, const config::DatasetOptions& o) {
+RawSample load_raw_sample(const dataset::SamplePaths& paths, const dataset::DatasetOptions& o) {
   RawSample s;
   s.name = paths.name;
   std::tie(s.lq, s.gt) = dataset::read_pair_bgr(paths);
@@ -154,7 +154,7 @@ TrainSample transform_sample(const RawSample& raw, const AugmentParams& p,
         transform_mat(slice, p, gs, official, &dst);
       }
       const double value =
-          o.base.mask_encoding == config::MaskEncoding::official ? 1.0 / 255.0 : 1.0;
+          o.base.mask_encoding == dataset::MaskEncoding::official ? 1.0 / 255.0 : 1.0;
       out.masks = models::SegMasks::from_masks(cropped, value);  // drops empty slices
     }
   } catch (const cv::Exception& e) {

@@ -65,7 +65,7 @@ void require_positive(int64_t v, const config::Section& s, const std::string& ke
     throw ConfigError(fmt::format("{}: {} must be > 0, got {}", s.source(), s.key_path(key), v));
 }
 
-// datasets.<train_key>: the common dataset keys through config::parse_dataset,
+// datasets.<train_key>: the common dataset keys through dataset::parse_dataset,
 // then what only training reads; validated once, by TrainDatasetOptions.
 TrainDatasetOptions parse_train_set(config::Section& datasets, const std::string& key,
                                     std::vector<std::string>& ignored) {
@@ -74,7 +74,7 @@ TrainDatasetOptions parse_train_set(config::Section& datasets, const std::string
     throw ConfigError(fmt::format("{}: {} must be a mapping", ds.source(), ds.path()));
   TrainDatasetOptions t;
   ds.get<std::string>("phase", "train");
-  t.base = config::parse_dataset(ds, key);
+  t.base = dataset::parse_dataset(ds, key);
   t.gt_size = ds.get<int64_t>("gt_size", t.gt_size);
   t.use_flip = ds.get<bool>("use_flip", t.use_flip);
   t.use_rot = ds.get<bool>("use_rot", t.use_rot);
@@ -150,7 +150,7 @@ void parse_datasets(config::Section& root, TrainConfig& c) {
   config::Section datasets = root.child("datasets");
   std::string train_key;
   for (const auto& key : datasets.keys()) {
-    if (!config::is_train_dataset(datasets, key)) continue;
+    if (!dataset::is_train_dataset(datasets, key)) continue;
     if (!train_key.empty())
       throw ConfigError(
           fmt::format("{}: two training datasets (datasets.{} and datasets.{}); "
@@ -167,8 +167,8 @@ void parse_datasets(config::Section& root, TrainConfig& c) {
     }
     config::Section d = datasets.child(key);
     d.get<std::string>("phase", "val");
-    c.val_datasets.push_back(config::parse_dataset(d, key));
-    d.ignore(config::kTrainOnlyDatasetKeys);
+    c.val_datasets.push_back(dataset::parse_dataset(d, key));
+    d.ignore(dataset::kTrainOnlyDatasetKeys);
     d.finish(&c.ignored_keys);
   }
   datasets.finish(&c.ignored_keys);
@@ -176,8 +176,8 @@ void parse_datasets(config::Section& root, TrainConfig& c) {
 
 }  // namespace
 
-config::EvalConfig TrainConfig::eval_view() const {
-  config::EvalConfig e;
+eval::EvalConfig TrainConfig::eval_view() const {
+  eval::EvalConfig e;
   e.source = source;
   e.name = name;
   e.manual_seed = manual_seed;
@@ -196,8 +196,8 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
   if (!root_node.IsMap()) throw ConfigError(source + ": top level of a config must be a mapping");
   config::Section root(root_node, "", source);
   {
-    config::EvalConfig header;
-    config::parse_run_header(root, header);
+    eval::EvalConfig header;
+    eval::parse_run_header(root, header);
     c.name = header.name;
     c.manual_seed = header.manual_seed;
     c.grouped_masks = header.grouped_masks;
@@ -209,13 +209,13 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
 
   parse_datasets(root, c);
   c.network_g = models::parse_network_options(root.child("network_g"));
-  std::vector<config::DatasetOptions> all = {c.train_set.base};
+  std::vector<dataset::DatasetOptions> all = {c.train_set.base};
   all.insert(all.end(), c.val_datasets.begin(), c.val_datasets.end());
-  config::check_network_matches_datasets(c.network_g, c.grouped_masks, all, source);
+  eval::check_network_matches_datasets(c.network_g, c.grouped_masks, all, source);
 
   {
     config::Section path = root.child("path");
-    c.path = config::parse_path(path);
+    c.path = eval::parse_path(path);
     c.resume_state = path.get<std::string>("resume_state", "");
     c.experiments_root = path.get<std::string>("experiments_root", "experiments/" + c.name);
     // Official name of the checkpoint key option in ImageRestorationModel.
@@ -225,7 +225,7 @@ TrainConfig parse_train_config(const YAML::Node& root_node, const std::string& s
   }
   {
     config::Section val = root.child("val");
-    c.val = config::parse_val(val);
+    c.val = eval::parse_val(val);
     c.val_freq = val.get<int64_t>("val_freq", 0);
     if (c.val_freq < 0) throw ConfigError(source + ": val.val_freq must be >= 0");
     if (c.val_freq > 0 && c.val_datasets.empty())
@@ -266,7 +266,7 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 }
 
 void check_data(const TrainConfig& cfg) {
-  auto check = [&cfg](const config::DatasetOptions& d, int64_t min_count) {
+  auto check = [&cfg](const dataset::DatasetOptions& d, int64_t min_count) {
     const std::string prefix = cfg.source + ": datasets." + d.key;
     for (const auto& [key, dir] :
          {std::pair<std::string, std::string>{"dataroot_gt", d.dataroot_gt},

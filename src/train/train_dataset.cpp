@@ -23,7 +23,7 @@ void TrainDatasetOptions::validate() const {
   auto fail = [&prefix](const std::string& key, const std::string& what) {
     return ConfigError(fmt::format("{}.{}: {}", prefix, key, what));
   };
-  const auto& types = config::dataset_types();
+  const auto& types = dataset::dataset_types();
   if (std::find(types.begin(), types.end(), base.type) == types.end())
     throw fail("type",
                fmt::format("unknown dataset '{}'; valid: {}", base.type, fmt::join(types, ", ")));

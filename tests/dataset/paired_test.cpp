@@ -7,8 +7,8 @@
 #include "samdeblur/dataset/paired.h"
 
 namespace fs = std::filesystem;
-using samdeblur::config::DatasetOptions;
-using samdeblur::config::MaskEncoding;
+using samdeblur::dataset::DatasetOptions;
+using samdeblur::dataset::MaskEncoding;
 using namespace samdeblur::dataset;
 
 namespace {

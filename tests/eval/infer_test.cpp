@@ -44,8 +44,8 @@ TEST(Infer, GridsWithOneCropEqualsWholeImage) {
     SCOPED_TRACE(type);
     auto net = tiny(type);
     const auto s = sample(21, 30, type == "SegNAFNet");
-    config::ValOptions whole;
-    config::ValOptions grids;
+    eval::ValOptions whole;
+    eval::ValOptions grids;
     grids.grids = true;
     grids.crop_size_h = 21;
     grids.crop_size_w = 30;
@@ -59,7 +59,7 @@ TEST(Infer, GridsWithOneCropEqualsWholeImage) {
 TEST(Infer, GridsCoverEveryPixelAndAverageOverlaps) {
   auto net = tiny("NAFNet");
   const auto s = sample(23, 37, false);
-  config::ValOptions grids;
+  eval::ValOptions grids;
   grids.grids = true;
   grids.crop_size_h = 10;
   grids.crop_size_w = 16;
@@ -71,7 +71,7 @@ TEST(Infer, GridsCoverEveryPixelAndAverageOverlaps) {
   // the network run on that crop where no other crop overlaps it.
   dataset::Sample corner = s;
   corner.lq = s.lq.slice(1, 13, 23).slice(2, 21, 37);
-  config::ValOptions whole;
+  eval::ValOptions whole;
   const auto ref = eval::infer(*net, corner, whole, torch::kCPU);
   EXPECT_TRUE(torch::allclose(out.slice(1, 20, 23).slice(2, 32, 37),
                               ref.slice(1, 7, 10).slice(2, 11, 16), 1e-5, 1e-5));

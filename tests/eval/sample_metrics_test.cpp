@@ -7,17 +7,27 @@
 
 #include "samdeblur/eval/sample_metrics.h"
 #include "samdeblur/io/image.h"
+#include "samdeblur/metrics/mcr.h"
 #include "samdeblur/metrics/psnr_ssim.h"
 
 using namespace samdeblur;
 
 namespace {
 
-config::ValOptions val_with(std::vector<metrics::MetricOptions> m, double threshold = 3.0) {
-  config::ValOptions v;
+eval::ValOptions val_with(std::vector<metrics::MetricOptions> m, double threshold = 3.0) {
+  eval::ValOptions v;
   v.metrics = std::move(m);
   v.mcr_threshold = threshold;
   return v;
+}
+
+// A record whose `collapsed` is decided as evaluate_sample() does.
+eval::ImageRecord record(double psnr, double ssim, double psnr_input, double threshold = 3.0) {
+  eval::ImageRecord r;
+  r.metrics = {psnr, ssim};
+  r.psnr_input = psnr_input;
+  r.collapsed = metrics::is_collapsed(psnr_input, psnr, threshold);
+  return r;
 }
 
 // A sample whose input, target and output differ by known constants.
@@ -88,4 +98,34 @@ TEST(DatasetAccumulator, MeansMcrAndJson) {
   EXPECT_EQ(acc.json({"psnr", "ssim"})["psnr"], "inf");
   EXPECT_EQ(eval::json_number(std::nan("")), "nan");
   EXPECT_EQ(eval::json_number(-std::numeric_limits<double>::infinity()), "-inf");
+}
+
+TEST(DatasetAccumulator, EmptyMeansAndMcrAreNan) {
+  const eval::DatasetAccumulator acc(2);
+  EXPECT_EQ(acc.count(), 0);
+  EXPECT_TRUE(std::isnan(acc.mean(0)));
+  EXPECT_TRUE(std::isnan(acc.mcr()));
+  EXPECT_EQ(acc.json({"psnr", "ssim"})["mcr"], "nan");
+}
+
+TEST(DatasetAccumulator, McrKnownValues) {
+  eval::DatasetAccumulator acc(2);
+  acc.add(record(30.0, 0.9, 28.0));  // improved
+  acc.add(record(24.0, 0.7, 27.5));  // 3.5 dB worse: collapsed
+  acc.add(record(26.0, 0.8, 29.0));  // exactly 3 dB worse: not (strictly greater)
+  EXPECT_EQ(acc.count(), 3);
+  EXPECT_DOUBLE_EQ(acc.mean(0), 80.0 / 3);
+  EXPECT_DOUBLE_EQ(acc.mean(1), 0.8);
+  EXPECT_DOUBLE_EQ(acc.sums()[3], 1.0);  // collapsed images
+  EXPECT_DOUBLE_EQ(acc.mcr(), 1.0 / 3.0);
+}
+
+TEST(DatasetAccumulator, InfinitePsnrMakesMeanInfiniteNotCollapsed) {
+  // Reproduces the official plain sum: an identical output gives inf.
+  eval::DatasetAccumulator acc(2);
+  acc.add(record(30.0, 0.9, 25.0));
+  acc.add(record(std::numeric_limits<double>::infinity(), 1.0, 25.0));
+  EXPECT_TRUE(std::isinf(acc.mean(0)));
+  EXPECT_DOUBLE_EQ(acc.mean(1), 0.95);
+  EXPECT_DOUBLE_EQ(acc.mcr(), 0.0);
 }

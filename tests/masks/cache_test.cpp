@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 using namespace samdeblur;
 using namespace samdeblur::dataset;
 using namespace samdeblur::masks;
-using config::DatasetOptions;
+using dataset::DatasetOptions;
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <set>
 
-#include "samdeblur/core/cli_fields.h"
+#include "samdeblur/config/cli_fields.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/masks/cache.h"
 #include "samdeblur/masks/source.h"

@@ -5,7 +5,7 @@
 
 #include <opencv2/core.hpp>
 
-#include "samdeblur/config/options.h"
+#include "samdeblur/config/yaml_reader.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/metrics/metric.h"
 #include "samdeblur/metrics/psnr_ssim.h"
@@ -60,23 +60,8 @@ TEST(MetricRegistry, UnknownTypeIsAnErrorListingTheValidOnes) {
   EXPECT_NE(direct.find("valid: calculate_psnr, calculate_ssim"), std::string::npos) << direct;
 
   const std::string yaml = error_of([] {
-    config::parse_eval_config(YAML::Load(R"(
-name: t
-datasets:
-  test:
-    type: PairedImageDataset
-    dataroot_gt: gt
-    dataroot_lq: lq
-network_g:
-  type: NAFNet
-  enc_blk_nums: [1]
-  dec_blk_nums: [1]
-val:
-  metrics:
-    lpips:
-      type: calculate_lpips
-)"),
-                              "metrics.yml");
+    config::Section lpips(YAML::Load("type: calculate_lpips"), "val.metrics.lpips", "metrics.yml");
+    metrics::parse_metric(lpips, "lpips");
   });
   EXPECT_NE(yaml.find("metrics.yml"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("val.metrics.lpips.type"), std::string::npos) << yaml;

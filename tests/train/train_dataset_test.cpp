@@ -42,8 +42,8 @@ const json& meta() {
   return j;
 }
 
-samdeblur::config::DatasetOptions eval_dataset(const std::string& type) {
-  samdeblur::config::DatasetOptions d;
+samdeblur::dataset::DatasetOptions eval_dataset(const std::string& type) {
+  samdeblur::dataset::DatasetOptions d;
   d.key = "train";
   d.name = "tiny";
   d.type = type;
@@ -190,7 +190,7 @@ TEST(TrainTransforms, ImageTargetAndMasksStayAligned) {
   o.base.dataroot_gt = (dir.path / "gt").string();
   o.base.dataroot_lq = (dir.path / "lq").string();
   o.base.dataroot_mask = (dir.path / "masks").string();
-  o.base.mask_encoding = samdeblur::config::MaskEncoding::clean;
+  o.base.mask_encoding = samdeblur::dataset::MaskEncoding::clean;
   const auto raw = st::load_raw_sample(samdeblur::dataset::list_samples(o.base)[0], o.base);
   auto cat_base = o.base;
   cat_base.type = "PairedImageMaskDataset";

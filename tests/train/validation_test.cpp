@@ -120,7 +120,7 @@ TEST(Trainer, ValidationEqualsSdbEvalOnTheSameCheckpoint) {
   }
   ASSERT_FALSE(last_val.is_null());
 
-  config::EvalConfig e = cfg.eval_view();
+  eval::EvalConfig e = cfg.eval_view();
   e.path.pretrain_network_g = (dir / "models/net_g_latest.pth").string();
   eval::RunOptions run;
   run.output_dir = (dir / "eval").string();

@@ -12,7 +12,7 @@
 // (Self is the struct or its const form), and everything users see is derived
 // from that list: the YAML reader (read_fields), range checks (check_fields),
 // the canonical "name=value" text used in cache keys (fields_text), and the
-// CLI flags and --help of the apps (core/cli_fields.h). A field type needs a
+// CLI flags and --help of the apps (config/cli_fields.h). A field type needs a
 // FieldCodec; scalars, strings and std::optional of them have one here, other
 // types (tensors, enums) get a specialisation beside the struct that uses them.
 #include <fmt/format.h>

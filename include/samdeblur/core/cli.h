@@ -2,7 +2,7 @@
 // Command-line parsing shared by the apps: CLI11 errors (unknown flag, a number
 // out of its range, a missing required option) exit with code 2 after CLI11's
 // message, --help with 0. Numeric flags declare their valid range with
-// ->check(CLI::Range(lo, hi)) (or through the field list, core/cli_fields.h), so
+// ->check(CLI::Range(lo, hi)) (or through the field list, config/cli_fields.h), so
 // no invalid number runs as if valid.
 #include <CLI/CLI.hpp>
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "samdeblur/config/options.h"
+#include "samdeblur/dataset/options.h"
 #include "samdeblur/masks/cache.h"
 #include "samdeblur/models/network.h"
 
@@ -33,7 +33,7 @@ struct SamplePaths {
 // Lists the samples of a dataset, sorted by gt file name. Throws FileError /
 // Error naming the folder or file for: a missing folder, an empty folder,
 // different file counts, a gt name without lq (or mask) partner.
-std::vector<SamplePaths> list_samples(const config::DatasetOptions& options);
+std::vector<SamplePaths> list_samples(const DatasetOptions& options);
 
 struct Sample {
   std::string name;
@@ -53,7 +53,7 @@ std::pair<cv::Mat, cv::Mat> read_pair_bgr(const SamplePaths& paths);
 // float / 255 -> RGB CHW). Sizes of lq, gt and masks must agree: otherwise an
 // Error naming the files and both sizes. With options.mask_source the masks of
 // paths.lq come from `masks` (required then, an Error otherwise).
-Sample load_sample(const SamplePaths& paths, const config::DatasetOptions& options,
+Sample load_sample(const SamplePaths& paths, const DatasetOptions& options,
                    masks::MaskProvider* masks = nullptr);
 
 }  // namespace samdeblur::dataset

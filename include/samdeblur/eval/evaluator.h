@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "samdeblur/config/options.h"
 #include "samdeblur/dataset/paired.h"
+#include "samdeblur/eval/config.h"
 #include "samdeblur/eval/sample_metrics.h"
 #include "samdeblur/models/network.h"
 
@@ -45,17 +45,17 @@ struct EvalResult {
 // CPU (not clamped; tensor2img clamps). Uses InferenceMode. With val.grids the
 // image is processed in the official overlapping crops and averaged back.
 torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
-                    const config::ValOptions& val, const torch::Device& device);
+                    const ValOptions& val, const torch::Device& device);
 
 // Builds the network, loads path.pretrain_network_g, evaluates every dataset,
 // writes metrics.csv, summary.json, config.yml (and images/ when val.save_img)
 // into the output folder, all atomically.
-EvalResult run_evaluation(const config::EvalConfig& cfg, const RunOptions& run);
+EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run);
 
 // Builds the network of `network_g`, loads path.pretrain_network_g (if set;
 // strict_load_g, param_key_g) and moves it to `device`, in eval mode. Used by
 // sdb-eval and sdb-train.
-models::DeblurNet build_and_load(const models::NetworkOptions& network_g,
-                                 const config::PathOptions& path, const torch::Device& device);
+models::DeblurNet build_and_load(const models::NetworkOptions& network_g, const PathOptions& path,
+                                 const torch::Device& device);
 
 }  // namespace samdeblur::eval

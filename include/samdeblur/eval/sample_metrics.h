@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "samdeblur/config/options.h"
 #include "samdeblur/dataset/paired.h"
+#include "samdeblur/eval/config.h"
 #include "samdeblur/metrics/metric.h"
 
 namespace samdeblur::eval {
@@ -24,7 +24,7 @@ namespace samdeblur::eval {
 // last when none of that type is configured.
 class MetricList {
  public:
-  explicit MetricList(const config::ValOptions& val);
+  explicit MetricList(const ValOptions& val);
   std::size_t size() const { return metrics_.size(); }
   const metrics::Metric& operator[](std::size_t k) const { return *metrics_[k]; }
   std::vector<std::string> names() const;

@@ -6,12 +6,14 @@
 // official code raises on an unknown name; ours never falls back to SSIM).
 //
 // Adding a metric: one function computing it on uint8 BGR images and one
-// entry in the table of metric.cpp.
+// entry in the table of metric.cpp (plus its option keys in parse_metric).
 #include <opencv2/core.hpp>
 
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "samdeblur/config/yaml_reader.h"
 
 namespace samdeblur::metrics {
 
@@ -26,6 +28,11 @@ struct MetricOptions {
   // arithmetic: direct conv3d in float32, slow; digits depend on the backend).
   std::string ssim3d_precision = "float64";
 };
+
+// Parses `val.metrics.<name>` (the mapping `s`; its keys are marked used, the
+// caller calls s.finish()). The type is checked against metric_types(); errors
+// are ConfigError naming the file and the dotted key.
+MetricOptions parse_metric(config::Section& s, const std::string& name);
 
 // The known `type` values, in table order.
 const std::vector<std::string>& metric_types();

@@ -4,7 +4,7 @@
 // official keys; our extensions are marked "ext". Parsing is strict: unknown
 // keys, wrong types and missing required keys are ConfigErrors naming the
 // dotted key and the file. The datasets, `path`, `val` and `network_g` are
-// read by the section parsers of the evaluation config (config/options.h), so a
+// read by the section parsers of the evaluation config (eval/config.h), so a
 // training config accepts exactly the keys sdb-eval accepts there.
 #include <yaml-cpp/yaml.h>
 
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "samdeblur/config/options.h"
+#include "samdeblur/eval/config.h"
 #include "samdeblur/models/network.h"
 #include "samdeblur/train/scheduler.h"
 #include "samdeblur/train/train_dataset.h"
@@ -49,11 +49,11 @@ struct TrainConfig {
   TrainDatasetOptions train_set;  // datasets.train (train/train_dataset.h)
   // Validation: the eval view of the same file (datasets other than train,
   // network_g, path.pretrain_network_g, val). val_datasets may be empty.
-  std::vector<config::DatasetOptions> val_datasets;
-  config::ValOptions val;
+  std::vector<dataset::DatasetOptions> val_datasets;
+  eval::ValOptions val;
   int64_t val_freq = 0;  // 0 = no validation during training
   models::NetworkOptions network_g;
-  config::PathOptions path;
+  eval::PathOptions path;
   std::string resume_state;      // path.resume_state
   std::string experiments_root;  // ext path.experiments_root, default experiments/<name>
   TrainOptions train;
@@ -64,7 +64,7 @@ struct TrainConfig {
   YAML::Node resolved;
 
   // The evaluation config for validation (same datasets, network, val).
-  config::EvalConfig eval_view() const;
+  eval::EvalConfig eval_view() const;
 };
 
 // Parses a training config. Throws ConfigError naming the key and the file.

@@ -40,7 +40,7 @@
 #include <string>
 #include <vector>
 
-#include "samdeblur/config/options.h"
+#include "samdeblur/dataset/options.h"
 #include "samdeblur/dataset/paired.h"
 #include "samdeblur/models/network.h"
 
@@ -50,7 +50,7 @@ namespace samdeblur::train {
 // consumed by TrainLoader); field names are the official keys (mask_rotation
 // and prefetch are ours).
 struct TrainDatasetOptions {
-  config::DatasetOptions base;  // type, dataroots, filename_tmpl, mask_encoding
+  dataset::DatasetOptions base;  // type, dataroots, filename_tmpl, mask_encoding
   int64_t gt_size = 256;
   bool use_flip = true;
   bool use_rot = true;
@@ -101,7 +101,8 @@ struct RawSample {
 // Reads the files of `paths` (io::read_image_bgr, io::read_npz_array "masks").
 // Throws FileError naming an unreadable file, Error naming both files when
 // sizes differ.
-RawSample load_raw_sample(const dataset::SamplePaths& paths, const config::DatasetOptions& options);
+RawSample load_raw_sample(const dataset::SamplePaths& paths,
+                          const dataset::DatasetOptions& options);
 
 // Draws the augmentation of a sample whose padded size is (h, w) >= gt_size:
 // top, left uniform in [0, h - gt_size], [0, w - gt_size], then three fair

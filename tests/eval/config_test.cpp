@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <utility>
+#include <vector>
 
-#include "samdeblur/config/options.h"
 #include "samdeblur/core/error.h"
+#include "samdeblur/eval/config.h"
 
 using samdeblur::ConfigError;
-using namespace samdeblur::config;
+using namespace samdeblur::eval;
+using samdeblur::config::apply_override;
+using samdeblur::dataset::MaskEncoding;
 namespace fs = std::filesystem;
 
 namespace {
@@ -339,4 +343,33 @@ TEST(EvalConfig, MaskSourceErrorsNameTheKey) {
   std::string cat = with_mask_source(std::string(kSamSource) + "      encoding: exclusive\n");
   cat.replace(cat.find("type: PairedImageGroupMaskDataset"), 33, "type: PairedImageMaskDataset");
   expect_error(cat, {"datasets.test.mask_source.encoding"});
+}
+
+// Every validation error of the section parsers names the file and the dotted key.
+TEST(EvalConfig, ValidationErrorsNameFileAndDottedKey) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"datasets.test.mask_encoding=raw", "datasets.test.mask_encoding"},
+      {"datasets.test.io_backend.type=lmdb", "datasets.test.io_backend.type"},
+      {"datasets.test.type=LmdbDataset", "datasets.test.type"},
+      {"val.metrics.psnr.type=calculate_lpips", "val.metrics.psnr.type"},
+      {"val.metrics.psnr.crop_border=-1", "val.metrics.psnr.crop_border"},
+      {"val.metrics.ssim.input_order=HCW", "val.metrics.ssim.input_order"},
+      {"val.max_minibatch=0", "val.max_minibatch"},
+      {"val.grids=true", "val.grids"},
+      {"model_type=VideoModel", "model_type"},
+      {"grouped_masks=false", "grouped_masks"},
+  };
+  for (const auto& [assignment, key] : cases) {
+    SCOPED_TRACE(assignment);
+    YAML::Node root = YAML::Load(kSegConfig);
+    apply_override(root, assignment);
+    try {
+      parse_eval_config(root, "test.yml");
+      ADD_FAILURE() << "no error";
+    } catch (const ConfigError& e) {
+      const std::string err = e.what();
+      EXPECT_EQ(err.rfind("test.yml: ", 0), 0u) << err;
+      EXPECT_NE(err.find(key), std::string::npos) << err;
+    }
+  }
 }
