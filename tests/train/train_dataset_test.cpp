@@ -201,8 +201,9 @@ TEST(TrainTransforms, ImageTargetAndMasksStayAligned) {
         const bool aligned = torch::equal(membership(*s.masks), want);
         if (rot == "correct" || !p.rot90) {
           EXPECT_TRUE(aligned) << what;
-        } else
+        } else {
           EXPECT_FALSE(aligned) << what << " (official np.rot90 should misalign masks)";
+        }
       }
       auto oc = o;
       oc.base = cat_base;
