@@ -107,6 +107,13 @@ AppResult run_program(const std::string& program, const std::vector<std::string>
 // run_program(app_path(name), args, env).
 AppResult run_app(const std::string& name, const std::vector<std::string>& args,
                   const Env& env = kAppEnv);
+// Starts app_path(name) with `args` in the background (its output goes to this
+// process's stdout and stderr) and returns its PID, for signals and wait_for_exit.
+pid_t start_app(const std::string& name, const std::vector<std::string>& args,
+                const Env& env = kAppEnv);
+// Waits for the child `pid`: its exit status, or 128 + signal when killed (then
+// *killed, when given, is set to true; false otherwise).
+int wait_for_exit(pid_t pid, bool* killed = nullptr);
 // run_program("/usr/bin/python3", args).
 AppResult run_python(const std::vector<std::string>& args);
 // {"--set", overrides[0], "--set", overrides[1], ...}.
