@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "samdeblur/core/error.h"
+#include "support/test_support.h"
 
 using namespace samdeblur;
 using config::Field;
@@ -37,13 +38,9 @@ Toy read(const std::string& yaml) {
   return t;
 }
 
-std::string error_of(const std::string& yaml) {
-  try {
-    read(yaml);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
+// The message of the ConfigError reading `yaml` throws.
+std::string config_error(const std::string& yaml) {
+  return test::error_of<ConfigError>([&] { read(yaml); });
 }
 
 }  // namespace
@@ -82,19 +79,15 @@ TEST(Fields, ReadFromYamlIsTypedStrictAndRangeChecked) {
   EXPECT_TRUE(t.flag);
   const Toy d = read("{}");  // absent keys keep their defaults
   EXPECT_EQ(config::fields_text(d, "t"), config::fields_text(Toy{}, "t"));
-  EXPECT_NE(error_of("count: 0\n").find("toy.yml: toy.count: must be >= 1, got 0"),
+  EXPECT_NE(config_error("count: 0\n").find("toy.yml: toy.count: must be >= 1, got 0"),
             std::string::npos)
-      << error_of("count: 0\n");
-  EXPECT_NE(error_of("ratio: 1\n").find("toy.ratio: must be in [0, 1)"), std::string::npos);
-  EXPECT_NE(error_of("side: 65\n").find("toy.side"), std::string::npos);
-  EXPECT_NE(error_of("count: many\n").find("toy.count"), std::string::npos);
-  EXPECT_NE(error_of("cuont: 2\n").find("did you mean"), std::string::npos);
+      << config_error("count: 0\n");
+  EXPECT_NE(config_error("ratio: 1\n").find("toy.ratio: must be in [0, 1)"), std::string::npos);
+  EXPECT_NE(config_error("side: 65\n").find("toy.side"), std::string::npos);
+  EXPECT_NE(config_error("count: many\n").find("toy.count"), std::string::npos);
+  EXPECT_NE(config_error("cuont: 2\n").find("did you mean"), std::string::npos);
   Toy bad;
   bad.scale = 0;
-  try {
-    config::check_fields(bad);
-    ADD_FAILURE();
-  } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), "scale: must be > 0, got 0");
-  }
+  EXPECT_EQ(test::error_of<ConfigError>([&] { config::check_fields(bad); }),
+            "scale: must be > 0, got 0");
 }

@@ -5,9 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "samdeblur/core/error.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 namespace cfg = samdeblur::config;
@@ -16,24 +16,20 @@ using samdeblur::FileError;
 
 namespace {
 
-std::string write_temp(const std::string& name, const std::string& text) {
-  const fs::path dir = fs::temp_directory_path() / "sdb_yaml_reader_test";
-  fs::create_directories(dir);
-  const fs::path p = dir / name;
-  std::ofstream(p, std::ios::binary) << text;
-  return p.string();
-}
+// Each test writes its YAML files into a fresh folder of its own.
+class YamlReader : public ::testing::Test {
+ protected:
+  std::string write_temp(const std::string& name, const std::string& text) {
+    return samdeblur::test::write_text(tmp_ / name, text);
+  }
+  samdeblur::test::TempDir tmp_{"yaml"};
+};
 
 // Runs `f`, expects a ConfigError whose message contains every one of `parts`.
 template <typename F>
 void expect_config_error(F f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    FAIL() << "no ConfigError";
-  } catch (const ConfigError& e) {
-    for (const auto& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
+  const std::string message = samdeblur::test::error_of<ConfigError>(f);
+  for (const auto& p : parts) EXPECT_NE(message.find(p), std::string::npos) << message;
 }
 
 // An alias bomb: each level repeats the previous one ten times; `levels` levels expand to
@@ -51,7 +47,7 @@ std::string alias_bomb(int levels) {
 
 }  // namespace
 
-TEST(YamlReader, ValidConfigLoads) {
+TEST_F(YamlReader, ValidConfigLoads) {
   const auto path = write_temp("ok.yml",
                                "name: test\nlr: !!float 1e-3\nlist: [1, 2]\nq: 'quoted'\n"
                                "base: &b {x: 1}\nother: *b\nutf8: \"caf\xc3\xa9 \xe2\x9c\x93\"\n");
@@ -61,7 +57,7 @@ TEST(YamlReader, ValidConfigLoads) {
   EXPECT_EQ(n["other"]["x"].as<int>(), 1);
 }
 
-TEST(YamlReader, DuplicateKeyIsRefusedWithBothLines) {
+TEST_F(YamlReader, DuplicateKeyIsRefusedWithBothLines) {
   const auto path = write_temp("dup.yml", "name: a\nval:\n  x: 1\n  y: 2\n  x: 3\n");
   expect_config_error([&] { cfg::load_yaml_file(path); },
                       {path + ":5:", "duplicate key 'x'", "first at line 3"});
@@ -70,13 +66,13 @@ TEST(YamlReader, DuplicateKeyIsRefusedWithBothLines) {
   EXPECT_NO_THROW(cfg::load_yaml_file(ok));
 }
 
-TEST(YamlReader, DuplicateTopLevelKeyIsRefused) {
+TEST_F(YamlReader, DuplicateTopLevelKeyIsRefused) {
   const auto path = write_temp("dup_top.yml", "name: a\nother: 1\nname: b\n");
   expect_config_error([&] { cfg::load_yaml_file(path); },
                       {":3:", "duplicate key 'name'", "line 1"});
 }
 
-TEST(YamlReader, PythonTagIsRefused) {
+TEST_F(YamlReader, PythonTagIsRefused) {
   const auto path =
       write_temp("tag.yml", "name: a\nx: !!python/object/apply:os.system [\"true\"]\n");
   expect_config_error([&] { cfg::load_yaml_file(path); },
@@ -89,7 +85,7 @@ TEST(YamlReader, PythonTagIsRefused) {
   expect_config_error([&] { cfg::load_yaml_file(binary); }, {"!!binary"});
 }
 
-TEST(YamlReader, CoreSchemaTagsAreAccepted) {
+TEST_F(YamlReader, CoreSchemaTagsAreAccepted) {
   const auto path =
       write_temp("core.yml",
                  "a: !!str 1\nb: !!int 2\nc: !!float 3\nd: !!bool true\ne: !!null ''\n"
@@ -97,7 +93,7 @@ TEST(YamlReader, CoreSchemaTagsAreAccepted) {
   EXPECT_NO_THROW(cfg::load_yaml_file(path));
 }
 
-TEST(YamlReader, AliasBombIsRefusedWhileReading) {
+TEST_F(YamlReader, AliasBombIsRefusedWhileReading) {
   // 10^9 nodes when expanded, in an ignored section: refused before anything walks it.
   const auto path = write_temp(
       "bomb.yml", "name: a\ndist_params:\n" + [] {
@@ -111,14 +107,14 @@ TEST(YamlReader, AliasBombIsRefusedWhileReading) {
   EXPECT_NO_THROW(cfg::load_yaml_file(write_temp("small.yml", alias_bomb(4))));
 }
 
-TEST(YamlReader, InvalidUtf8IsRefusedWithLine) {
+TEST_F(YamlReader, InvalidUtf8IsRefusedWithLine) {
   const auto path = write_temp("utf8.yml", "name: a\nval: \"ab\xff\xfe\"\n");
   expect_config_error([&] { cfg::load_yaml_file(path); }, {path + ":2:", "UTF-8"});
   const auto key = write_temp("utf8key.yml", "name: a\n\xc3\x28: 1\n");
   expect_config_error([&] { cfg::load_yaml_file(key); }, {":2:", "UTF-8"});
 }
 
-TEST(YamlReader, Utf8Validation) {
+TEST_F(YamlReader, Utf8Validation) {
   EXPECT_EQ(cfg::invalid_utf8_offset("plain ascii"), std::string::npos);
   EXPECT_EQ(cfg::invalid_utf8_offset("caf\xc3\xa9 \xf0\x9f\x98\x80"), std::string::npos);
   EXPECT_EQ(cfg::invalid_utf8_offset("ab\x80"), 2u);            // lone continuation byte
@@ -129,7 +125,7 @@ TEST(YamlReader, Utf8Validation) {
   EXPECT_EQ(cfg::invalid_utf8_offset("ok\xe2\x9c"), 2u);        // truncated sequence
 }
 
-TEST(YamlReader, SetOverridesGetTheSameChecks) {
+TEST_F(YamlReader, SetOverridesGetTheSameChecks) {
   YAML::Node root = YAML::Load("a: {b: 1}");
   expect_config_error([&] { cfg::apply_override(root, "a.b=!!python/object/apply:os.system [x]"); },
                       {"--set a.b", "not allowed"});
@@ -145,13 +141,10 @@ TEST(YamlReader, SetOverridesGetTheSameChecks) {
   EXPECT_EQ(root["a"]["b"][1].as<int>(), 2);
 }
 
-TEST(YamlReader, DirectoryIsAFileError) {
-  const fs::path dir = fs::temp_directory_path() / "sdb_yaml_reader_test" / "adir.yml";
+TEST_F(YamlReader, DirectoryIsAFileError) {
+  const fs::path dir = tmp_ / "adir.yml";
   fs::create_directories(dir);
-  try {
-    cfg::load_yaml_file(dir.string());
-    FAIL() << "no FileError";
-  } catch (const FileError& e) {
-    EXPECT_NE(std::string(e.what()).find("directory"), std::string::npos) << e.what();
-  }
+  const std::string message =
+      samdeblur::test::error_of<FileError>([&] { cfg::load_yaml_file(dir.string()); });
+  EXPECT_NE(message.find("directory"), std::string::npos) << message;
 }

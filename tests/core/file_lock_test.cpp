@@ -7,26 +7,21 @@
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/file_lock.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using samdeblur::FileLock;
 
 TEST(FileLock, SecondHolderIsRefusedWithFolderAndPid) {
-  const fs::path root = fs::temp_directory_path() / ("sdb_lock_test_" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const samdeblur::test::TempDir root("lock");
   const std::string dir = (root / "experiments" / "run").string();
   EXPECT_EQ(FileLock::lock_file_for_dir(dir + "/"), dir + ".lock");
   {
     FileLock first(FileLock::lock_file_for_dir(dir), "experiment folder " + dir);
-    try {
-      FileLock second(FileLock::lock_file_for_dir(dir), "experiment folder " + dir);
-      FAIL() << "a second holder must be refused";
-    } catch (const samdeblur::Error& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find("experiment folder " + dir), std::string::npos) << msg;
-      EXPECT_NE(msg.find("PID " + std::to_string(::getpid())), std::string::npos) << msg;
-    }
+    const std::string msg = samdeblur::test::error_of(
+        [&] { FileLock second(FileLock::lock_file_for_dir(dir), "experiment folder " + dir); });
+    EXPECT_NE(msg.find("experiment folder " + dir), std::string::npos) << msg;
+    EXPECT_NE(msg.find("PID " + std::to_string(::getpid())), std::string::npos) << msg;
   }
   FileLock again(FileLock::lock_file_for_dir(dir), "experiment folder " + dir);  // released
-  fs::remove_all(root);
 }

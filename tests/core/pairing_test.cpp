@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "samdeblur/core/pairing.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 
@@ -34,8 +35,8 @@ TEST(Pairing, NamesEveryUnpairedFile) {
 }
 
 TEST(Pairing, NonFileKinds) {
-  const fs::path d = fs::temp_directory_path() / ("sdb_pairing_" + std::to_string(::getpid()));
-  fs::remove_all(d);
+  const samdeblur::test::TempDir tmp("pairing");
+  const fs::path d = tmp.path();
   fs::create_directories(d / "dir.png");
   std::ofstream(d / "file.png") << "x";
   fs::create_symlink(d / "missing.png", d / "link.png");
@@ -44,5 +45,4 @@ TEST(Pairing, NonFileKinds) {
   EXPECT_EQ(samdeblur::non_file_kind(fs::directory_entry(d / "dir.png")), "a folder");
   EXPECT_EQ(samdeblur::non_file_kind(fs::directory_entry(d / "link.png")), "a dangling symlink");
   EXPECT_EQ(samdeblur::non_file_kind(fs::directory_entry(d / "fifo.png")), "a FIFO");
-  fs::remove_all(d);
 }

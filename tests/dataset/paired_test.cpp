@@ -5,6 +5,7 @@
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/dataset/paired.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using samdeblur::dataset::DatasetOptions;
@@ -13,7 +14,7 @@ using namespace samdeblur::dataset;
 
 namespace {
 
-const std::string kData = std::string(SAMDEBLUR_TEST_DATA) + "/eval";
+const std::string kData = samdeblur::test::data_path("eval");
 
 DatasetOptions options(const std::string& type, const std::string& root = kData) {
   DatasetOptions o;
@@ -27,22 +28,15 @@ DatasetOptions options(const std::string& type, const std::string& root = kData)
   return o;
 }
 
-std::string error_of(const DatasetOptions& o) {
-  try {
-    list_samples(o);
-  } catch (const samdeblur::Error& e) {
-    return e.what();
-  }
-  return "";
+// The message of the error list_samples(o) throws.
+std::string list_error(const DatasetOptions& o) {
+  return samdeblur::test::error_of([&] { list_samples(o); });
 }
 
-fs::path copy_dataset(const std::string& tag) {
-  const fs::path dir = fs::temp_directory_path() / ("sdb_paired_" + tag);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+// Copies the tiny benchmark into the empty folder `dir`.
+void copy_dataset(const fs::path& dir) {
   for (const char* sub : {"input", "target", "grouped_masks", "input_mask"})
     fs::copy(kData + "/" + sub, dir / sub);
-  return dir;
 }
 
 }  // namespace
@@ -69,7 +63,7 @@ TEST(PairedDataset, LoadsOfficialConversions) {
   ASSERT_TRUE(s.masks.has_value());
   EXPECT_GT(s.masks->num_masks, 1);
   EXPECT_NEAR(s.masks->value, 1.0 / 255.0, 1e-12);  // official masks2tensor quirk
-  EXPECT_TRUE(s.masks->labels.defined());          // a partition takes the fast path
+  EXPECT_TRUE(s.masks->labels.defined());           // a partition takes the fast path
 }
 
 TEST(PairedDataset, CleanEncodingAndCatChannel) {
@@ -85,36 +79,34 @@ TEST(PairedDataset, CleanEncodingAndCatChannel) {
 TEST(PairedDataset, ErrorsNameTheProblem) {
   auto o = options("PairedImageDataset");
   o.dataroot_lq = "/nonexistent/input";
-  EXPECT_NE(error_of(o).find("/nonexistent/input"), std::string::npos);
+  EXPECT_NE(list_error(o).find("/nonexistent/input"), std::string::npos);
 
-  const fs::path dir = copy_dataset("errors");
+  const samdeblur::test::TempDir tmp("paired_errors");
+  const fs::path dir = tmp.path();
+  copy_dataset(dir);
   auto d = options("PairedImageGroupMaskDataset", dir.string());
   fs::remove(dir / "grouped_masks" / "img_c.npz");
-  std::string err = error_of(d);
+  std::string err = list_error(d);
   EXPECT_NE(err.find("2 mask files"), std::string::npos) << err;
 
   fs::copy_file(dir / "grouped_masks" / "img_a.npz", dir / "grouped_masks" / "other.npz");
-  err = error_of(d);
+  err = list_error(d);
   EXPECT_NE(err.find("img_c"), std::string::npos) << err;
 
   // Non-image files are reported (warning), not paired; a duplicated stem is an error.
   { std::ofstream(dir / "input" / "notes.txt") << "x"; }
   fs::copy_file(dir / "input" / "img_a.png", dir / "input" / "img_a.jpg");
-  err = error_of(options("PairedImageDataset", dir.string()));
+  err = list_error(options("PairedImageDataset", dir.string()));
   EXPECT_NE(err.find("img_a"), std::string::npos) << err;
-  fs::remove_all(dir);
 }
 
 TEST(PairedDataset, CorruptMaskFileNamesPath) {
-  const fs::path dir = copy_dataset("corrupt");
+  const samdeblur::test::TempDir tmp("paired_corrupt");
+  const fs::path dir = tmp.path();
+  copy_dataset(dir);
   { std::ofstream(dir / "grouped_masks" / "img_b.npz", std::ios::trunc) << "not a zip"; }
   const auto o = options("PairedImageGroupMaskDataset", dir.string());
   const auto samples = list_samples(o);
-  try {
-    load_sample(samples[1], o);
-    FAIL() << "expected an error";
-  } catch (const samdeblur::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("img_b.npz"), std::string::npos) << e.what();
-  }
-  fs::remove_all(dir);
+  const std::string err = samdeblur::test::error_of([&] { load_sample(samples[1], o); });
+  EXPECT_NE(err.find("img_b.npz"), std::string::npos) << err;
 }

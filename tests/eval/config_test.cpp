@@ -8,6 +8,7 @@
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/eval/config.h"
+#include "support/test_support.h"
 
 using samdeblur::ConfigError;
 using namespace samdeblur::eval;
@@ -61,15 +62,13 @@ dist_params:
   port: 29500
 )";
 
-EvalConfig parse(const std::string& text) { return parse_eval_config(YAML::Load(text), "test.yml"); }
+EvalConfig parse(const std::string& text) {
+  return parse_eval_config(YAML::Load(text), "test.yml");
+}
 
-std::string error_of(const std::string& text) {
-  try {
-    parse(text);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
+// The message of the ConfigError parsing `text` throws.
+std::string config_error(const std::string& text) {
+  return samdeblur::test::error_of<ConfigError>([&] { parse(text); });
 }
 
 }  // namespace
@@ -101,7 +100,7 @@ TEST(EvalConfig, ParsesOfficialSegConfig) {
 TEST(EvalConfig, MisspeltKeyIsAnErrorWithHint) {
   std::string text = kSegConfig;
   text.replace(text.find("seg_channel"), 11, "seg_chanel");
-  const std::string err = error_of(text);
+  const std::string err = config_error(text);
   EXPECT_NE(err.find("network_g.seg_chanel"), std::string::npos) << err;
   EXPECT_NE(err.find("did you mean 'network_g.seg_channel'"), std::string::npos) << err;
   EXPECT_NE(err.find("test.yml"), std::string::npos) << err;
@@ -110,7 +109,7 @@ TEST(EvalConfig, MisspeltKeyIsAnErrorWithHint) {
 TEST(EvalConfig, WrongTypeNamesKey) {
   std::string text = kSegConfig;
   text.replace(text.find("width: 32"), 9, "width: wide");
-  const std::string err = error_of(text);
+  const std::string err = config_error(text);
   EXPECT_NE(err.find("network_g.width"), std::string::npos) << err;
   EXPECT_NE(err.find("wide"), std::string::npos) << err;
 }
@@ -118,7 +117,7 @@ TEST(EvalConfig, WrongTypeNamesKey) {
 TEST(EvalConfig, UnknownNetworkTypeListsValidOnes) {
   std::string text = kSegConfig;
   text.replace(text.find("type: SegNAFNetLocal"), 20, "type: SegNet");
-  const std::string err = error_of(text);
+  const std::string err = config_error(text);
   EXPECT_NE(err.find("SegNet"), std::string::npos) << err;
   EXPECT_NE(err.find("NAFNetLocal"), std::string::npos) << err;
 }
@@ -126,14 +125,14 @@ TEST(EvalConfig, UnknownNetworkTypeListsValidOnes) {
 TEST(EvalConfig, MissingDatarootIsAnError) {
   std::string text = kSegConfig;
   text.erase(text.find("    dataroot_mask: ./masks\n"), 26);
-  const std::string err = error_of(text);
+  const std::string err = config_error(text);
   EXPECT_NE(err.find("datasets.test.dataroot_mask"), std::string::npos) << err;
 }
 
 TEST(EvalConfig, NetworkAndDatasetMustAgree) {
   std::string text = kSegConfig;
   text.replace(text.find("type: PairedImageGroupMaskDataset"), 33, "type: PairedImageDataset");
-  const std::string err = error_of(text);
+  const std::string err = config_error(text);
   EXPECT_NE(err.find("grouped masks"), std::string::npos) << err;
 }
 
@@ -162,27 +161,22 @@ TEST(EvalConfig, FloatWrittenIntegersAreAccepted) {
   text.replace(text.find("middle_blk_num: 1"), 17, "middle_blk_num: !!float 1e0");
   EXPECT_EQ(parse(text).network_g.middle_blk_num, 1);
   text.replace(text.find("middle_blk_num: !!float 1e0"), 27, "middle_blk_num: 1.5");
-  EXPECT_NE(error_of(text).find("network_g.middle_blk_num"), std::string::npos);
+  EXPECT_NE(config_error(text).find("network_g.middle_blk_num"), std::string::npos);
 }
 
 TEST(EvalConfig, YamlSyntaxErrorNamesFileAndLine) {
-  const fs::path p = fs::temp_directory_path() / "sdb_bad_config.yml";
-  {
-    std::ofstream(p) << "name: x\ndatasets: [unclosed\n";
-  }
-  try {
-    load_eval_config(p.string());
-    FAIL();
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find(p.string() + ":"), std::string::npos) << e.what();
-  }
-  fs::remove(p);
+  const samdeblur::test::TempDir tmp("config");
+  const std::string p =
+      samdeblur::test::write_text(tmp / "bad_config.yml", "name: x\ndatasets: [unclosed\n");
+  const std::string message = samdeblur::test::error_of<ConfigError>([&] { load_eval_config(p); });
+  EXPECT_NE(message.find(p + ":"), std::string::npos) << message;
 }
 
 // Every shipped config under configs/test parses (4 models x 4 datasets).
 TEST(EvalConfig, ShippedConfigsParse) {
   int count = 0;
-  for (const auto& e : fs::recursive_directory_iterator(fs::path(SAMDEBLUR_SOURCE_DIR) / "configs" / "test")) {
+  for (const auto& e :
+       fs::recursive_directory_iterator(samdeblur::test::source_path("configs/test"))) {
     if (e.path().extension() != ".yml") continue;
     SCOPED_TRACE(e.path().string());
     const EvalConfig c = load_eval_config(e.path().string());
@@ -295,7 +289,7 @@ TEST(EvalConfig, MaskSourceSuperpixelsAndCatDataset) {
   EXPECT_EQ(c.datasets[0].mask_source.type, "superpixels");
   EXPECT_EQ(c.datasets[0].mask_source.superpixels.region_size, 24);
   // Superpixels take no SAM keys.
-  const std::string err = error_of(with_mask_source(R"(    mask_source:
+  const std::string err = config_error(with_mask_source(R"(    mask_source:
       type: superpixels
       checkpoint: sam.pth
 )"));
@@ -304,7 +298,7 @@ TEST(EvalConfig, MaskSourceSuperpixelsAndCatDataset) {
 
 TEST(EvalConfig, MaskSourceErrorsNameTheKey) {
   auto expect_error = [](const std::string& text, const std::vector<std::string>& needles) {
-    const std::string err = error_of(text);
+    const std::string err = config_error(text);
     ASSERT_FALSE(err.empty()) << "expected a ConfigError";
     for (const auto& n : needles) EXPECT_NE(err.find(n), std::string::npos) << n << " in: " << err;
   };
@@ -315,27 +309,29 @@ TEST(EvalConfig, MaskSourceErrorsNameTheKey) {
   expect_error(with_mask_source(""), {"datasets.test.dataroot_mask", "datasets.test.mask_source"});
   // Unknown keys, at both levels, with a hint.
   expect_error(with_mask_source(std::string(kSamSource) + "      cachedir: /tmp\n"),
-               {"datasets.test.mask_source.cachedir'", "did you mean 'datasets.test.mask_source.cache_dir'"});
+               {"datasets.test.mask_source.cachedir'",
+                "did you mean 'datasets.test.mask_source.cache_dir'"});
   expect_error(with_mask_source(std::string(kSamSource) +
                                 "      generator:\n        pred_iou_threshold: 0.5\n"),
                {"datasets.test.mask_source.generator.pred_iou_threshold", "pred_iou_thresh'"});
   // Bad values.
   expect_error(with_mask_source("    mask_source:\n      type: slic\n"),
                {"datasets.test.mask_source.type", "sam, superpixels"});
-  expect_error(with_mask_source("    mask_source: sam\n"), {"datasets.test.mask_source", "mapping"});
+  expect_error(with_mask_source("    mask_source: sam\n"),
+               {"datasets.test.mask_source", "mapping"});
   expect_error(with_mask_source("    mask_source:\n      type: sam\n"),
                {"datasets.test.mask_source.checkpoint"});
   expect_error(with_mask_source(std::string(kSamSource) + "      model_type: vit_x\n"),
                {"datasets.test.mask_source.model_type", "vit_h"});
   expect_error(with_mask_source(std::string(kSamSource) + "      encoding: clean\n"),
                {"datasets.test.mask_source.encoding"});
-  expect_error(with_mask_source(std::string(kSamSource) +
-                                "      generator:\n        points_per_batch: 0\n"),
-               {"datasets.test.mask_source.generator.points_per_batch"});
-  expect_error(with_mask_source(std::string(kSamSource) +
-                                "      generator:\n        points_per_side: 8\n"
-                                "        point_grids: [[[0.5, 0.5]]]\n"),
-               {"datasets.test.mask_source.generator.point_grids"});
+  expect_error(
+      with_mask_source(std::string(kSamSource) + "      generator:\n        points_per_batch: 0\n"),
+      {"datasets.test.mask_source.generator.points_per_batch"});
+  expect_error(
+      with_mask_source(std::string(kSamSource) + "      generator:\n        points_per_side: 8\n"
+                                                 "        point_grids: [[[0.5, 0.5]]]\n"),
+      {"datasets.test.mask_source.generator.point_grids"});
   expect_error(with_mask_source(std::string(kSamSource) +
                                 "      generator:\n        point_grids: [[[0.5, 2.0]]]\n"),
                {"datasets.test.mask_source.generator.point_grids[0]"});

@@ -83,5 +83,7 @@ TEST(Infer, GridsCoverEveryPixelAndAverageOverlaps) {
 TEST(Infer, DeviceParsing) {
   EXPECT_EQ(parse_device("cpu").type(), torch::kCPU);
   EXPECT_THROW(parse_device("tpu:0"), Error);
-  if (!torch::cuda::is_available()) EXPECT_THROW(parse_device("cuda:0"), Error);
+  if (!torch::cuda::is_available()) {
+    EXPECT_THROW(parse_device("cuda:0"), Error);
+  }
 }

@@ -4,7 +4,6 @@
 // and the second run is served from the mask cache.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -14,21 +13,16 @@
 #include "samdeblur/masks/encodings.h"
 #include "samdeblur/masks/superpixels.h"
 #include "samdeblur/sam/mask_generator.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
 
 namespace {
 
-const std::string kData = std::string(SAMDEBLUR_TEST_DATA) + "/eval";
-const std::string kBin = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-eval";
+using test::read_text;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+const std::string kData = test::data_path("eval");
 
 // The tiny SegNAFNet (MAP) or MaskNAFNet (CAT) of tests/data/eval with a mask block.
 std::string eval_config(bool cat, const std::string& masks) {
@@ -55,13 +49,11 @@ struct EvalRun {
 };
 
 EvalRun run(const fs::path& work, const std::string& tag, const std::string& cfg) {
-  const fs::path cfg_path = work / (tag + ".yml"), out = work / tag;
-  { std::ofstream(cfg_path) << cfg; }
-  const std::string cmd = "OMP_NUM_THREADS=1 " + kBin + " -q --config " + cfg_path.string() +
-                          " --output " + out.string() + " > " + (work / "log.txt").string() +
-                          " 2>&1";
-  const int status = std::system(cmd.c_str());
-  EvalRun r{WEXITSTATUS(status), read_text(work / "log.txt"), {}, {}};
+  const fs::path out = work / tag;
+  const std::string cfg_path = test::write_text(work / (tag + ".yml"), cfg);
+  const auto app =
+      test::run_app("sdb-eval", {"-q", "--config", cfg_path, "--output", out.string()});
+  EvalRun r{app.exit_code, app.output(), {}, {}};
   if (r.code != 0) return r;
   r.summary = nlohmann::json::parse(read_text(out / "summary.json"));
   std::istringstream csv(read_text(out / "metrics.csv"));
@@ -73,9 +65,8 @@ EvalRun run(const fs::path& work, const std::string& tag, const std::string& cfg
 }  // namespace
 
 TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
-  const fs::path work = fs::temp_directory_path() / "sdb_eval_mask_source";
-  fs::remove_all(work);
-  fs::create_directories(work);
+  const test::TempDir tmp("eval_mask_source");
+  const fs::path work = tmp.path();
   masks::SuperpixelOptions sp;
   sp.region_size = 8;
   // Offline: what `sdb-masks --source superpixels --superpixel-size 8` writes.
@@ -139,5 +130,4 @@ TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
                                  (work / "missing.pth").string() + "\n"));
   EXPECT_NE(no_ckpt.code, 0);
   EXPECT_NE(no_ckpt.log.find("missing.pth"), std::string::npos) << no_ckpt.log;
-  fs::remove_all(work);
 }

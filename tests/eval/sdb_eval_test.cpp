@@ -6,24 +6,19 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kData = std::string(SAMDEBLUR_TEST_DATA) + "/eval";
-const std::string kBin = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-eval";
+using samdeblur::test::read_text;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+const std::string kData = samdeblur::test::data_path("eval");
 
 struct Variant {
   std::string name, type, dataset_type, mask_dir, extra;
@@ -32,15 +27,19 @@ void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
 std::string config_for(const Variant& v, const std::string& data) {
   std::ostringstream y;
-  y << "name: e2e-" << v.name << "\nmodel_type: ImageRestorationModel\nscale: 1\nnum_gpu: 1\nmanual_seed: 10\n";
+  y << "name: e2e-" << v.name
+    << "\nmodel_type: ImageRestorationModel\nscale: 1\nnum_gpu: 1\nmanual_seed: 10\n";
   if (v.dataset_type == "PairedImageGroupMaskDataset") y << "grouped_masks: true\n";
   y << "datasets:\n  test:\n    name: tiny\n    type: " << v.dataset_type << "\n"
     << "    dataroot_gt: " << data << "/target\n    dataroot_lq: " << data << "/input\n";
   if (!v.mask_dir.empty()) y << "    dataroot_mask: " << data << "/" << v.mask_dir << "\n";
   y << "    io_backend:\n      type: disk\n";
-  y << "network_g:\n  type: " << v.type << "\n  width: 8\n  enc_blk_nums: [1, 1]\n  middle_blk_num: 1\n"
-    << "  dec_blk_nums: [1, 1]\n" << v.extra;
-  y << "path:\n  pretrain_network_g: " << data << "/checkpoints/" << v.name << ".pth\n  strict_load_g: true\n"
+  y << "network_g:\n  type: " << v.type
+    << "\n  width: 8\n  enc_blk_nums: [1, 1]\n  middle_blk_num: 1\n"
+    << "  dec_blk_nums: [1, 1]\n"
+    << v.extra;
+  y << "path:\n  pretrain_network_g: " << data << "/checkpoints/" << v.name
+    << ".pth\n  strict_load_g: true\n"
     << "  resume_state: ~\n";
   y << "val:\n  save_img: true\n  grids: false\n  metrics:\n    psnr:\n      type: calculate_psnr\n"
     << "      crop_border: 0\n      test_y_channel: false\n    ssim:\n      type: calculate_ssim\n"
@@ -49,16 +48,10 @@ std::string config_for(const Variant& v, const std::string& data) {
   return y.str();
 }
 
-struct RunResult {
-  int code;
-  std::string log;
-};
-
-RunResult run_eval(const std::string& args, const fs::path& workdir) {
-  const fs::path log = workdir / "log.txt";
-  const std::string cmd = "OMP_NUM_THREADS=1 " + kBin + " -q " + args + " > " + log.string() + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  return {WEXITSTATUS(status), read_text(log)};
+// sdb-eval -q <args>.
+samdeblur::test::AppResult run_eval(std::vector<std::string> args) {
+  args.insert(args.begin(), "-q");
+  return samdeblur::test::run_app("sdb-eval", args);
 }
 
 std::vector<std::vector<std::string>> read_csv(const fs::path& p) {
@@ -83,15 +76,13 @@ TEST_P(SdbEvalParity, MatchesOfficialPipeline) {
   const Variant v = GetParam();
   const nlohmann::json expected = nlohmann::json::parse(read_text(kData + "/expected.json"));
   const auto& exp_images = expected["models"][v.name]["images"];
-  const fs::path work = fs::temp_directory_path() / ("sdb_eval_e2e_" + v.name);
-  fs::remove_all(work);
-  fs::create_directories(work);
-  { std::ofstream(work / "cfg.yml") << config_for(v, kData); }
+  const samdeblur::test::TempDir tmp("eval_e2e");
+  const fs::path work = tmp.path();
+  const std::string cfg = samdeblur::test::write_text(work / "cfg.yml", config_for(v, kData));
   // --set also exercised: threshold 1 dB makes some images "collapsed".
-  const RunResult r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string() +
-                             " --set val.mcr_threshold=1.0",
-                         work);
-  ASSERT_EQ(r.code, 0) << r.log;
+  const auto r = run_eval(
+      {"--config", cfg, "--output", (work / "out").string(), "--set", "val.mcr_threshold=1.0"});
+  ASSERT_EQ(r.exit_code, 0) << r.output();
 
   const auto rows = read_csv(work / "out" / "metrics.csv");
   ASSERT_EQ(rows.size(), 4u);
@@ -101,8 +92,8 @@ TEST_P(SdbEvalParity, MatchesOfficialPipeline) {
     EXPECT_NE(it, header.end()) << "column " << name;
     return static_cast<std::size_t>(it - header.begin());
   };
-  const std::size_t c_name = col("name"), c_psnr = col("psnr"), c_ssim = col("ssim"), c_in = col("psnr_input"),
-                    c_col = col("collapsed");
+  const std::size_t c_name = col("name"), c_psnr = col("psnr"), c_ssim = col("ssim"),
+                    c_in = col("psnr_input"), c_col = col("collapsed");
   double sum_psnr = 0, sum_ssim = 0;
   int collapsed = 0;
   for (std::size_t i = 1; i < rows.size(); ++i) {
@@ -119,8 +110,10 @@ TEST_P(SdbEvalParity, MatchesOfficialPipeline) {
     sum_psnr += e["psnr"].get<double>();
     sum_ssim += e["ssim"].get<double>();
     // Output images: at most off by one grey level on a handful of pixels.
-    const cv::Mat ours = cv::imread((work / "out" / "images" / (name + ".png")).string(), cv::IMREAD_UNCHANGED);
-    const cv::Mat ref = cv::imread(kData + "/expected_" + v.name + "_" + name + ".png", cv::IMREAD_UNCHANGED);
+    const cv::Mat ours =
+        cv::imread((work / "out" / "images" / (name + ".png")).string(), cv::IMREAD_UNCHANGED);
+    const cv::Mat ref =
+        cv::imread(kData + "/expected_" + v.name + "_" + name + ".png", cv::IMREAD_UNCHANGED);
     ASSERT_FALSE(ours.empty()) << name;
     ASSERT_EQ(ours.size(), ref.size());
     cv::Mat diff;
@@ -138,18 +131,18 @@ TEST_P(SdbEvalParity, MatchesOfficialPipeline) {
   EXPECT_TRUE(summary.contains("config"));
   EXPECT_EQ(summary["config"]["val"]["mcr_threshold"].get<double>(), 1.0);
   EXPECT_TRUE(fs::exists(work / "out" / "config.yml"));
-  fs::remove_all(work);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Official, SdbEvalParity,
-    ::testing::Values(Variant{"NAFNet", "NAFNetLocal", "PairedImageDataset", "", "  train_size: [1, 3, 16, 16]\n"},
+    ::testing::Values(Variant{"NAFNet", "NAFNetLocal", "PairedImageDataset", "",
+                              "  train_size: [1, 3, 16, 16]\n"},
                       Variant{"MaskNAFNet", "NAFNetLocal", "PairedImageMaskDataset", "input_mask",
                               "  mask: true\n  train_size: [1, 3, 16, 16]\n"},
-                      Variant{"SegNAFNet", "SegNAFNetLocal", "PairedImageGroupMaskDataset", "grouped_masks",
-                              "  seg_channel: 2\n  train_size: [1, 3, 16, 16]\n"},
-                      Variant{"SegNAFNet-plain", "SegNAFNet", "PairedImageGroupMaskDataset", "grouped_masks",
-                              "  seg_channel: 2\n"}),
+                      Variant{"SegNAFNet", "SegNAFNetLocal", "PairedImageGroupMaskDataset",
+                              "grouped_masks", "  seg_channel: 2\n  train_size: [1, 3, 16, 16]\n"},
+                      Variant{"SegNAFNet-plain", "SegNAFNet", "PairedImageGroupMaskDataset",
+                              "grouped_masks", "  seg_channel: 2\n"}),
     [](const ::testing::TestParamInfo<Variant>& info) {
       std::string n = info.param.name;
       std::replace(n.begin(), n.end(), '-', '_');
@@ -158,38 +151,38 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Bad input: a clear error naming the file, a non-zero exit code, no outputs.
 TEST(SdbEvalErrors, MissingPartnerAndSizeMismatch) {
-  const fs::path work = fs::temp_directory_path() / "sdb_eval_errors";
-  fs::remove_all(work);
+  const samdeblur::test::TempDir tmp("eval_errors");
+  const fs::path work = tmp.path();
   fs::create_directories(work / "data");
   fs::copy(kData + "/input", work / "data" / "input");
   fs::copy(kData + "/target", work / "data" / "target");
-  const Variant v{"NAFNet", "NAFNetLocal", "PairedImageDataset", "", "  train_size: [1, 3, 16, 16]\n"};
+  const Variant v{"NAFNet", "NAFNetLocal", "PairedImageDataset", "",
+                  "  train_size: [1, 3, 16, 16]\n"};
   std::string cfg = config_for(v, (work / "data").string());
   const std::string ckpt = kData + "/checkpoints/NAFNet.pth";
   cfg.replace(cfg.find((work / "data").string() + "/checkpoints/NAFNet.pth"),
               ((work / "data").string() + "/checkpoints/NAFNet.pth").size(), ckpt);
-  { std::ofstream(work / "cfg.yml") << cfg; }
+  const std::string cfg_path = samdeblur::test::write_text(work / "cfg.yml", cfg);
 
   // 1. An input renamed: its gt has no partner.
   fs::rename(work / "data" / "input" / "img_b.png", work / "data" / "input" / "img_x.png");
-  RunResult r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string(), work);
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.log.find("img_b"), std::string::npos) << r.log;
+  auto r = run_eval({"--config", cfg_path, "--output", (work / "out").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output().find("img_b"), std::string::npos) << r.output();
   EXPECT_FALSE(fs::exists(work / "out" / "summary.json"));
   fs::rename(work / "data" / "input" / "img_x.png", work / "data" / "input" / "img_b.png");
 
   // 2. Input and target sizes differ.
   fs::copy_file(kData + "/input/img_a.png", work / "data" / "input" / "img_b.png",
                 fs::copy_options::overwrite_existing);
-  r = run_eval("--config " + (work / "cfg.yml").string() + " --output " + (work / "out").string(), work);
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.log.find("size mismatch"), std::string::npos) << r.log;
-  EXPECT_NE(r.log.find("img_b.png"), std::string::npos) << r.log;
+  r = run_eval({"--config", cfg_path, "--output", (work / "out").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output().find("size mismatch"), std::string::npos) << r.output();
+  EXPECT_NE(r.output().find("img_b.png"), std::string::npos) << r.output();
   EXPECT_FALSE(fs::exists(work / "out" / "summary.json"));
 
   // 3. A misspelt key is an error naming it.
-  r = run_eval("--config " + (work / "cfg.yml").string() + " --set val.sav_img=true", work);
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.log.find("val.sav_img"), std::string::npos) << r.log;
-  fs::remove_all(work);
+  r = run_eval({"--config", cfg_path, "--set", "val.sav_img=true"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output().find("val.sav_img"), std::string::npos) << r.output();
 }

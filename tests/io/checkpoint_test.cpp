@@ -163,17 +163,12 @@ TEST(Pth, TruncatedAndForeignFilesThrow) {
 
 TEST(Pth, RandomFileCorruptionNeverCrashes) {
   const auto good = read_file_bytes(data("views.pth"));
-  std::mt19937 rng(7);
-  for (int it = 0; it < 300; ++it) {
-    auto bytes = good;
-    const int flips = 1 + static_cast<int>(rng() % 6);
-    for (int k = 0; k < flips; ++k) bytes[rng() % bytes.size()] = static_cast<uint8_t>(rng());
-    if (it % 6 == 0) bytes.resize(rng() % bytes.size());
+  test::for_each_mutation(good, 7, 300, 6, 6, [](const std::vector<uint8_t>& bytes) {
     try {
       io::load_state_dict_bytes(bytes.data(), bytes.size(), "fuzz.pth");
     } catch (const Error&) {
     }
-  }
+  });
 }
 
 TEST(Pickle, RandomPickleCorruptionNeverCrashes) {
@@ -192,19 +187,14 @@ TEST(Pickle, RandomPickleCorruptionNeverCrashes) {
     s->tensor = torch::zeros({64}, torch::kUInt8);
     return s;
   };
-  std::mt19937 rng(11);
   int parsed = 0;
-  for (int it = 0; it < 1000; ++it) {
-    auto bytes = pkl;
-    const int flips = 1 + static_cast<int>(rng() % 4);
-    for (int k = 0; k < flips; ++k) bytes[rng() % bytes.size()] = static_cast<uint8_t>(rng());
-    if (it % 8 == 0) bytes.resize(rng() % bytes.size());
+  test::for_each_mutation(pkl, 11, 1000, 4, 8, [&](const std::vector<uint8_t>& bytes) {
     try {
       io::detail::unpickle(bytes.data(), bytes.size(), "fuzz.pkl", load);
       ++parsed;
     } catch (const Error&) {
     }
-  }
+  });
   EXPECT_GT(parsed, 0);  // some mutations only touch values
 }
 
@@ -241,19 +231,16 @@ TEST(Safetensors, ReadsAllDtypes) {
 
 TEST(Safetensors, CorruptionNeverCrashes) {
   const auto good = read_file_bytes(data("tensors.safetensors"));
-  std::mt19937 rng(5);
-  for (int it = 0; it < 500; ++it) {
-    auto bytes = good;
-    const int flips = 1 + static_cast<int>(rng() % 6);
-    // Mostly mutate the header, where the offsets live.
-    for (int k = 0; k < flips; ++k)
-      bytes[rng() % std::min<size_t>(bytes.size(), 400)] = static_cast<uint8_t>(rng());
-    if (it % 6 == 0) bytes.resize(rng() % bytes.size());
-    try {
-      io::load_state_dict_bytes(bytes.data(), bytes.size(), "fuzz.safetensors");
-    } catch (const Error&) {
-    }
-  }
+  // Mostly mutate the header (the first 400 bytes), where the offsets live.
+  test::for_each_mutation(
+      good, 5, 500, 6, 6,
+      [](const std::vector<uint8_t>& bytes) {
+        try {
+          io::load_state_dict_bytes(bytes.data(), bytes.size(), "fuzz.safetensors");
+        } catch (const Error&) {
+        }
+      },
+      /*span=*/400);
 }
 
 TEST(LoadStateDict, StrictLoadsAndStripsModulePrefix) {
@@ -345,7 +332,6 @@ TEST(SaveStateDict, PythonTorchLoadReadsOurPth) {
       "assert torch.equal(p['w'], base) and torch.equal(p['h'], base.t().half())\n"
       "assert torch.equal(p['b'], torch.arange(4) < 2)\n"
       "assert torch.equal(p['i'], torch.arange(3) * 5000000000)\n";
-  write_file_atomic((dir / "check.py").string(), script);
-  const std::string cmd = "/usr/bin/python3 " + (dir / "check.py").string() + " " + dir.string();
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const auto py = test::run_python({"-c", script, dir.string()});
+  EXPECT_EQ(py.exit_code, 0) << py.output();
 }

@@ -15,6 +15,7 @@
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 namespace io = samdeblur::io;
@@ -22,20 +23,16 @@ using samdeblur::FileError;
 
 namespace {
 
-const fs::path kSource = SAMDEBLUR_SOURCE_DIR;
+const fs::path kSource = samdeblur::test::source_path("");
 
-fs::path temp_dir() {
-  const fs::path dir = fs::temp_directory_path() / "sdb_robustness_test";
-  fs::create_directories(dir);
-  return dir;
+// The folder of this file's test inputs: unique to the process, removed at exit.
+const fs::path& temp_dir() {
+  static const samdeblur::test::TempDir dir("io_robustness");
+  return dir.path();
 }
 
 std::string write_bytes(const std::string& name, const std::vector<uint8_t>& bytes) {
-  const std::string p = (temp_dir() / name).string();
-  std::ofstream(p, std::ios::binary)
-      .write(reinterpret_cast<const char*>(bytes.data()),
-             static_cast<std::streamsize>(bytes.size()));
-  return p;
+  return samdeblur::test::write_text(temp_dir() / name, std::string(bytes.begin(), bytes.end()));
 }
 
 // Expects a FileError naming `path` whose message contains `part`.

@@ -17,6 +17,7 @@
 #include "samdeblur/io/npy.h"
 #include "samdeblur/masks/encodings.h"
 #include "samdeblur/masks/superpixels.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
@@ -26,15 +27,7 @@ using dataset::DatasetOptions;
 
 namespace {
 
-const std::string kData = std::string(SAMDEBLUR_TEST_DATA) + "/eval";
-const std::string kSamDir = std::string(SAMDEBLUR_TEST_DATA) + "/sam/model/";
-
-fs::path fresh_dir(const std::string& tag) {
-  const fs::path dir = fs::temp_directory_path() / ("sdb_mask_provider_" + tag);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+const std::string kData = test::data_path("eval");
 
 DatasetOptions dataset_options(const std::string& type, const std::string& mask_dir = "") {
   DatasetOptions o;
@@ -52,29 +45,6 @@ MaskSourceOptions superpixel_source() {
   m.type = "superpixels";
   m.superpixels.region_size = 8;  // several superpixels on the ~40 px test images
   return m;
-}
-
-sam::SamConfig tiny_config() {
-  std::ifstream in(kSamDir + "meta.json");
-  const auto t = nlohmann::json::parse(in)["tiny"];
-  sam::SamConfig c;
-  c.model_type = "tiny";
-  c.encoder_embed_dim = t["embed_dim"];
-  c.encoder_depth = t["depth"];
-  c.encoder_num_heads = t["num_heads"];
-  c.encoder_global_attn_indexes = t["global_attn_indexes"].get<std::vector<int64_t>>();
-  c.image_size = t["image_size"];
-  c.patch_size = t["patch_size"];
-  c.window_size = t["window_size"];
-  c.prompt_embed_dim = t["prompt_embed_dim"];
-  c.mlp_dim_decoder = t["decoder_mlp_dim"];
-  c.decoder_depth = t["decoder_depth"];
-  c.decoder_num_heads = t["decoder_num_heads"];
-  c.num_multimask_outputs = t["num_multimask_outputs"];
-  c.iou_head_depth = t["iou_head_depth"];
-  c.iou_head_hidden_dim = t["iou_head_hidden_dim"];
-  c.mask_in_chans = t["mask_in_chans"];
-  return c;
 }
 
 // The tiny SAM with loose thresholds (random weights predict low IoU), few prompts.
@@ -96,7 +66,7 @@ MaskProvider::PredictorFactory tiny_factory(const std::string& checkpoint, int* 
   return [checkpoint, built, fail]() -> std::unique_ptr<sam::Predictor> {
     ++*built;
     if (fail) throw Error("SAM must not be loaded on a cache hit");
-    return sam::make_predictor(tiny_config(), checkpoint, torch::kCPU);
+    return sam::make_predictor(test::tiny_sam_config(), checkpoint, torch::kCPU);
   };
 }
 
@@ -120,9 +90,13 @@ void expect_same_masks(const models::SegMasks& a, const models::SegMasks& b, con
   EXPECT_EQ(a.num_masks, b.num_masks) << n;
   EXPECT_DOUBLE_EQ(a.value, b.value) << n;
   ASSERT_EQ(a.labels.defined(), b.labels.defined()) << n;
-  if (a.labels.defined()) EXPECT_TRUE(torch::equal(a.labels, b.labels)) << n;
+  if (a.labels.defined()) {
+    EXPECT_TRUE(torch::equal(a.labels, b.labels)) << n;
+  }
   ASSERT_EQ(a.dense.defined(), b.dense.defined()) << n;
-  if (a.dense.defined()) EXPECT_TRUE(torch::equal(a.dense, b.dense)) << n;
+  if (a.dense.defined()) {
+    EXPECT_TRUE(torch::equal(a.dense, b.dense)) << n;
+  }
 }
 
 // Loads every sample both ways and compares masks (grouped) and the CAT channel.
@@ -154,7 +128,8 @@ void expect_on_the_fly_equals_offline(const std::pair<std::string, std::string>&
 }  // namespace
 
 TEST(MaskProvider, SuperpixelsEqualOfflineFilesAndHitTheCache) {
-  const fs::path dir = fresh_dir("superpixels");
+  const test::TempDir tmp("mask_provider_superpixels");
+  const fs::path dir = tmp.path();
   const MaskSourceOptions src = superpixel_source();
   const auto offline = write_offline(
       dir, *masks::make_superpixel_source(src.superpixels, sam::OutputMode::uncompressed_rle));
@@ -189,11 +164,11 @@ TEST(MaskProvider, SuperpixelsEqualOfflineFilesAndHitTheCache) {
   fs::copy_file(lq, dir / "renamed.png");
   EXPECT_EQ(second.cache_key((dir / "renamed.png").string()), key);
   EXPECT_NE(second.cache_key(kData + "/input/img_b.png"), key);
-  fs::remove_all(dir);
 }
 
 TEST(MaskProvider, ExclusiveEncodingEqualsExclusiveNpz) {
-  const fs::path dir = fresh_dir("exclusive");
+  const test::TempDir tmp("mask_provider_exclusive");
+  const fs::path dir = tmp.path();
   MaskSourceOptions src = superpixel_source();
   src.encoding = "exclusive";
   const std::string lq = kData + "/input/img_b.png";
@@ -209,18 +184,18 @@ TEST(MaskProvider, ExclusiveEncodingEqualsExclusiveNpz) {
   EXPECT_EQ(provider.misses(), 1);
   EXPECT_EQ(provider.hits(), 1);
   EXPECT_THROW(provider.label_map(lq), Error);  // the CAT channel is always official
-  fs::remove_all(dir);
 }
 
 TEST(MaskProvider, TinySamEqualsOfflineLazyLoadAndCache) {
-  if (!fs::exists(kSamDir + "tiny_sam.pth")) GTEST_SKIP() << "no tiny SAM fixture";
-  const fs::path dir = fresh_dir("tiny_sam");
+  if (!fs::exists(test::tiny_sam_checkpoint())) GTEST_SKIP() << "no tiny SAM fixture";
+  const test::TempDir tmp("mask_provider_tiny_sam");
+  const fs::path dir = tmp.path();
   const std::string ckpt = (dir / "tiny_sam.pth").string();
-  fs::copy_file(kSamDir + "tiny_sam.pth", ckpt);
+  fs::copy_file(test::tiny_sam_checkpoint(), ckpt);
   const MaskSourceOptions src = tiny_sam_source(ckpt);
 
   // Offline: the generator run directly, files written as sdb-masks does.
-  auto predictor = sam::make_predictor(tiny_config(), ckpt, torch::kCPU);
+  auto predictor = sam::make_predictor(test::tiny_sam_config(), ckpt, torch::kCPU);
   sam::MaskGenerator generator(*predictor, src.generator);
   const auto offline = write_offline(dir, *masks::make_sam_source(generator, false, false));
   const cv::Mat some_map = io::read_image_bgr(offline.first + "/img_a.png", true);
@@ -281,13 +256,8 @@ TEST(MaskProvider, TinySamEqualsOfflineLazyLoadAndCache) {
   EXPECT_NE(MaskProvider(src, cache).cache_key(lq), key);
   // A missing checkpoint is an error naming it.
   fs::remove(ckpt);
-  try {
-    MaskProvider p(src, cache);
-    FAIL() << "expected FileError";
-  } catch (const FileError& e) {
-    EXPECT_NE(std::string(e.what()).find(ckpt), std::string::npos) << e.what();
-  }
-  fs::remove_all(dir);
+  const std::string err = test::error_of<FileError>([&] { MaskProvider p(src, cache); });
+  EXPECT_NE(err.find(ckpt), std::string::npos) << err;
 }
 
 TEST(MaskProvider, CacheDirDefaultsAndErrors) {

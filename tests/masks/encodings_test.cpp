@@ -9,7 +9,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,6 +18,7 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
@@ -28,7 +28,9 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kDir = std::string(SAMDEBLUR_TEST_DATA) + "/sam/amg/";
+const std::string kHint =
+    "regenerate with PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 "
+    "scripts/make_amg_fixtures.py";
 
 MaskRecord record_of(const torch::Tensor& mask) {
   MaskRecord r;
@@ -43,18 +45,6 @@ MaskRecord rect_record(int64_t h, int64_t w, int64_t x0, int64_t y0, int64_t x1,
   m.slice(0, y0, std::min(y1, h)).slice(1, x0, std::min(x1, w)).fill_(true);
   return record_of(m);
 }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("sdb_masks_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 cv::Mat demo_image(int h, int w, int seed) {
   cv::Mat m(h, w, CV_8UC3);
@@ -87,10 +77,9 @@ TEST(MaskFiles, SegmaskValues) {
 }
 
 TEST(MaskFiles, LabelMapAndGroupsMatchOfficialScripts) {
-  std::ifstream in(kDir + "mask_files.json");
-  ASSERT_TRUE(in) << "missing mask_files.json; regenerate with scripts/make_amg_fixtures.py";
-  const auto arrays = io::read_npz(kDir + "mask_files.npz");
-  for (const auto& c : json::parse(in)) {
+  const json cases = test::load_json_fixture("sam/amg/mask_files.json", kHint);
+  const auto arrays = test::load_npz_fixture("sam/amg/mask_files.npz", kHint);
+  for (const auto& c : cases) {
     const std::string name = c["name"];
     const int64_t h = c["h"], w = c["w"];
     std::vector<MaskRecord> records;
@@ -105,8 +94,9 @@ TEST(MaskFiles, LabelMapAndGroupsMatchOfficialScripts) {
     const auto expected_groups = arrays.at(name + "_grouped");
     EXPECT_EQ(groups.sizes(), expected_groups.sizes()) << name;
     EXPECT_EQ(groups.scalar_type(), torch::kBool);
-    if (groups.sizes() == expected_groups.sizes())
+    if (groups.sizes() == expected_groups.sizes()) {
       EXPECT_TRUE(torch::equal(groups, expected_groups)) << name;
+    }
     EXPECT_TRUE(std::is_sorted(values.begin(), values.end()));
   }
 }
@@ -132,14 +122,14 @@ TEST(MaskFiles, ExclusiveLabelsPartitionTheImage) {
 }
 
 TEST(MaskFiles, WritersProduceReadableFiles) {
-  TempDir tmp;
+  const test::TempDir tmp("masks");
   const int64_t h = 9, w = 13;
   GenerateResult res;
   res.masks = {rect_record(h, w, 0, 0, 5, 5), rect_record(h, w, 3, 3, 13, 9)};
   for (auto f : {MaskFileFormat::label_png, MaskFileFormat::grouped_npz,
                  MaskFileFormat::exclusive_npz, MaskFileFormat::coco_json}) {
     EXPECT_EQ(mask_file_format_from_name(mask_file_format_name(f)), f);
-    const std::string path = (tmp.path / ("out" + mask_file_extension(f))).string();
+    const std::string path = (tmp / ("out" + mask_file_extension(f))).string();
     write_mask_file(path, f, res, h, w);
     ASSERT_TRUE(fs::exists(path));
     if (f == MaskFileFormat::label_png) {
@@ -161,13 +151,13 @@ TEST(MaskFiles, WritersProduceReadableFiles) {
       EXPECT_EQ(back, res.masks[1].rle);
     }
   }
-  EXPECT_TRUE(tmp_files(tmp.path).empty());
+  EXPECT_TRUE(tmp_files(tmp.path()).empty());
   EXPECT_THROW(mask_file_format_from_name("tiff"), ConfigError);
 }
 
 TEST(MaskJob, ResumeSkipsFinishedImagesAndWritesAtomically) {
-  TempDir tmp;
-  const fs::path in = tmp.path / "in", out = tmp.path / "out";
+  const test::TempDir tmp("masks");
+  const fs::path in = tmp / "in", out = tmp / "out";
   fs::create_directories(in);
   for (int i = 0; i < 3; ++i)
     cv::imwrite((in / ("img" + std::to_string(i) + ".png")).string(), demo_image(30, 40, i));
@@ -217,12 +207,12 @@ TEST(MaskJob, ResumeSkipsFinishedImagesAndWritesAtomically) {
 }
 
 TEST(MaskJob, EmbeddingsAndSingleFileInput) {
-  TempDir tmp;
-  const fs::path img = tmp.path / "photo.jpg";
+  const test::TempDir tmp("masks");
+  const fs::path img = tmp / "photo.jpg";
   cv::imwrite(img.string(), demo_image(20, 24, 1));
   MaskJobOptions o;
   o.input = img.string();
-  o.output_dir = (tmp.path / "out").string();
+  o.output_dir = (tmp / "out").string();
   o.progress = false;
   o.save_embeddings = true;
   o.format = MaskFileFormat::grouped_npz;
@@ -232,52 +222,48 @@ TEST(MaskJob, EmbeddingsAndSingleFileInput) {
     return r;
   };
   EXPECT_EQ(run_mask_job(o, with_embedding).processed, 1);
-  EXPECT_TRUE(fs::exists(tmp.path / "out" / "photo.npz"));
-  const auto emb = io::read_npy((tmp.path / "out" / "photo_embedding.npy").string());
+  EXPECT_TRUE(fs::exists(tmp / "out" / "photo.npz"));
+  const auto emb = io::read_npy((tmp / "out" / "photo_embedding.npy").string());
   EXPECT_EQ(emb.sizes(), torch::IntArrayRef({1, 256, 64, 64}));
   // Superpixels have no embedding: asking for one is an error, not a silent skip.
-  fs::remove_all(tmp.path / "out");
+  fs::remove_all(tmp / "out");
   EXPECT_THROW(run_mask_job(o, *make_superpixel_source({}, OutputMode::binary_mask)), Error);
-  EXPECT_THROW(list_input_images((tmp.path / "missing").string()), FileError);
+  EXPECT_THROW(list_input_images((tmp / "missing").string()), FileError);
 }
 
 TEST(SdbMasks, EndToEndWithSuperpixels) {
-  const std::string bin = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-masks";
-  if (!fs::exists(bin)) GTEST_SKIP() << "sdb-masks not built (SAMDEBLUR_BUILD_APPS=OFF)";
-  TempDir tmp;
-  const fs::path in = tmp.path / "in";
+  if (!test::app_built("sdb-masks"))
+    GTEST_SKIP() << "sdb-masks not built (SAMDEBLUR_BUILD_APPS=OFF)";
+  const test::TempDir tmp("masks");
+  const fs::path in = tmp / "in";
   fs::create_directories(in);
   cv::imwrite((in / "a.png").string(), demo_image(30, 40, 0));
   cv::imwrite((in / "b.png").string(), demo_image(30, 40, 1));
-  auto run = [&](const std::string& args) {
-    const std::string cmd = bin + " " + args + " > " + (tmp.path / "log.txt").string() + " 2>&1";
-    const int status = std::system(cmd.c_str());
-    std::ifstream log(tmp.path / "log.txt");
-    std::stringstream ss;
-    ss << log.rdbuf();
-    return std::make_pair(WEXITSTATUS(status), ss.str());
+  auto run = [&](const std::vector<std::string>& args) {
+    const auto r = test::run_app("sdb-masks", args);
+    return std::make_pair(r.exit_code, r.output());
   };
   // SAM without a checkpoint: an error that says where to get one.
-  auto [code, log] = run("--input " + in.string() + " --output " + (tmp.path / "o1").string());
+  auto [code, log] = run({"--input", in.string(), "--output", (tmp / "o1").string()});
   EXPECT_NE(code, 0);
   EXPECT_NE(log.find("dl.fbaipublicfiles.com/segment_anything"), std::string::npos) << log;
   // Superpixels, then resume.
-  std::tie(code, log) = run("--source superpixels --input " + in.string() + " --output " +
-                            (tmp.path / "o2").string() + " --format label-png");
+  std::tie(code, log) = run({"--source", "superpixels", "--input", in.string(), "--output",
+                             (tmp / "o2").string(), "--format", "label-png"});
   EXPECT_EQ(code, 0) << log;
-  EXPECT_TRUE(fs::exists(tmp.path / "o2" / "a.png"));
-  EXPECT_TRUE(fs::exists(tmp.path / "o2" / "b.png"));
-  const cv::Mat map = io::read_image_bgr((tmp.path / "o2" / "a.png").string(), true);
+  EXPECT_TRUE(fs::exists(tmp / "o2" / "a.png"));
+  EXPECT_TRUE(fs::exists(tmp / "o2" / "b.png"));
+  const cv::Mat map = io::read_image_bgr((tmp / "o2" / "a.png").string(), true);
   EXPECT_EQ(map.size(), cv::Size(40, 30));
-  std::tie(code, log) = run("--source superpixels --input " + in.string() + " --output " +
-                            (tmp.path / "o2").string());
+  std::tie(code, log) =
+      run({"--source", "superpixels", "--input", in.string(), "--output", (tmp / "o2").string()});
   EXPECT_EQ(code, 0) << log;
   EXPECT_NE(log.find("skipping"), std::string::npos) << log;
 }
 
 TEST(MaskJob, ResumeRecomputesIncompleteOrInvalidOutputs) {
-  TempDir tmp;
-  const fs::path in = tmp.path / "in", out = tmp.path / "out";
+  const test::TempDir tmp("masks");
+  const fs::path in = tmp / "in", out = tmp / "out";
   fs::create_directories(in);
   cv::imwrite((in / "a.png").string(), demo_image(30, 40, 0));
   cv::imwrite((in / "b.png").string(), demo_image(30, 40, 1));
@@ -334,19 +320,17 @@ TEST(MaskJob, ResumeRecomputesIncompleteOrInvalidOutputs) {
 }
 
 TEST(SdbMasks, NumericFlagsAreRangeChecked) {
-  const std::string bin = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-masks";
-  if (!fs::exists(bin)) GTEST_SKIP() << "sdb-masks not built (SAMDEBLUR_BUILD_APPS=OFF)";
-  TempDir tmp;
-  cv::imwrite((tmp.path / "a.png").string(), demo_image(30, 40, 0));
-  auto run = [&](const std::string& args) {
-    const std::string cmd = bin + " --source superpixels -q -i " + (tmp.path / "a.png").string() +
-                            " -o " + (tmp.path / "o").string() + " " + args + " > " +
-                            (tmp.path / "log.txt").string() + " 2>&1";
-    const int status = std::system(cmd.c_str());
-    std::ifstream log(tmp.path / "log.txt");
-    std::stringstream ss;
-    ss << log.rdbuf();
-    return std::make_pair(WEXITSTATUS(status), ss.str());
+  if (!test::app_built("sdb-masks"))
+    GTEST_SKIP() << "sdb-masks not built (SAMDEBLUR_BUILD_APPS=OFF)";
+  const test::TempDir tmp("masks");
+  cv::imwrite((tmp / "a.png").string(), demo_image(30, 40, 0));
+  auto run = [&](const std::string& flags) {
+    std::vector<std::string> args = {
+        "--source", "superpixels",       "-q", "-i", (tmp / "a.png").string(),
+        "-o",       (tmp / "o").string()};
+    for (const auto& w : test::words(flags)) args.push_back(w);
+    const auto r = test::run_app("sdb-masks", args);
+    return std::make_pair(r.exit_code, r.output());
   };
   for (const std::string bad :
        {"--points-per-side 0", "--threads -1", "--points-per-batch 0", "--crop-n-layers -1",

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "samdeblur/core/error.h"
+#include "support/test_support.h"
 
 using namespace samdeblur::masks;
 
@@ -25,8 +26,9 @@ TEST(Sha256, ChunkedUpdatesAndFilesAgree) {
   Sha256 chunked;
   for (std::size_t pos = 0; pos < text.size(); pos += 63) chunked.update(text.substr(pos, 63));
   EXPECT_EQ(chunked.hex_digest(), sha256_hex(text));
-  const auto path = std::filesystem::temp_directory_path() / "sdb_sha256_test.bin";
-  { std::ofstream(path, std::ios::binary) << text; }
+  const samdeblur::test::TempDir tmp("sha256");
+  const auto path = tmp / "test.bin";
+  samdeblur::test::write_text(path, text);
   EXPECT_EQ(sha256_file_hex(path.string()), sha256_hex(text));
   std::filesystem::remove(path);
   EXPECT_THROW(sha256_file_hex(path.string()), samdeblur::FileError);

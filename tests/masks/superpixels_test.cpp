@@ -5,27 +5,17 @@
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/sam/amg.h"
+#include "support/test_support.h"
 
 using namespace samdeblur;
 using namespace samdeblur::sam;
 using samdeblur::masks::superpixel_masks;
 using samdeblur::masks::SuperpixelOptions;
 
-namespace {
-
-cv::Mat test_image(int h, int w) {
-  cv::Mat m(h, w, CV_8UC3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c)
-        m.at<cv::Vec3b>(y, x)[c] = static_cast<uint8_t>((x * 3 + y * 5 + c * 70) % 256);
-  return m;
-}
-
-}  // namespace
+using samdeblur::test::ramp_image;
 
 TEST(Superpixels, DeterministicPartitionOfTheImage) {
-  const cv::Mat img = test_image(50, 70);
+  const cv::Mat img = ramp_image(50, 70);
   SuperpixelOptions so;
   so.region_size = 16;
   const auto a = superpixel_masks(img, so);
@@ -44,21 +34,17 @@ TEST(Superpixels, DeterministicPartitionOfTheImage) {
   EXPECT_EQ(area, 50 * 70);
   EXPECT_TRUE(torch::all(cover == 1).item<bool>()) << "superpixels must partition the image";
   // Regions larger than the image (OpenCV's SLIC would crash) and tiny images.
-  EXPECT_FALSE(superpixel_masks(test_image(20, 24), {}).masks.empty());
-  EXPECT_EQ(superpixel_masks(test_image(3, 5), {}).masks.size(), 1u);
+  EXPECT_FALSE(superpixel_masks(ramp_image(20, 24), {}).masks.empty());
+  EXPECT_EQ(superpixel_masks(ramp_image(3, 5), {}).masks.size(), 1u);
 }
 
 TEST(Superpixels, OptionsAreRangeChecked) {
   SuperpixelOptions so;
   so.region_size = 1;
-  try {
-    superpixel_masks(test_image(20, 24), so);
-    FAIL() << "region_size 1 must be refused";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("region_size: must be >= 2, got 1"), std::string::npos)
-        << e.what();
-  }
+  const std::string err =
+      samdeblur::test::error_of<ConfigError>([&] { superpixel_masks(ramp_image(20, 24), so); });
+  EXPECT_NE(err.find("region_size: must be >= 2, got 1"), std::string::npos) << err;
   so = {};
   so.ruler = 0;
-  EXPECT_THROW(superpixel_masks(test_image(20, 24), so), ConfigError);
+  EXPECT_THROW(superpixel_masks(ramp_image(20, 24), so), ConfigError);
 }

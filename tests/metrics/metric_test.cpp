@@ -9,6 +9,7 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/metrics/metric.h"
 #include "samdeblur/metrics/psnr_ssim.h"
+#include "support/test_support.h"
 
 using namespace samdeblur;
 
@@ -19,15 +20,6 @@ cv::Mat random_image(int seed) {
   cv::RNG rng(seed);
   rng.fill(m, cv::RNG::UNIFORM, 0, 256);
   return m;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -54,12 +46,14 @@ TEST(MetricRegistry, ComputesWhatTheFunctionsCompute) {
 
 TEST(MetricRegistry, UnknownTypeIsAnErrorListingTheValidOnes) {
   // Before the registry, any non-PSNR type silently computed SSIM.
-  const std::string direct = error_of([] { metrics::make_metric({"lpips", "calculate_lpips"}); });
+  const std::string direct = test::error_of<ConfigError>([] {
+    metrics::make_metric({"lpips", "calculate_lpips"});
+  });
   EXPECT_NE(direct.find("lpips"), std::string::npos) << direct;
   EXPECT_NE(direct.find("calculate_lpips"), std::string::npos) << direct;
   EXPECT_NE(direct.find("valid: calculate_psnr, calculate_ssim"), std::string::npos) << direct;
 
-  const std::string yaml = error_of([] {
+  const std::string yaml = test::error_of<ConfigError>([] {
     config::Section lpips(YAML::Load("type: calculate_lpips"), "val.metrics.lpips", "metrics.yml");
     metrics::parse_metric(lpips, "lpips");
   });

@@ -12,22 +12,21 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/metrics/psnr_ssim.h"
+#include "support/test_support.h"
 
 namespace sm = samdeblur::metrics;
 using nlohmann::json;
 
 namespace {
 
-const std::string kDir = std::string(SAMDEBLUR_TEST_DATA) + "/metrics/";
+const std::string kDir = samdeblur::test::data_path("metrics/");
 constexpr const char* kRegenerate =
     "regenerate with: PYTHONPATH=/tmp/ref/sam-deblur /usr/bin/python3 "
     "scripts/make_metric_fixtures.py";
 
 const json& expected() {
   static const json j = [] {
-    std::ifstream in(kDir + "expected.json");
-    if (!in) throw std::runtime_error("missing " + kDir + "expected.json; " + kRegenerate);
-    json parsed = json::parse(in);
+    json parsed = samdeblur::test::load_json_fixture("metrics/expected.json", kRegenerate);
     if (parsed.at("format_version").get<int>() != 1) {
       throw std::runtime_error(std::string("expected.json format mismatch; ") + kRegenerate);
     }
@@ -105,8 +104,8 @@ TEST(PsnrSsim, MatchesOfficialGoldenValues) {
     }
   }
   EXPECT_GE(checked, 50);
-  std::cout << "[ info ] " << checked << " values; worst error " << worst.ratio
-            << " x tolerance (" << worst.label << ")\n";
+  std::cout << "[ info ] " << checked << " values; worst error " << worst.ratio << " x tolerance ("
+            << worst.label << ")\n";
 }
 
 TEST(PsnrSsim, InfinitePsnrIsEncodedAsInfinity) {
@@ -135,22 +134,19 @@ TEST(PsnrSsim, ShapeMismatchNamesBothShapes) {
   const cv::Mat a(10, 12, CV_8UC3, cv::Scalar::all(3));
   const cv::Mat b(10, 13, CV_8UC3, cv::Scalar::all(3));
   for (int which = 0; which < 2; ++which) {
-    try {
+    const std::string msg = samdeblur::test::error_of([&] {
       if (which == 0) {
         sm::calculate_psnr(a, b, 0, false);
       } else {
         sm::calculate_ssim(a, b, 0, false, true);
       }
-      FAIL() << "expected samdeblur::Error";
-    } catch (const samdeblur::Error& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find("(10, 12, 3)"), std::string::npos) << msg;
-      EXPECT_NE(msg.find("(10, 13, 3)"), std::string::npos) << msg;
-    }
+    });
+    EXPECT_NE(msg.find("(10, 12, 3)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("(10, 13, 3)"), std::string::npos) << msg;
   }
   const cv::Mat g(10, 12, CV_8UC1, cv::Scalar::all(3));
   EXPECT_THROW(sm::calculate_psnr(a, g, 0, false), samdeblur::Error);
-  EXPECT_THROW(sm::calculate_psnr(a, a, 5, false), samdeblur::Error);   // crops everything
+  EXPECT_THROW(sm::calculate_psnr(a, a, 5, false), samdeblur::Error);  // crops everything
   EXPECT_THROW(sm::calculate_psnr(a, a, -1, false), samdeblur::Error);
   EXPECT_THROW(sm::calculate_ssim(a, a, 0, false, false), samdeblur::Error);  // < 11 px
 }
@@ -198,11 +194,11 @@ TEST(Ssim3d, DirectModeEqualsHandWrittenConv3d) {
   const torch::Tensor v = torch::rand({12, 14, 3}, torch::kFloat64);
   cv::Mat gk = cv::getGaussianKernel(11, 1.5, CV_64F);
   const torch::Tensor g = torch::from_blob(gk.ptr<double>(), {11}, torch::kFloat64).clone();
-  const torch::Tensor w = (g.view({11, 1, 1}) * g.view({1, 11, 1}) * g.view({1, 1, 11}))
-                              .view({1, 1, 11, 11, 11});
+  const torch::Tensor w =
+      (g.view({11, 1, 1}) * g.view({1, 11, 1}) * g.view({1, 1, 11})).view({1, 1, 11, 11, 11});
   namespace F = torch::nn::functional;
-  const torch::Tensor padded = F::pad(v.view({1, 1, 12, 14, 3}),
-                                      F::PadFuncOptions({5, 5, 5, 5, 5, 5}).mode(torch::kReplicate));
+  const torch::Tensor padded = F::pad(
+      v.view({1, 1, 12, 14, 3}), F::PadFuncOptions({5, 5, 5, 5, 5, 5}).mode(torch::kReplicate));
   const torch::Tensor ref = F::conv3d(padded, w).view({12, 14, 3});
   EXPECT_LT((sm::gaussian_filter_3d(v, {sm::Gaussian3d::direct, torch::kFloat64}) - ref)
                 .abs()
@@ -215,7 +211,8 @@ TEST(Ssim3d, DirectModeEqualsHandWrittenConv3d) {
 TEST(Ssim3d, SeparableSsimEqualsDirect) {
   torch::manual_seed(2);
   const torch::Tensor a = (torch::rand({45, 38, 3}, torch::kFloat64) * 255.0).round();
-  const torch::Tensor b = (a + torch::randn({45, 38, 3}, torch::kFloat64) * 10.0).clamp(0, 255).round();
+  const torch::Tensor b =
+      (a + torch::randn({45, 38, 3}, torch::kFloat64) * 10.0).clamp(0, 255).round();
   const torch::Tensor a0 = a.clone();
   const double direct = sm::ssim_3d(a, b, 255.0, {sm::Gaussian3d::direct, torch::kFloat64});
   for (int64_t band : {0, 1, 10}) {

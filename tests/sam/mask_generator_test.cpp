@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "samdeblur/core/error.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
@@ -22,18 +23,11 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kDir = std::string(SAMDEBLUR_TEST_DATA) + "/sam/amg/";
+const std::string kHint =
+    "regenerate with PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 "
+    "scripts/make_amg_fixtures.py";
 
-json load(const std::string& name) {
-  std::ifstream in(kDir + name);
-  if (!in) {
-    ADD_FAILURE()
-        << "missing " << kDir << name << "; regenerate with "
-        << "PYTHONPATH=/tmp/ref/segment-anything /usr/bin/python3 scripts/make_amg_fixtures.py";
-    return json::array();
-  }
-  return json::parse(in);
-}
+json load(const std::string& name) { return test::load_json_fixture("sam/amg/" + name, kHint); }
 
 // See FakePredictor in scripts/make_amg_fixtures.py for the formulas.
 class FakePredictor : public Predictor {
@@ -105,14 +99,7 @@ class FakePredictor : public Predictor {
   torch::Tensor img_;
 };
 
-cv::Mat test_image(int h, int w) {
-  cv::Mat m(h, w, CV_8UC3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c)
-        m.at<cv::Vec3b>(y, x)[c] = static_cast<uint8_t>((x * 3 + y * 5 + c * 70) % 256);
-  return m;
-}
+using test::ramp_image;
 
 MaskGeneratorOptions options_from(const json& o) {
   MaskGeneratorOptions opt;
@@ -168,14 +155,18 @@ int compare_records(const std::vector<MaskRecord>& got, const json& expected, Ou
     worst = std::min(worst, iou);
     exact += r.rle == erle;
     EXPECT_GE(iou, min_iou) << name << " mask " << i;
-    if (mode == OutputMode::coco_rle && iou == 1.0)
+    if (mode == OutputMode::coco_rle && iou == 1.0) {
       EXPECT_EQ(r.coco.counts, seg["counts"].get<std::string>());
-    if (mode == OutputMode::binary_mask)
+    }
+    if (mode == OutputMode::binary_mask) {
       EXPECT_TRUE(torch::equal(r.binary_mask, rle_to_mask(r.rle)));
+    }
     EXPECT_NEAR(r.area, e["area"].get<double>(), atol * r.area + (iou < 1 ? 1e9 : 0))
         << name << " mask " << i;
     EXPECT_EQ(r.crop_box, e["crop_box"].get<Box>()) << name << " mask " << i;
-    if (iou == 1.0) EXPECT_EQ(r.bbox, e["bbox"].get<Box>()) << name << " mask " << i;
+    if (iou == 1.0) {
+      EXPECT_EQ(r.bbox, e["bbox"].get<Box>()) << name << " mask " << i;
+    }
     EXPECT_NEAR(r.predicted_iou, e["predicted_iou"].get<double>(), atol) << name << " mask " << i;
     EXPECT_NEAR(r.stability_score, e["stability_score"].get<double>(), atol)
         << name << " mask " << i;
@@ -201,7 +192,7 @@ TEST(MaskGenerator, MatchesOfficialGeneratorWithFakePredictor) {
     FakePredictor fake;
     auto opts = options_from(c["options"]);
     MaskGenerator gen(fake, opts);
-    const auto result = gen.generate(test_image(c["h"], c["w"]), /*keep_embedding=*/true);
+    const auto result = gen.generate(ramp_image(c["h"], c["w"]), /*keep_embedding=*/true);
     EXPECT_EQ(fake.calls, c["set_image_calls"].get<std::vector<std::vector<int64_t>>>()) << name;
     EXPECT_EQ(result.crops, static_cast<int64_t>(c["set_image_calls"].size()));
     ASSERT_TRUE(result.image_embedding.defined());
@@ -222,7 +213,7 @@ TEST(MaskGenerator, MatchesOfficialGeneratorWithFakePredictor) {
 }
 
 TEST(MaskGenerator, BinaryMaskModeAndBatchSizeInvariance) {
-  const cv::Mat img = test_image(40, 56);
+  const cv::Mat img = ramp_image(40, 56);
   MaskGeneratorOptions o;
   o.points_per_side = 5;
   o.pred_iou_thresh = 0.75;
@@ -263,34 +254,16 @@ TEST(MaskGenerator, OptionsAreValidated) {
 }
 
 TEST(MaskGenerator, MatchesOfficialGeneratorWithTinySam) {
-  const std::string model_dir = std::string(SAMDEBLUR_TEST_DATA) + "/sam/model/";
-  if (!fs::exists(kDir + "tiny_generator.json") || !fs::exists(model_dir + "tiny_sam.pth"))
+  if (!fs::exists(test::data_path("sam/amg/tiny_generator.json")) ||
+      !fs::exists(test::tiny_sam_checkpoint()))
     GTEST_SKIP()
         << "no tiny SAM fixture (tests/data/sam/model, tests/data/sam/amg/tiny_generator.json)";
-  std::ifstream meta_in(model_dir + "meta.json");
-  const json t = json::parse(meta_in)["tiny"];
-  SamConfig cfg;
-  cfg.model_type = "tiny";
-  cfg.encoder_embed_dim = t["embed_dim"];
-  cfg.encoder_depth = t["depth"];
-  cfg.encoder_num_heads = t["num_heads"];
-  cfg.encoder_global_attn_indexes = t["global_attn_indexes"].get<std::vector<int64_t>>();
-  cfg.image_size = t["image_size"];
-  cfg.patch_size = t["patch_size"];
-  cfg.window_size = t["window_size"];
-  cfg.prompt_embed_dim = t["prompt_embed_dim"];
-  cfg.mlp_dim_decoder = t["decoder_mlp_dim"];
-  cfg.decoder_depth = t["decoder_depth"];
-  cfg.decoder_num_heads = t["decoder_num_heads"];
-  cfg.num_multimask_outputs = t["num_multimask_outputs"];
-  cfg.iou_head_depth = t["iou_head_depth"];
-  cfg.iou_head_hidden_dim = t["iou_head_hidden_dim"];
-  cfg.mask_in_chans = t["mask_in_chans"];
-  auto predictor = make_predictor(cfg, model_dir + "tiny_sam.pth", torch::kCPU);
+  auto predictor =
+      make_predictor(test::tiny_sam_config(), test::tiny_sam_checkpoint(), torch::kCPU);
   for (const auto& c : load("tiny_generator.json")) {
     const auto opts = options_from(c["options"]);
     MaskGenerator gen(*predictor, opts);
-    const auto result = gen.generate(test_image(c["h"], c["w"]));
+    const auto result = gen.generate(ramp_image(c["h"], c["w"]));
     // Real network: float differences may move pixels near the threshold.
     compare_records(result.masks, c["records"], opts.output_mode, 0.98, 1e-4, c["name"]);
   }

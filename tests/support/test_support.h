@@ -4,14 +4,20 @@
 // definitions of sdb-tests (CMakeLists.txt): SAMDEBLUR_TEST_DATA (tests/data),
 // SAMDEBLUR_BIN_DIR (the built apps) and SAMDEBLUR_SOURCE_DIR (the repository).
 #include <gtest/gtest.h>
+#include <sys/types.h>
 #include <torch/torch.h>
 
+#include <opencv2/core.hpp>
+
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "samdeblur/core/error.h"
+#include "samdeblur/sam/predictor.h"
 
 namespace samdeblur::test {
 
@@ -47,32 +53,91 @@ std::string fixture_path(const std::string& relative, const std::string& hint);
 // The arrays of the .npz fixture data_path(relative); missing file as fixture_path.
 std::map<std::string, torch::Tensor> load_npz_fixture(const std::string& relative,
                                                       const std::string& hint);
+// The JSON fixture data_path(relative), parsed; missing file as fixture_path.
+nlohmann::json load_json_fixture(const std::string& relative, const std::string& hint);
 // Throws with the hint unless the JSON file data_path(relative) has
-// "fixture_version": expected (the version its generator script writes).
-void check_fixture_version(const std::string& relative, int expected, const std::string& hint);
+// "fixture_version": expected (the version its generator script writes); returns
+// the parsed file.
+nlohmann::json check_fixture_version(const std::string& relative, int expected,
+                                     const std::string& hint);
 
 // The whole file as text ("" when it cannot be read).
 std::string read_text(const std::filesystem::path& path);
+// Writes `text` (bytes as given) to `path`, creating its folders; returns path as a string.
+std::string write_text(const std::filesystem::path& path, const std::string& text);
+
+// An h x w BGR uint8 image with value (3x + 5y + 70c) mod 256 at (y, x, channel c):
+// the test image of scripts/make_amg_fixtures.py.
+cv::Mat ramp_image(int h, int w);
+
+// The tiny random-weight SAM of tests/data/sam/model (its config from meta.json["tiny"],
+// written by scripts/make_sam_fixtures.py) and its checkpoint tiny_sam.pth.
+sam::SamConfig tiny_sam_config();
+std::string tiny_sam_checkpoint();
+
+// `--set` overrides that point configs/train/tiny/<variant>.yml at the tiny benchmark
+// of tests/data/eval (with its grouped masks when `masks`), one data-loading worker
+// and the run folder experiments_root.
+std::vector<std::string> tiny_train_overrides(const std::filesystem::path& experiments_root,
+                                              bool masks = false);
 
 // ------------------------------------------------------------------- apps --
 
 struct AppResult {
-  int exit_code = -1;  // the exit status, or 128 + signal when killed
-  std::string out;     // everything written to stdout
-  std::string err;     // everything written to stderr
+  int exit_code = -1;   // the exit status, or 128 + signal when killed
+  bool killed = false;  // ended by a signal rather than by exiting
+  std::string out;      // everything written to stdout
+  std::string err;      // everything written to stderr
   std::string output() const { return out + err; }
 };
+
+// Variables set for a child on top of this process's environment.
+using Env = std::map<std::string, std::string>;
+// What the apps run with by default: one OpenMP thread, so parallel test processes
+// do not oversubscribe the cores.
+inline const Env kAppEnv = {{"OMP_NUM_THREADS", "1"}};
 
 // SAMDEBLUR_BIN_DIR/<name>.
 std::string app_path(const std::string& name);
 // True when the app is built (false with SAMDEBLUR_BUILD_APPS=OFF: tests skip).
 bool app_built(const std::string& name);
-// Runs app_path(name) with `args` (no shell involved) and waits for it.
-AppResult run_app(const std::string& name, const std::vector<std::string>& args);
+// Runs the executable `program` with `args` (no shell involved) and waits for it.
+AppResult run_program(const std::string& program, const std::vector<std::string>& args,
+                      const Env& env = {});
+// run_program(app_path(name), args, env).
+AppResult run_app(const std::string& name, const std::vector<std::string>& args,
+                  const Env& env = kAppEnv);
+// Starts app_path(name) with `args` in the background (its output goes to this
+// process's stdout and stderr) and returns its PID, for signals and wait_for_exit.
+pid_t start_app(const std::string& name, const std::vector<std::string>& args,
+                const Env& env = kAppEnv);
+// Waits for the child `pid`: its exit status, or 128 + signal when killed (then
+// *killed, when given, is set to true; false otherwise).
+int wait_for_exit(pid_t pid, bool* killed = nullptr);
+// run_program("/usr/bin/python3", args).
+AppResult run_python(const std::vector<std::string>& args);
+// {"--set", overrides[0], "--set", overrides[1], ...}.
+std::vector<std::string> set_flags(const std::vector<std::string>& overrides);
+// `text` split at spaces (no quoting): for tables of command-line flags in tests.
+std::vector<std::string> words(const std::string& text);
+
+// The PID of a child process that has exited and been reaped: "a crashed run".
+long dead_pid();
 
 // True when /usr/bin/python3 exists and `import <module>` works (cached per module);
 // tests that cross-check with Python skip otherwise.
 bool python_has(const std::string& module);
+
+// ------------------------------------------------------------ corruption --
+
+// Mutation fuzzing, deterministic for `seed`: calls f(bytes) `iterations` times, each
+// with a copy of `good` in which 1..max_flips random bytes (among the first
+// `span`, all when 0) are overwritten and which, every `truncate_every`-th
+// iteration (the first included), is cut to a random shorter length.
+void for_each_mutation(const std::vector<uint8_t>& good, uint32_t seed, int iterations,
+                       int max_flips, int truncate_every,
+                       const std::function<void(const std::vector<uint8_t>&)>& f,
+                       std::size_t span = 0);
 
 // ----------------------------------------------------------------- errors --
 

@@ -74,3 +74,88 @@ TEST(TestSupport, SdbTestsDependsOnTheApps) {
   for (const char* app : {"sdb-eval", "sdb-train", "sdb-masks", "sdb-synth", "sdb-sam-bench"})
     EXPECT_TRUE(test::app_built(app)) << app;
 }
+
+TEST(TestSupport, RunProgramSetsTheEnvironmentWithoutAShell) {
+  const auto r = test::run_program("/bin/sh", {"-c", "echo \"$OMP_NUM_THREADS:$SDB_X\""},
+                                   {{"OMP_NUM_THREADS", "1"}, {"SDB_X", "a b"}});
+  EXPECT_EQ(r.exit_code, 0) << r.output();
+  EXPECT_EQ(r.out, "1:a b\n");
+  EXPECT_EQ(test::kAppEnv.at("OMP_NUM_THREADS"), "1");
+  const auto failed = test::run_program("/bin/sh", {"-c", "echo oops >&2; exit 3"});
+  EXPECT_EQ(failed.exit_code, 3);
+  EXPECT_EQ(failed.err, "oops\n");
+  EXPECT_EQ(test::run_program("/no/such/program", {}).exit_code, 127);
+  EXPECT_EQ(test::words(" --a 1  --b x "), (std::vector<std::string>{"--a", "1", "--b", "x"}));
+}
+
+TEST(TestSupport, WriteTextCreatesFolders) {
+  const test::TempDir tmp("support");
+  const std::string path = test::write_text(tmp / "a" / "b" / "c.txt", "x\ny");
+  EXPECT_EQ(path, (tmp / "a" / "b" / "c.txt").string());
+  EXPECT_EQ(test::read_text(path), "x\ny");
+  test::write_text(path, "z");  // replaces
+  EXPECT_EQ(test::read_text(path), "z");
+}
+
+TEST(TestSupport, TinyFixtures) {
+  const auto sam = test::tiny_sam_config();
+  EXPECT_EQ(sam.model_type, "tiny");
+  EXPECT_EQ(sam.encoder_embed_dim, 32);
+  EXPECT_EQ(sam.image_size, 96);
+  EXPECT_TRUE(fs::exists(test::tiny_sam_checkpoint()));
+  const auto plain = test::tiny_train_overrides("/x/exp");
+  EXPECT_EQ(plain.size(), 6u);
+  EXPECT_NE(std::find(plain.begin(), plain.end(), "path.experiments_root=/x/exp"), plain.end());
+  for (const auto& o : plain) {
+    const auto path = o.substr(o.find('=') + 1);
+    if (o.rfind("datasets.", 0) == 0 && o.find("dataroot") != std::string::npos) {
+      EXPECT_TRUE(fs::is_directory(path)) << o;
+    }
+  }
+  const auto masked = test::tiny_train_overrides("/x/exp", /*masks=*/true);
+  ASSERT_EQ(masked.size(), 8u);
+  EXPECT_TRUE(fs::is_directory(masked[6].substr(masked[6].find('=') + 1))) << masked[6];
+}
+
+TEST(TestSupport, StartAppAndWaitForExitTellExitFromSignal) {
+  if (!test::app_built("sdb-synth")) GTEST_SKIP() << "apps not built (SAMDEBLUR_BUILD_APPS=OFF)";
+  bool killed = true;
+  EXPECT_EQ(test::wait_for_exit(test::start_app("sdb-synth", {"--help"}), &killed), 0);
+  EXPECT_FALSE(killed);
+  const auto sleeper = test::run_program("/bin/sh", {"-c", "kill -TERM $$"});
+  EXPECT_TRUE(sleeper.killed);
+  EXPECT_EQ(sleeper.exit_code, 128 + SIGTERM);
+}
+
+TEST(TestSupport, SetFlagsAndVersionedJson) {
+  EXPECT_EQ(test::set_flags({"a.b=1", "c=2"}),
+            (std::vector<std::string>{"--set", "a.b=1", "--set", "c=2"}));
+  EXPECT_TRUE(test::set_flags({}).empty());
+  const auto meta = test::check_fixture_version("models/keys.json", 1, "hint");
+  EXPECT_EQ(meta.at("fixture_version").get<int>(), 1);
+  EXPECT_EQ(meta, test::load_json_fixture("models/keys.json", "hint"));
+  EXPECT_THROW(test::load_json_fixture("models/none.json", "hint"), std::runtime_error);
+}
+
+TEST(TestSupport, MutationsAreDeterministicAndStayInTheSpan) {
+  const std::vector<uint8_t> good(1000, 0);
+  std::vector<std::vector<uint8_t>> a, b;
+  test::for_each_mutation(good, 3, 20, 4, 5,
+                          [&](const std::vector<uint8_t>& m) { a.push_back(m); });
+  test::for_each_mutation(good, 3, 20, 4, 5,
+                          [&](const std::vector<uint8_t>& m) { b.push_back(m); });
+  ASSERT_EQ(a.size(), 20u);
+  EXPECT_EQ(a, b);
+  int truncated = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].size() < good.size()) ++truncated;
+    EXPECT_EQ(a[i].size() < good.size(), i % 5 == 0) << i;
+  }
+  EXPECT_EQ(truncated, 4);
+  test::for_each_mutation(
+      good, 4, 50, 8, 1000,
+      [&](const std::vector<uint8_t>& m) {
+        for (std::size_t k = 10; k < m.size(); ++k) ASSERT_EQ(m[k], 0) << k;
+      },
+      /*span=*/10);
+}

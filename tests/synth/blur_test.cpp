@@ -187,10 +187,11 @@ TEST(SynthBlur, BlurIsABlur) {
     // frames are averaged in: 8-bit values for the plain average, linear light
     // ((u / 255)^2.2) otherwise. (In 8-bit values a linear-light blur is
     // brighter: the gamma curve is concave.)
-    if (linear)
+    if (linear) {
       EXPECT_NEAR(linear_mean(out), linear_mean(img), 0.005);
-    else
+    } else {
       EXPECT_NEAR(mean_all(out), mean_all(img), 0.5);
+    }
     // Deterministic: the same trajectory gives the same bytes.
     EXPECT_TRUE(same_bytes(out, blur_image(img, t, b)));
   }

@@ -3,15 +3,14 @@
 // corrupt checkpoints are detected and skipped by --resume auto; pruning;
 // net_g_<iter>.pth is a BasicSR {'params': ...} file.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/train/checkpoint.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
@@ -29,12 +28,6 @@ struct TinyImpl : torch::nn::Module {
   torch::nn::Conv2d conv{nullptr}, head{nullptr};
 };
 TORCH_MODULE(Tiny);
-
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("sdb_ckpt_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
-}
 
 void train_steps(Tiny& net, torch::optim::Optimizer& opt, int n) {
   for (int i = 0; i < n; ++i) {
@@ -60,7 +53,8 @@ void expect_same_params(Tiny& a, Tiny& b) {
 }  // namespace
 
 TEST(TrainCheckpoint, RoundTripContinuesIdentically) {
-  const fs::path dir = temp_dir("rt");
+  const test::TempDir tmp("rt");
+  const fs::path dir = tmp / "run";
   torch::manual_seed(1);
   Tiny net;
   auto opt = make_opt(net);
@@ -94,7 +88,8 @@ TEST(TrainCheckpoint, RoundTripContinuesIdentically) {
 }
 
 TEST(TrainCheckpoint, NetworkFileIsBasicSRParams) {
-  const fs::path dir = temp_dir("net");
+  const test::TempDir tmp("net");
+  const fs::path dir = tmp / "run";
   Tiny net;
   auto opt = make_opt(net);
   train::CheckpointManager mgr(dir.string(), 3);
@@ -102,17 +97,19 @@ TEST(TrainCheckpoint, NetworkFileIsBasicSRParams) {
   const io::StateDict sd = io::load_state_dict_file(path, "params");
   ASSERT_EQ(sd.size(), 4u);
   EXPECT_EQ(sd[0].first, "conv.weight");
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "python3 torch not installed";
-  const std::string cmd =
-      "/usr/bin/python3 -c \"import torch; d=torch.load('" + path +
-      "', map_location='cpu'); assert list(d)==['params']; "
-      "assert list(d['params'])==['conv.weight','conv.bias','head.weight','head.bias']\"";
-  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  if (!test::python_has("torch")) GTEST_SKIP() << "python3 torch not installed";
+  const auto py = test::run_python(
+      {"-c",
+       "import sys, torch; d=torch.load(sys.argv[1], map_location='cpu'); "
+       "assert list(d)==['params']; "
+       "assert list(d['params'])==['conv.weight','conv.bias','head.weight','head.bias']",
+       path});
+  EXPECT_EQ(py.exit_code, 0) << py.output();
 }
 
 TEST(TrainCheckpoint, CorruptCheckpointIsSkippedByAuto) {
-  const fs::path dir = temp_dir("bad");
+  const test::TempDir tmp("bad");
+  const fs::path dir = tmp / "run";
   Tiny net;
   auto opt = make_opt(net);
   train_steps(net, *opt, 1);
@@ -141,7 +138,8 @@ TEST(TrainCheckpoint, CorruptCheckpointIsSkippedByAuto) {
 }
 
 TEST(TrainCheckpoint, KeepsLastN) {
-  const fs::path dir = temp_dir("keep");
+  const test::TempDir tmp("keep");
+  const fs::path dir = tmp / "run";
   Tiny net;
   auto opt = make_opt(net);
   train_steps(net, *opt, 1);

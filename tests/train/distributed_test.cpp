@@ -11,6 +11,7 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/train/distributed.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
@@ -100,10 +101,8 @@ TEST(DistributedWorker, Run) {
 
 TEST(Distributed, TwoProcessesMatchOneProcess) {
   if (!train::distributed_available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
-  const fs::path dir = fs::temp_directory_path() / ("sdb_dist_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  ::setenv("SDB_DIST_TEST_OUT", dir.c_str(), 1);
+  const test::TempDir dir("dist");
+  ::setenv("SDB_DIST_TEST_OUT", dir.str().c_str(), 1);
   const int rc =
       train::launch_local_workers(2, {"sdb-tests", "--gtest_filter=DistributedWorker.Run"});
   ::unsetenv("SDB_DIST_TEST_OUT");

@@ -10,22 +10,19 @@
 #include <nlohmann/json.hpp>
 
 #include "samdeblur/io/npy.h"
+#include "support/test_support.h"
 
 namespace st = samdeblur::train;
 
 namespace {
 
-const std::string kDir = std::string(SAMDEBLUR_TEST_DATA) + "/train/";
 constexpr const char* kRegenerate =
     "regenerate with: /usr/bin/python3 scripts/make_train_fixtures.py /tmp/ref/sam-deblur";
 
 const std::map<std::string, torch::Tensor>& fixture() {
   static const auto arrays = [] {
-    std::ifstream meta(kDir + "meta.json");
-    if (!meta) throw std::runtime_error("missing " + kDir + "meta.json; " + kRegenerate);
-    if (nlohmann::json::parse(meta).at("fixture_version").get<int>() != 1)
-      throw std::runtime_error(std::string("train fixture version mismatch; ") + kRegenerate);
-    return samdeblur::io::read_npz(kDir + "loss.npz");
+    samdeblur::test::check_fixture_version("train/meta.json", 1, kRegenerate);
+    return samdeblur::test::load_npz_fixture("train/loss.npz", kRegenerate);
   }();
   return arrays;
 }
@@ -36,7 +33,8 @@ TEST(PsnrLoss, MatchesOfficialValuesAndGradients) {
   const auto& f = fixture();
   for (bool to_y : {false, true}) {
     for (double w : {1.0, 0.5}) {
-      const std::string key = std::string("y") + (to_y ? "1" : "0") + (w == 1.0 ? "_w1.0" : "_w0.5");
+      const std::string key =
+          std::string("y") + (to_y ? "1" : "0") + (w == 1.0 ? "_w1.0" : "_w0.5");
       auto pred = f.at("pred").clone().requires_grad_(true);
       const auto loss = st::psnr_loss(pred, f.at("target"), w, to_y);
       loss.backward();

@@ -6,33 +6,26 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <fmt/format.h>
+#include <cmath>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/npy.h"
+#include "support/test_support.h"
 
 namespace st = samdeblur::train;
 using nlohmann::json;
 
 namespace {
 
-const std::string kDir = std::string(SAMDEBLUR_TEST_DATA) + "/train/";
 constexpr const char* kRegenerate =
     "regenerate with: /usr/bin/python3 scripts/make_train_fixtures.py /tmp/ref/sam-deblur";
 
 const json& meta() {
-  static const json j = [] {
-    std::ifstream in(kDir + "meta.json");
-    if (!in) throw std::runtime_error("missing " + kDir + "meta.json; " + kRegenerate);
-    json parsed = json::parse(in);
-    if (parsed.at("fixture_version").get<int>() != 1)
-      throw std::runtime_error(std::string("train fixture version mismatch; ") + kRegenerate);
-    return parsed;
-  }();
+  static const json j = samdeblur::test::check_fixture_version("train/meta.json", 1, kRegenerate);
   return j;
 }
 
@@ -55,7 +48,7 @@ st::SchedulerOptions options_from(const json& c) {
 }  // namespace
 
 TEST(LrSchedule, MatchesOfficialLoopForEveryCase) {
-  const auto lrs = samdeblur::io::read_npz(kDir + "lr.npz");
+  const auto lrs = samdeblur::test::load_npz_fixture("train/lr.npz", kRegenerate);
   ASSERT_GE(meta().at("lr_cases").size(), 6u);
   for (const auto& [name, c] : meta().at("lr_cases").items()) {
     const st::LrSchedule schedule(options_from(c), c.at("base_lr").get<double>(),
@@ -77,7 +70,8 @@ TEST(LrSchedule, StatelessRandomAccessEqualsSequential) {
   const st::LrSchedule seq(o, 1e-3, 10), random_access(o, 1e-3, 10);
   std::vector<double> all;
   for (int64_t i = 1; i <= 90; ++i) all.push_back(seq.lr(i));
-  for (int64_t i : {57, 3, 90, 10, 11, 1, 41, 42, 40}) EXPECT_EQ(random_access.lr(i), all[i - 1]) << i;
+  for (int64_t i : {57, 3, 90, 10, 11, 1, 41, 42, 40})
+    EXPECT_EQ(random_access.lr(i), all[i - 1]) << i;
   // Warm-up: base / warmup * iter, exactly.
   EXPECT_EQ(all[0], 1e-3 / 10 * 1);
   EXPECT_EQ(all[8], 1e-3 / 10 * 9);
@@ -87,13 +81,9 @@ TEST(LrSchedule, StatelessRandomAccessEqualsSequential) {
 TEST(LrSchedule, InvalidOptionsNameTheKey) {
   st::SchedulerOptions o;
   o.type = "CosineLR";
-  try {
-    o.validate();
-    FAIL();
-  } catch (const samdeblur::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("train.scheduler.type"), std::string::npos);
-    EXPECT_NE(std::string(e.what()).find("TrueCosineAnnealingLR"), std::string::npos);
-  }
+  const std::string err = samdeblur::test::error_of<samdeblur::ConfigError>([&] { o.validate(); });
+  EXPECT_NE(err.find("train.scheduler.type"), std::string::npos) << err;
+  EXPECT_NE(err.find("TrueCosineAnnealingLR"), std::string::npos) << err;
   o.type = "TrueCosineAnnealingLR";
   o.T_max = 0;
   EXPECT_THROW(o.validate(), samdeblur::ConfigError);
@@ -108,7 +98,7 @@ TEST(LrSchedule, InvalidOptionsNameTheKey) {
 namespace {
 
 void check_optimizer(const std::string& name, const st::OptimizerOptions& options) {
-  const auto f = samdeblur::io::read_npz(kDir + "optim.npz");
+  const auto f = samdeblur::test::load_npz_fixture("train/optim.npz", kRegenerate);
   std::vector<torch::Tensor> params;
   for (int i = 0; i < 3; ++i)
     params.push_back(f.at("init_" + std::to_string(i)).clone().requires_grad_(true));
@@ -160,8 +150,8 @@ TEST(Optimizer, SetLrAndDefaults) {
   std::vector<torch::Tensor> params = {torch::zeros({3}, torch::requires_grad())};
   auto opt = st::make_optimizer(params, st::OptimizerOptions{});
   EXPECT_DOUBLE_EQ(st::get_lr(*opt), 1e-3);
-  const auto& adamw = static_cast<const torch::optim::AdamWOptions&>(
-      opt->param_groups().front().options());
+  const auto& adamw =
+      static_cast<const torch::optim::AdamWOptions&>(opt->param_groups().front().options());
   EXPECT_DOUBLE_EQ(adamw.weight_decay(), 1e-2);  // torch.optim.AdamW default
   st::set_lr(*opt, 2.5e-4);
   EXPECT_DOUBLE_EQ(st::get_lr(*opt), 2.5e-4);

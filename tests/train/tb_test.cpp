@@ -3,7 +3,6 @@
 // official EventAccumulator reading our file.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,18 +10,10 @@
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/train/tb_writer.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
-
-namespace {
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("sdb_tb_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-}  // namespace
 
 TEST(Crc32c, KnownVectors) {
   // RFC 3720 (iSCSI) B.4 test vectors and the classic check value.
@@ -41,7 +32,8 @@ TEST(Crc32c, KnownVectors) {
 }
 
 TEST(TbWriter, FramingAndRoundTrip) {
-  const fs::path dir = temp_dir("rt");
+  const test::TempDir tmp("rt");
+  const fs::path dir = tmp.path();
   std::string path;
   {
     train::TbWriter w(dir.string());
@@ -88,7 +80,8 @@ TEST(TbWriter, FramingAndRoundTrip) {
 }
 
 TEST(TbWriter, CorruptionIsDetected) {
-  const fs::path dir = temp_dir("bad");
+  const test::TempDir tmp("bad");
+  const fs::path dir = tmp.path();
   std::string path;
   {
     train::TbWriter w(dir.string());
@@ -106,18 +99,19 @@ TEST(TbWriter, CorruptionIsDetected) {
 }
 
 TEST(TbWriter, ReadableByTensorBoardWhenInstalled) {
-  if (std::system("/usr/bin/python3 -c 'import tensorboard' >/dev/null 2>&1") != 0)
+  if (!test::python_has("tensorboard"))
     GTEST_SKIP() << "python3 tensorboard not installed; framing verified in C++ above";
-  const fs::path dir = temp_dir("py");
+  const test::TempDir tmp("py");
+  const fs::path dir = tmp.path();
   {
     train::TbWriter w(dir.string());
     w.add_scalar("train/loss", 0.5, 3);
   }
-  const std::string cmd =
-      "/usr/bin/python3 -c \"from tensorboard.backend.event_processing.event_accumulator import "
-      "EventAccumulator as E; a=E('" +
-      dir.string() +
-      "'); a.Reload(); s=a.Scalars('train/loss'); "
-      "assert len(s)==1 and s[0].step==3 and abs(s[0].value-0.5)<1e-6\"";
-  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  const auto py = test::run_python(
+      {"-c",
+       "import sys; from tensorboard.backend.event_processing.event_accumulator import "
+       "EventAccumulator as E; a=E(sys.argv[1]); a.Reload(); s=a.Scalars('train/loss'); "
+       "assert len(s)==1 and s[0].step==3 and abs(s[0].value-0.5)<1e-6",
+       dir.string()});
+  EXPECT_EQ(py.exit_code, 0) << py.output();
 }

@@ -19,6 +19,7 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
+#include "support/test_support.h"
 
 namespace st = samdeblur::train;
 namespace fs = std::filesystem;
@@ -26,19 +27,12 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kData = std::string(SAMDEBLUR_TEST_DATA);
+const std::string kData = samdeblur::test::data_path("eval");
 constexpr const char* kRegenerate =
     "regenerate with: /usr/bin/python3 scripts/make_train_fixtures.py /tmp/ref/sam-deblur";
 
 const json& meta() {
-  static const json j = [] {
-    std::ifstream in(kData + "/train/meta.json");
-    if (!in) throw std::runtime_error("missing tests/data/train/meta.json; " + std::string(kRegenerate));
-    json parsed = json::parse(in);
-    if (parsed.at("fixture_version").get<int>() != 1)
-      throw std::runtime_error(std::string("train fixture version mismatch; ") + kRegenerate);
-    return parsed;
-  }();
+  static const json j = samdeblur::test::check_fixture_version("train/meta.json", 1, kRegenerate);
   return j;
 }
 
@@ -47,10 +41,10 @@ samdeblur::dataset::DatasetOptions eval_dataset(const std::string& type) {
   d.key = "train";
   d.name = "tiny";
   d.type = type;
-  d.dataroot_gt = kData + "/eval/target";
-  d.dataroot_lq = kData + "/eval/input";
-  if (type == "PairedImageGroupMaskDataset") d.dataroot_mask = kData + "/eval/grouped_masks";
-  if (type == "PairedImageMaskDataset") d.dataroot_mask = kData + "/eval/input_mask";
+  d.dataroot_gt = kData + "/target";
+  d.dataroot_lq = kData + "/input";
+  if (type == "PairedImageGroupMaskDataset") d.dataroot_mask = kData + "/grouped_masks";
+  if (type == "PairedImageMaskDataset") d.dataroot_mask = kData + "/input_mask";
   return d;
 }
 
@@ -71,7 +65,8 @@ torch::Tensor membership(const samdeblur::models::SegMasks& s) {
   return s.labels.unsqueeze(0) == torch::arange(s.num_masks, torch::kLong).view({-1, 1, 1});
 }
 
-void expect_same_batches(const st::TrainBatch& a, const st::TrainBatch& b, const std::string& what) {
+void expect_same_batches(const st::TrainBatch& a, const st::TrainBatch& b,
+                         const std::string& what) {
   EXPECT_EQ(a.names, b.names) << what;
   EXPECT_EQ(a.indices, b.indices) << what;
   EXPECT_EQ(a.epoch, b.epoch) << what;
@@ -85,22 +80,10 @@ void expect_same_batches(const st::TrainBatch& a, const st::TrainBatch& b, const
   }
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() /
-           ("sdb_train_" + tag + "_" + std::to_string(::getpid()) + "_" +
-            std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
 }  // namespace
 
 TEST(TrainTransforms, ReproduceOfficialPipelineForAllFlags) {
-  const auto f = samdeblur::io::read_npz(kData + "/train/augment.npz");
+  const auto f = samdeblur::test::load_npz_fixture("train/augment.npz", kRegenerate);
   const auto grouped = eval_dataset("PairedImageGroupMaskDataset");
   const auto cat = eval_dataset("PairedImageMaskDataset");
   const auto paths = samdeblur::dataset::list_samples(grouped)[0];
@@ -159,8 +142,8 @@ TEST(TrainTransforms, ReproduceOfficialPipelineForAllFlags) {
 
 TEST(TrainTransforms, ImageTargetAndMasksStayAligned) {
   // gt = lq; mask k = pixels whose blue value is 50 k; CAT map = that blue value.
-  TempDir dir("align");
-  for (const char* sub : {"gt", "lq", "masks", "png"}) fs::create_directories(dir.path / sub);
+  const samdeblur::test::TempDir dir("align");
+  for (const char* sub : {"gt", "lq", "masks", "png"}) fs::create_directories(dir.path() / sub);
   const int h = 21, w = 27, m = 4;
   torch::manual_seed(3);
   const auto labels = torch::randint(0, m, {h / 3 + 1, w / 3 + 1}, torch::kLong)
@@ -178,23 +161,23 @@ TEST(TrainTransforms, ImageTargetAndMasksStayAligned) {
                                  static_cast<uint8_t>(rnd[y][x][1].item<int64_t>())};
       png.at<uint8_t>(y, x) = l;
     }
-  samdeblur::io::write_image_atomic((dir.path / "gt" / "s.png").string(), img);
-  samdeblur::io::write_image_atomic((dir.path / "lq" / "s.png").string(), img);
-  samdeblur::io::write_image_atomic((dir.path / "png" / "s.png").string(), png);
+  samdeblur::io::write_image_atomic((dir.path() / "gt" / "s.png").string(), img);
+  samdeblur::io::write_image_atomic((dir.path() / "lq" / "s.png").string(), img);
+  samdeblur::io::write_image_atomic((dir.path() / "png" / "s.png").string(), png);
   const auto masks = (labels.unsqueeze(0) == torch::arange(m).view({-1, 1, 1})).unsqueeze(1);
-  samdeblur::io::write_npz((dir.path / "masks" / "s.npz").string(), {{"masks", masks}}, true);
+  samdeblur::io::write_npz((dir.path() / "masks" / "s.npz").string(), {{"masks", masks}}, true);
 
   st::TrainDatasetOptions o;
   o.base.name = "align";
   o.base.type = "PairedImageGroupMaskDataset";
-  o.base.dataroot_gt = (dir.path / "gt").string();
-  o.base.dataroot_lq = (dir.path / "lq").string();
-  o.base.dataroot_mask = (dir.path / "masks").string();
+  o.base.dataroot_gt = (dir.path() / "gt").string();
+  o.base.dataroot_lq = (dir.path() / "lq").string();
+  o.base.dataroot_mask = (dir.path() / "masks").string();
   o.base.mask_encoding = samdeblur::dataset::MaskEncoding::clean;
   const auto raw = st::load_raw_sample(samdeblur::dataset::list_samples(o.base)[0], o.base);
   auto cat_base = o.base;
   cat_base.type = "PairedImageMaskDataset";
-  cat_base.dataroot_mask = (dir.path / "png").string();
+  cat_base.dataroot_mask = (dir.path() / "png").string();
   const auto raw_cat = st::load_raw_sample(samdeblur::dataset::list_samples(cat_base)[0], cat_base);
   for (int64_t gs : {12, 24}) {  // 24: padded with BORDER_REFLECT first
     o.gt_size = gs;
@@ -216,10 +199,11 @@ TEST(TrainTransforms, ImageTargetAndMasksStayAligned) {
         const auto present = std::get<0>(at::_unique(label.flatten()));
         const auto want = label.unsqueeze(0) == present.view({-1, 1, 1});
         const bool aligned = torch::equal(membership(*s.masks), want);
-        if (rot == "correct" || !p.rot90)
+        if (rot == "correct" || !p.rot90) {
           EXPECT_TRUE(aligned) << what;
-        else
+        } else {
           EXPECT_FALSE(aligned) << what << " (official np.rot90 should misalign masks)";
+        }
       }
       auto oc = o;
       oc.base = cat_base;
@@ -235,7 +219,7 @@ TEST(TrainLoader, DeterministicAcrossThreadCounts) {
   o.num_worker_per_gpu = 3;
   o.prefetch = 3;
   st::TrainLoader three(o, 7);
-  EXPECT_EQ(one.size(), 6);  // 3 images x 4 / batch 2
+  EXPECT_EQ(one.size(), 6);       // 3 images x 4 / batch 2
   for (int i = 0; i < 14; ++i) {  // crosses two epoch boundaries
     const auto a = one.next(), b = three.next();
     expect_same_batches(a, b, "batch " + std::to_string(i));
@@ -282,7 +266,8 @@ TEST(TrainLoader, RestoreResumesExactly) {
   b.restore(s);
   EXPECT_EQ(b.state().epoch, s.epoch);
   EXPECT_EQ(b.state().position, s.position);
-  for (int i = 0; i < 4; ++i) expect_same_batches(b.next(), want[i], "resumed " + std::to_string(i));
+  for (int i = 0; i < 4; ++i)
+    expect_same_batches(b.next(), want[i], "resumed " + std::to_string(i));
   a.restore(s);  // rewinding works too
   expect_same_batches(a.next(), want[0], "rewound");
   st::LoaderState bad = s;
@@ -291,11 +276,12 @@ TEST(TrainLoader, RestoreResumesExactly) {
 }
 
 TEST(TrainSampler, MatchesOfficialEnlargedSampler) {
-  const auto f = samdeblur::io::read_npz(kData + "/train/sampler.npz");
+  const auto f = samdeblur::test::load_npz_fixture("train/sampler.npz", kRegenerate);
   int checked = 0;
   for (const auto& key : meta().at("sampler_keys")) {
     int n, r, w, k, e;
-    ASSERT_EQ(std::sscanf(key.get<std::string>().c_str(), "n%d_r%d_w%d_k%d_e%d", &n, &r, &w, &k, &e), 5);
+    ASSERT_EQ(
+        std::sscanf(key.get<std::string>().c_str(), "n%d_r%d_w%d_k%d_e%d", &n, &r, &w, &k, &e), 5);
     const auto got = st::epoch_indices(n, e, r, k, w);
     const auto want = f.at(key.get<std::string>());
     ASSERT_EQ(static_cast<int64_t>(got.size()), want.size(0)) << key;
@@ -344,28 +330,27 @@ TEST(TrainLoader, CatVariantHasFourChannels) {
 }
 
 TEST(TrainLoader, ErrorsNameTheFile) {
-  TempDir dir("err");
-  for (const char* sub : {"gt", "lq"}) fs::create_directories(dir.path / sub);
-  samdeblur::io::write_image_atomic((dir.path / "gt" / "a.png").string(), cv::Mat(20, 20, CV_8UC3, cv::Scalar(1, 2, 3)));
-  samdeblur::io::write_image_atomic((dir.path / "lq" / "a.png").string(), cv::Mat(20, 22, CV_8UC3, cv::Scalar(1, 2, 3)));
-  samdeblur::io::write_image_atomic((dir.path / "gt" / "b.png").string(), cv::Mat(20, 20, CV_8UC3, cv::Scalar(1, 2, 3)));
-  { std::ofstream((dir.path / "lq" / "b.png").string()) << "not a png"; }
+  const samdeblur::test::TempDir dir("err");
+  for (const char* sub : {"gt", "lq"}) fs::create_directories(dir.path() / sub);
+  samdeblur::io::write_image_atomic((dir.path() / "gt" / "a.png").string(),
+                                    cv::Mat(20, 20, CV_8UC3, cv::Scalar(1, 2, 3)));
+  samdeblur::io::write_image_atomic((dir.path() / "lq" / "a.png").string(),
+                                    cv::Mat(20, 22, CV_8UC3, cv::Scalar(1, 2, 3)));
+  samdeblur::io::write_image_atomic((dir.path() / "gt" / "b.png").string(),
+                                    cv::Mat(20, 20, CV_8UC3, cv::Scalar(1, 2, 3)));
+  samdeblur::test::write_text(dir / "lq" / "b.png", "not a png");
   st::TrainDatasetOptions o;
   o.base.name = "err";
   o.base.type = "PairedImageDataset";
-  o.base.dataroot_gt = (dir.path / "gt").string();
-  o.base.dataroot_lq = (dir.path / "lq").string();
+  o.base.dataroot_gt = (dir.path() / "gt").string();
+  o.base.dataroot_lq = (dir.path() / "lq").string();
   o.gt_size = 8;
   o.batch_size_per_gpu = 1;
   o.use_shuffle = false;
   st::TrainLoader loader(o, 0);
-  try {
-    loader.next();
-    FAIL() << "size mismatch not reported";
-  } catch (const samdeblur::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("a.png"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("size mismatch"), std::string::npos) << e.what();
-  }
+  const std::string err = samdeblur::test::error_of([&] { loader.next(); });
+  EXPECT_NE(err.find("a.png"), std::string::npos) << err;
+  EXPECT_NE(err.find("size mismatch"), std::string::npos) << err;
   EXPECT_THROW(loader.next(), samdeblur::Error);  // the failing batch fails again
   loader.restore({0, 1, 0});
   try {

@@ -3,7 +3,6 @@
 // SIGINT on a child sdb-train, and 2-process DDP equality through the app.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,41 +18,26 @@
 #include "samdeblur/train/tb_writer.h"
 #include "samdeblur/train/train_config.h"
 #include "samdeblur/train/trainer.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
 
 namespace {
 
-const std::string kData = SAMDEBLUR_TEST_DATA "/eval";
-const std::string kSource = SAMDEBLUR_SOURCE_DIR;
-
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("sdb_train_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
-}
+const std::string kSource = test::source_path("");
 
 // The tiny demo config with absolute data paths and the run folder in `dir`.
 std::vector<std::string> tiny_overrides(const fs::path& dir, bool masks,
                                         std::vector<std::string> extra = {}) {
-  std::vector<std::string> o = {"datasets.train.dataroot_gt=" + kData + "/target",
-                                "datasets.train.dataroot_lq=" + kData + "/input",
-                                "datasets.val.dataroot_gt=" + kData + "/target",
-                                "datasets.val.dataroot_lq=" + kData + "/input",
-                                "path.experiments_root=" + dir.string(),
-                                "datasets.train.num_worker_per_gpu=1"};
-  if (masks) {
-    o.push_back("datasets.train.dataroot_mask=" + kData + "/grouped_masks");
-    o.push_back("datasets.val.dataroot_mask=" + kData + "/grouped_masks");
-  }
+  std::vector<std::string> o = test::tiny_train_overrides(dir, masks);
   o.insert(o.end(), extra.begin(), extra.end());
   return o;
 }
 
 train::TrainConfig tiny_config(const std::string& variant, const fs::path& dir,
                                std::vector<std::string> extra = {}) {
-  return train::load_train_config(kSource + "/configs/train/tiny/" + variant + ".yml",
+  return train::load_train_config(kSource + "configs/train/tiny/" + variant + ".yml",
                                   tiny_overrides(dir, variant == "SegNAFNet", std::move(extra)));
 }
 
@@ -66,8 +50,9 @@ train::TrainResult run_training(const train::TrainConfig& cfg, const std::string
 }
 
 std::string config_error(const std::string& variant, const std::vector<std::string>& extra) {
+  const test::TempDir tmp("err");
   try {
-    const auto cfg = tiny_config(variant, temp_dir("err"), extra);
+    const auto cfg = tiny_config(variant, tmp / "run", extra);
     train::check_data(cfg);
   } catch (const ConfigError& e) {
     return e.what();
@@ -86,36 +71,12 @@ std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
   return out;
 }
 
-int run_command(const std::vector<std::string>& argv, pid_t* pid_out = nullptr) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  if (pid_out) {
-    *pid_out = pid;
-    return 0;
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 std::vector<std::string> app_args(const std::string& variant, const fs::path& dir,
                                   std::vector<std::string> extra) {
-  std::vector<std::string> a = {SAMDEBLUR_BIN_DIR "/sdb-train",
-                                "-q",
-                                "--threads",
-                                "1",
-                                "-c",
-                                kSource + "/configs/train/tiny/" + variant + ".yml"};
-  for (const auto& o : tiny_overrides(dir, variant == "SegNAFNet")) {
-    a.push_back("--set");
-    a.push_back(o);
-  }
+  std::vector<std::string> a = {"-q", "--threads", "1", "-c",
+                                kSource + "configs/train/tiny/" + variant + ".yml"};
+  for (const auto& flag : test::set_flags(tiny_overrides(dir, variant == "SegNAFNet")))
+    a.push_back(flag);
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -126,7 +87,7 @@ std::vector<std::string> app_args(const std::string& variant, const fs::path& di
 TEST(TrainConfig, OurGoProConfigsParse) {
   for (const char* v : {"NAFNet", "MaskNAFNet", "SegNAFNet-no-dropout", "SegNAFNet"}) {
     const auto cfg =
-        train::load_train_config(kSource + "/configs/train/GoPro/" + std::string(v) + ".yml");
+        train::load_train_config(kSource + "configs/train/GoPro/" + std::string(v) + ".yml");
     EXPECT_EQ(cfg.train.total_iter, 200000) << v;
     EXPECT_EQ(cfg.train_set.batch_size_per_gpu, 32);
     EXPECT_EQ(cfg.train_set.gt_size, 256);
@@ -173,7 +134,8 @@ TEST(TrainConfig, ErrorsNameTheKey) {
       config_error("NAFNet", {"datasets.train.dataroot_lq=/nonexistent/lq"});
   EXPECT_NE(missing.find("datasets.train.dataroot_lq"), std::string::npos) << missing;
   EXPECT_NE(missing.find("/nonexistent/lq"), std::string::npos) << missing;
-  const fs::path empty = temp_dir("empty");
+  const test::TempDir tmp("empty");
+  const fs::path empty = tmp / "run";
   fs::create_directories(empty);
   const std::string none = config_error("NAFNet", {"datasets.val.dataroot_gt=" + empty.string()});
   EXPECT_NE(none.find("datasets.val"), std::string::npos) << none;
@@ -182,7 +144,8 @@ TEST(TrainConfig, ErrorsNameTheKey) {
 
 // --------------------------------------------------------------- training --
 TEST(Trainer, ShortRunLossFallsAndWritesEverything) {
-  const fs::path dir = temp_dir("e2e");
+  const test::TempDir tmp("e2e");
+  const fs::path dir = tmp / "run";
   const auto cfg = tiny_config("NAFNet", dir,
                                {"train.total_iter=40", "val.val_freq=20", "logger.print_freq=10"});
   const auto r = run_training(cfg);
@@ -231,10 +194,10 @@ TEST(Trainer, ShortRunLossFallsAndWritesEverything) {
 
   // The plot script turns the JSON lines into a PNG (pure-python fallback).
   const std::string png = (dir / "curves.png").string();
-  const std::string cmd = "/usr/bin/python3 " + kSource + "/scripts/plot_training.py " +
-                          (dir / "metrics.jsonl").string() + " -o " + png + " >/dev/null 2>&1";
-  if (std::system("/usr/bin/python3 -c 1 >/dev/null 2>&1") == 0) {
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  if (test::python_has("sys")) {
+    const auto py = test::run_python(
+        {kSource + "scripts/plot_training.py", (dir / "metrics.jsonl").string(), "-o", png});
+    ASSERT_EQ(py.exit_code, 0) << py.output();
     const auto bytes = read_file_bytes(png);
     ASSERT_GT(bytes.size(), 8u);
     EXPECT_EQ(std::string(bytes.begin() + 1, bytes.begin() + 4), "PNG");
@@ -243,7 +206,8 @@ TEST(Trainer, ShortRunLossFallsAndWritesEverything) {
 
 TEST(Trainer, ResumeGivesTheSameLosses) {
   // SegNAFNet: mask dropout draws from the torch RNG, so its state must resume too.
-  const fs::path a = temp_dir("straight"), b = temp_dir("split");
+  const test::TempDir tmp("resume");
+  const fs::path a = tmp / "straight", b = tmp / "split";
   const std::vector<std::string> common = {"val.val_freq=0", "logger.save_checkpoint_freq=100"};
   auto with = [&](std::vector<std::string> v, const std::string& extra) {
     v.push_back(extra);
@@ -269,7 +233,8 @@ TEST(Trainer, ResumeGivesTheSameLosses) {
 }
 
 TEST(Trainer, NonFiniteLossStopsOrSkips) {
-  const fs::path dir = temp_dir("nan");
+  const test::TempDir tmp("nan");
+  const fs::path dir = tmp / "run";
   auto cfg = tiny_config(
       "NAFNet", dir, {"train.total_iter=4", "val.val_freq=0", "train.pixel_opt.loss_weight=.nan"});
   const auto r = run_training(cfg);
@@ -279,7 +244,7 @@ TEST(Trainer, NonFiniteLossStopsOrSkips) {
   EXPECT_EQ(train::exit_code_for(r), 3);
   EXPECT_TRUE(train::CheckpointManager(dir.string()).list().empty());  // nothing written
 
-  const fs::path dir2 = temp_dir("nan_skip");
+  const fs::path dir2 = tmp / "nan_skip";
   auto cfg2 = tiny_config("NAFNet", dir2,
                           {"train.total_iter=4", "val.val_freq=0",
                            "train.pixel_opt.loss_weight=.nan", "train.skip_nonfinite=true"});
@@ -306,12 +271,12 @@ class SdbTrainSignal : public ::testing::TestWithParam<SignalCase> {};
 
 TEST_P(SdbTrainSignal, SavesACheckpointAndExitsWith128PlusSignal) {
   const SignalCase& c = GetParam();
-  const fs::path dir = temp_dir(c.name);
-  pid_t pid = 0;
-  run_command(app_args("NAFNet", dir,
-                       {"--set", "train.total_iter=100000", "--set", "val.val_freq=0", "--set",
-                        "logger.print_freq=1", "--set", "train.scheduler.T_max=100000"}),
-              &pid);
+  const test::TempDir tmp(c.name);
+  const fs::path dir = tmp / "run";
+  const pid_t pid = test::start_app(
+      "sdb-train", app_args("NAFNet", dir,
+                            {"--set", "train.total_iter=100000", "--set", "val.val_freq=0", "--set",
+                             "logger.print_freq=1", "--set", "train.scheduler.T_max=100000"}));
   // Wait for a few logged iterations.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -321,10 +286,10 @@ TEST_P(SdbTrainSignal, SavesACheckpointAndExitsWith128PlusSignal) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ::kill(pid, c.signal);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), c.exit_code);
+  bool killed = true;
+  const int code = test::wait_for_exit(pid, &killed);
+  ASSERT_FALSE(killed) << "the child died of the signal instead of exiting";
+  EXPECT_EQ(code, c.exit_code);
   train::CheckpointManager mgr(dir.string());
   const std::string ckpt = mgr.resolve_resume("auto");
   ASSERT_FALSE(ckpt.empty());
@@ -333,11 +298,12 @@ TEST_P(SdbTrainSignal, SavesACheckpointAndExitsWith128PlusSignal) {
   const int64_t iter = nlohmann::json::parse(bytes.begin(), bytes.end())["iter"];
   EXPECT_GE(iter, 3);
   // Resume and finish two more iterations.
-  const int rc = run_command(
+  const auto resumed = test::run_app(
+      "sdb-train",
       app_args("NAFNet", dir,
                {"--set", "train.total_iter=" + std::to_string(iter + 2), "--set", "val.val_freq=0",
                 "--set", "train.scheduler.T_max=100000", "--resume", "auto"}));
-  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output();
   EXPECT_TRUE(fs::exists(dir / ("models/net_g_" + std::to_string(iter + 2) + ".pth")));
 }
 
@@ -349,8 +315,11 @@ INSTANTIATE_TEST_SUITE_P(Signals, SdbTrainSignal,
                          });
 
 TEST(SdbTrain, ConfigErrorExitsBeforeTraining) {
-  const fs::path dir = temp_dir("cfgerr");
-  EXPECT_EQ(run_command(app_args("NAFNet", dir, {"--set", "train.optim_g.betas=[0.9]"})), 1);
+  const test::TempDir tmp("cfgerr");
+  const fs::path dir = tmp / "run";
+  const auto r =
+      test::run_app("sdb-train", app_args("NAFNet", dir, {"--set", "train.optim_g.betas=[0.9]"}));
+  EXPECT_EQ(r.exit_code, 1) << r.output();
   EXPECT_FALSE(fs::exists(dir / "training_states"));
 }
 
@@ -358,7 +327,8 @@ TEST(SdbTrain, TwoProcessesMatchOneProcess) {
   if (!train::distributed_available()) GTEST_SKIP() << "built without Gloo headers (libgloo-dev)";
   // 2 x batch 2 vs 1 x batch 4: same samples per step (DistributedSampler
   // interleaving), averaged gradients, K = 3 steps.
-  const fs::path one = temp_dir("ddp1"), two = temp_dir("ddp2");
+  const test::TempDir tmp("ddp");
+  const fs::path one = tmp / "ddp1", two = tmp / "ddp2";
   const std::vector<std::string> common = {"--set", "train.total_iter=3",
                                            "--set", "val.val_freq=3",
                                            "--set", "datasets.train.use_shuffle=true"};
@@ -367,8 +337,10 @@ TEST(SdbTrain, TwoProcessesMatchOneProcess) {
   auto args2 = app_args("NAFNet", two, common);
   args2.insert(args2.end(),
                {"--set", "datasets.train.batch_size_per_gpu=2", "--nproc-per-node", "2"});
-  ASSERT_EQ(run_command(args1), 0);
-  ASSERT_EQ(run_command(args2), 0);
+  const auto r1 = test::run_app("sdb-train", args1);
+  ASSERT_EQ(r1.exit_code, 0) << r1.output();
+  const auto r2 = test::run_app("sdb-train", args2);
+  ASSERT_EQ(r2.exit_code, 0) << r2.output();
   const auto w1 = io::load_state_dict_file((one / "models/net_g_3.pth").string());
   const auto w2 = io::load_state_dict_file((two / "models/net_g_3.pth").string());
   ASSERT_EQ(w1.size(), w2.size());

@@ -2,47 +2,34 @@
 // validation of datasets.train), and sdb-train's validation computes exactly
 // what sdb-eval computes for the same checkpoint and data.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/eval/evaluator.h"
 #include "samdeblur/train/train_config.h"
 #include "samdeblur/train/trainer.h"
+#include "support/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
 
 namespace {
 
-const std::string kData = SAMDEBLUR_TEST_DATA "/eval";
-const std::string kConfig = SAMDEBLUR_SOURCE_DIR "/configs/train/tiny/NAFNet.yml";
-
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("sdb_val_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
-}
+const std::string kConfig = test::source_path("configs/train/tiny/NAFNet.yml");
 
 std::vector<std::string> overrides(const fs::path& dir, std::vector<std::string> extra = {}) {
-  std::vector<std::string> o = {"datasets.train.dataroot_gt=" + kData + "/target",
-                                "datasets.train.dataroot_lq=" + kData + "/input",
-                                "datasets.val.dataroot_gt=" + kData + "/target",
-                                "datasets.val.dataroot_lq=" + kData + "/input",
-                                "path.experiments_root=" + dir.string(),
-                                "datasets.train.num_worker_per_gpu=1"};
+  std::vector<std::string> o = test::tiny_train_overrides(dir);
   o.insert(o.end(), extra.begin(), extra.end());
   return o;
 }
 
 std::string parse_error(const std::vector<std::string>& extra) {
+  const test::TempDir tmp("err");
   try {
-    train::load_train_config(kConfig, overrides(temp_dir("err"), extra));
+    train::load_train_config(kConfig, overrides(tmp / "run", extra));
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -74,7 +61,8 @@ TEST(TrainConfig, TrainSetIsValidatedOnceWithFileAndKey) {
 }
 
 TEST(TrainConfig, NoValidationSetNeedsNoThrowawayCopy) {
-  const fs::path dir = temp_dir("noval");
+  const test::TempDir tmp("noval");
+  const fs::path dir = tmp / "run";
   YAML::Node root = config::load_yaml_file(kConfig);
   root["datasets"].remove("val");
   root["val"]["val_freq"] = 0;
@@ -89,22 +77,20 @@ TEST(TrainConfig, NoValidationSetNeedsNoThrowawayCopy) {
 }
 
 TEST(SdbTrain, CheckRejectsPrefetchZeroNamingTheKey) {
-  const fs::path dir = temp_dir("check");
+  const test::TempDir tmp("check");
+  const fs::path dir = tmp / "run";
   fs::create_directories(dir);
-  std::string cmd = std::string(SAMDEBLUR_BIN_DIR) + "/sdb-train --check -c " + kConfig;
-  for (const auto& o : overrides(dir, {"datasets.train.prefetch=0"})) cmd += " --set " + o;
-  const std::string log = (dir / "out.txt").string();
-  cmd += " >" + log + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
-  std::ifstream in(log);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_NE(ss.str().find("datasets.train.prefetch"), std::string::npos) << ss.str();
+  std::vector<std::string> args = {"--check", "-c", kConfig};
+  for (const auto& flag : test::set_flags(overrides(dir, {"datasets.train.prefetch=0"})))
+    args.push_back(flag);
+  const auto r = test::run_app("sdb-train", args);
+  EXPECT_EQ(r.exit_code, 1) << r.output();
+  EXPECT_NE(r.output().find("datasets.train.prefetch"), std::string::npos) << r.output();
 }
 
 TEST(Trainer, ValidationEqualsSdbEvalOnTheSameCheckpoint) {
-  const fs::path dir = temp_dir("same");
+  const test::TempDir tmp("same");
+  const fs::path dir = tmp / "run";
   const auto cfg = train::load_train_config(
       kConfig, overrides(dir, {"train.total_iter=2", "val.val_freq=2", "logger.print_freq=1",
                                "logger.use_tb_logger=false"}));
@@ -133,5 +119,4 @@ TEST(Trainer, ValidationEqualsSdbEvalOnTheSameCheckpoint) {
     EXPECT_DOUBLE_EQ(last_val[d.metric_names[k]].get<double>(), d.means[k]) << d.metric_names[k];
   EXPECT_DOUBLE_EQ(last_val["psnr_input"].get<double>(), d.mean_psnr_input);
   EXPECT_DOUBLE_EQ(last_val["mcr"].get<double>(), d.mcr);
-  fs::remove_all(dir);
 }
