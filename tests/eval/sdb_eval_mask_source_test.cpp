@@ -54,12 +54,13 @@ struct EvalRun {
   std::vector<std::string> rows;  // metrics.csv without the seconds column
 };
 
-EvalRun run(const fs::path& work, const std::string& tag, const std::string& cfg) {
+EvalRun run(const fs::path& work, const std::string& tag, const std::string& cfg,
+            bool quiet = true) {
   const fs::path cfg_path = work / (tag + ".yml"), out = work / tag;
   { std::ofstream(cfg_path) << cfg; }
-  const std::string cmd = "OMP_NUM_THREADS=1 " + kBin + " -q --config " + cfg_path.string() +
-                          " --output " + out.string() + " > " + (work / "log.txt").string() +
-                          " 2>&1";
+  const std::string cmd = "OMP_NUM_THREADS=1 " + kBin + (quiet ? " -q" : "") + " --config " +
+                          cfg_path.string() + " --output " + out.string() + " > " +
+                          (work / "log.txt").string() + " 2>&1";
   const int status = std::system(cmd.c_str());
   EvalRun r{WEXITSTATUS(status), read_text(work / "log.txt"), {}, {}};
   if (r.code != 0) return r;
@@ -97,7 +98,8 @@ TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
       run(work, "offline",
           eval_config(false, "    dataroot_mask: " + (work / "grouped").string() + "\n"));
   ASSERT_EQ(offline.code, 0) << offline.log;
-  const EvalRun first = run(work, "first", eval_config(false, source));
+  // Not quiet: the cache counters are an info line (-q shows warnings and errors only).
+  const EvalRun first = run(work, "first", eval_config(false, source), /*quiet=*/false);
   ASSERT_EQ(first.code, 0) << first.log;
   ASSERT_EQ(first.rows.size(), 4u);
   EXPECT_EQ(first.rows, offline.rows);
