@@ -1,160 +1,87 @@
 // sdb-bench: CPU/GPU timings of the MAP unit (label-map vs dense), of the
 // NAFNet-w32 forward pass and of training iterations of NAFNet-w32 and
 // SegNAFNet-w32 (--what train). Prints a table and writes JSON (--json FILE).
-// The official Python figures come from scripts/bench_official.py.
+// The official Python figures come from scripts/bench_official.py. Thin wrapper
+// over samdeblur::train (train/bench.h).
 #include <fmt/format.h>
 #include <torch/torch.h>
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
-#include <algorithm>
-#include <chrono>
-#include <functional>
+#include <CLI/CLI.hpp>
 #include <iostream>
-#include <vector>
+#include <nlohmann/json.hpp>
 
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/device.h"
 #include "samdeblur/core/log.h"
-#include "samdeblur/eval/evaluator.h"
-#include "samdeblur/models/map_unit.h"
-#include "samdeblur/models/network.h"
-#include "samdeblur/train/loss.h"
-#include "samdeblur/train/scheduler.h"
+#include "samdeblur/train/bench.h"
+
+namespace tr = samdeblur::train;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+struct BenchArgs {
+  std::string what = "inference", json_path, device = "cpu";
+  int repeat = 5, threads = 0, warmup = 2;
+  int64_t batch = 4, size = 256, num_masks = 30;
+  bool quiet = false;
+};
 
-// Median wall time (ms) of `repeat` runs after one warm-up run.
-double time_ms(const std::function<void()>& fn, int repeat, const torch::Device& device) {
-  fn();
-  std::vector<double> ms;
-  for (int i = 0; i < repeat; ++i) {
-    const auto t0 = Clock::now();
-    fn();
-    if (device.is_cuda()) torch::cuda::synchronize();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+void add_flags(CLI::App& app, BenchArgs& a) {
+  app.add_option("--what", a.what,
+                 "map | nafnet | inference (map + nafnet, the default) | train | all")
+      ->check(CLI::IsMember({"map", "nafnet", "inference", "train", "all"}));
+  app.add_option("--repeat", a.repeat, "timed runs per case (median reported)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--warmup", a.warmup, "train: untimed iterations first")
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--batch", a.batch, "train: batch size")
+      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  app.add_option("--size", a.size, "train: crop size (gt_size)")
+      ->check(CLI::Range(int64_t{16}, int64_t{16384}));
+  app.add_option("--masks", a.num_masks, "train: masks per image (SegNAFNet)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  app.add_option("--threads", a.threads, "intra-op threads (default: torch's choice)")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--device", a.device, "cpu or cuda[:N]");
+  app.add_option("--json", a.json_path, "also write the results as JSON");
+  app.add_flag("-q,--quiet", a.quiet, "log warnings and errors only");
+}
+
+// The training-iteration cases: one table row and one JSON entry per model type.
+void bench_training(const BenchArgs& a, const torch::Device& device, nlohmann::json& results) {
+  for (const std::string type : {"NAFNet", "SegNAFNet"}) {
+    const double s =
+        tr::train_seconds(type, a.batch, a.size, a.num_masks, a.warmup, a.repeat, device);
+    const std::string name =
+        fmt::format("{}-w32 train B{} {}x{}{}", type, a.batch, a.size, a.size,
+                    type == "SegNAFNet" ? fmt::format(" M={}", a.num_masks) : "");
+    std::cout << fmt::format("{:<44} {:>10.2f} ms {:>8.3f} it/s", name, s * 1000, 1.0 / s)
+              << std::endl;
+    results.push_back({{"case", name},
+                       {"ms", s * 1000},
+                       {"s_per_iter", s},
+                       {"it_per_s", 1.0 / s},
+                       {"batch", a.batch},
+                       {"size", a.size},
+                       {"warmup", a.warmup},
+                       {"repeat", a.repeat}});
   }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-// A partition of (h, w) into about `m` rectangular cells, labels 0..m-1.
-torch::Tensor grid_labels(int64_t h, int64_t w, int64_t m) {
-  const int64_t rows =
-      std::max<int64_t>(1, static_cast<int64_t>(std::sqrt(static_cast<double>(m) * h / w)));
-  const int64_t cols = (m + rows - 1) / rows;
-  auto y = (torch::arange(h) * rows / h).unsqueeze(1);
-  auto x = (torch::arange(w) * cols / w).unsqueeze(0);
-  return (y * cols + x).clamp_max(m - 1).to(torch::kLong);
-}
-
-// A random partition of (h, w) into at most `m` irregular cells (Voronoi cells
-// of m random seeds), labels 0..m-1: stands in for a grouped SAM mask file.
-torch::Tensor random_partition(int64_t h, int64_t w, int64_t m) {
-  const auto sy = torch::randint(h, {m}, torch::kLong), sx = torch::randint(w, {m}, torch::kLong);
-  const auto dy = torch::arange(h).view({h, 1, 1}) - sy.view({1, 1, m});
-  const auto dx = torch::arange(w).view({1, w, 1}) - sx.view({1, 1, m});
-  return (dy * dy + dx * dx).argmin(2);  // (h, w) int64
-}
-
-samdeblur::models::NetworkOptions nafnet_w32(const std::string& type) {
-  samdeblur::models::NetworkOptions o;  // options/train/GoPro/{NAFNet,SegNAFNet}.yml
-  o.type = type;
-  o.width = 32;
-  o.enc_blk_nums = {1, 1, 1, 28};
-  o.middle_blk_num = 1;
-  o.dec_blk_nums = {1, 1, 1, 1};
-  o.seg_channel = 2;
-  o.mask_dropout = 0.5;
-  return o;
-}
-
-// Median seconds of one training iteration as the official
-// ImageRestorationModel.optimize_parameters does it (the same steps as
-// train::Trainer): zero_grad; pred = net(lq[, masks]); PSNRLoss(pred, gt)
-// + 0 * sum(params); backward; clip_grad_norm_(params, 0.01); AdamW step
-// (lr 1e-3, weight_decay 1e-3, betas (0.9, 0.9)). The batch lives in memory, so
-// no data loading is timed. `warmup` untimed iterations come first.
-double train_seconds(const std::string& type, int64_t batch, int64_t size, int64_t num_masks,
-                     int warmup, int repeat, const torch::Device& device) {
-  auto net = samdeblur::models::build_network(nafnet_w32(type));
-  net->to(device);
-  net->train();  // SegNAFNet: mask dropout active
-  std::vector<torch::Tensor> params;
-  for (const auto& p : net->parameters())
-    if (p.requires_grad()) params.push_back(p);
-  samdeblur::train::OptimizerOptions oo;
-  oo.type = "AdamW";
-  oo.lr = 1e-3;
-  oo.weight_decay = 1e-3;
-  oo.betas = {0.9, 0.9};
-  auto optimizer = samdeblur::train::make_optimizer(params, oo);
-
-  const auto opts = torch::TensorOptions().device(device);
-  const auto lq = torch::rand({batch, 3, size, size}, opts);  // (B, 3, S, S)
-  const auto gt = torch::rand({batch, 3, size, size}, opts);
-  std::vector<samdeblur::models::SegMasks> masks;
-  if (net->needs_masks())
-    for (int64_t b = 0; b < batch; ++b)
-      masks.push_back(samdeblur::models::SegMasks::from_labels(
-                          random_partition(size, size, num_masks), num_masks, 1.0 / 255.0)
-                          .to(device));
-  auto iteration = [&] {
-    optimizer->zero_grad();
-    const auto pred = net->forward(lq, masks);
-    const auto loss = samdeblur::train::psnr_loss(pred, gt);
-    auto zero_term = torch::zeros({}, loss.options());
-    for (const auto& p : params) zero_term = zero_term + p.sum();
-    (loss + 0.0 * zero_term).backward();
-    samdeblur::train::clip_grad_norm(params, 0.01);
-    optimizer->step();
-    return loss.item<double>();  // the official logs l_pix.item() (reduce_loss_dict)
-  };
-  for (int i = 0; i < warmup; ++i) iteration();
-  std::vector<double> seconds;
-  for (int i = 0; i < repeat; ++i) {
-    const auto t0 = Clock::now();
-    iteration();
-    if (device.is_cuda()) torch::cuda::synchronize();
-    seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  std::sort(seconds.begin(), seconds.end());
-  return seconds[seconds.size() / 2];
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"sdb-bench: MAP unit, NAFNet forward and training-iteration timings"};
-  std::string what = "inference", json_path, device_text = "cpu";
-  int repeat = 5, threads = 0, warmup = 2;
-  int64_t batch = 4, size = 256, num_masks = 30;
-  app.add_option("--what", what,
-                 "map | nafnet | inference (map + nafnet, the default) | train | all")
-      ->check(CLI::IsMember({"map", "nafnet", "inference", "train", "all"}));
-  app.add_option("--repeat", repeat, "timed runs per case (median reported)")
-      ->check(CLI::Range(1, 100000));
-  app.add_option("--warmup", warmup, "train: untimed iterations first")
-      ->check(CLI::Range(0, 100000));
-  app.add_option("--batch", batch, "train: batch size")
-      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  app.add_option("--size", size, "train: crop size (gt_size)")
-      ->check(CLI::Range(int64_t{16}, int64_t{16384}));
-  app.add_option("--masks", num_masks, "train: masks per image (SegNAFNet)")
-      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
-  app.add_option("--threads", threads, "intra-op threads (default: torch's choice)")
-      ->check(CLI::Range(0, 1024));
-  app.add_option("--device", device_text, "cpu or cuda[:N]");
-  app.add_option("--json", json_path, "also write the results as JSON");
+  BenchArgs a;
+  add_flags(app, a);
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
   samdeblur::log::setup_logging(samdeblur::log::Level::info);
+  if (a.quiet) samdeblur::log::set_console_level(samdeblur::log::Level::warn);
   return samdeblur::run_guarded([&]() -> int {
-    if (threads > 0) torch::set_num_threads(threads);
-    const torch::Device device = samdeblur::parse_device(device_text);
+    if (a.threads > 0) torch::set_num_threads(a.threads);
+    const torch::Device device = samdeblur::parse_device(a.device);
     torch::manual_seed(0);
     nlohmann::json results = nlohmann::json::array();
     auto report = [&](const std::string& name, double ms) {
@@ -162,63 +89,12 @@ int main(int argc, char** argv) {
       results.push_back({{"case", name}, {"ms", ms}});
     };
     std::cout << fmt::format("LibTorch {}, {} threads, device {}\n", TORCH_VERSION,
-                             torch::get_num_threads(), device_text);
-    {
-      if (what == "map" || what == "inference" || what == "all") {
-        c10::InferenceMode guard;
-        struct Case {
-          int64_t h, w, m;
-        };
-        for (const Case c : {Case{256, 256, 64}, Case{720, 1280, 300}}) {
-          const int64_t channels = 2;  // seg_channel of the official SegNAFNet configs
-          const auto feats =
-              torch::randn({channels, c.h, c.w}, torch::TensorOptions().device(device));
-          const auto labels = grid_labels(c.h, c.w, c.m).to(device);
-          const double value = 1.0 / 255.0;
-          report(fmt::format("MAP label-map {}x{} M={} C={}", c.w, c.h, c.m, channels),
-                 time_ms([&] { samdeblur::models::mask_average_labels(feats, labels, c.m, value); },
-                         repeat, device));
-          const auto dense = torch::nn::functional::one_hot(labels, c.m)
-                                 .permute({2, 0, 1})
-                                 .unsqueeze(1)
-                                 .to(torch::kFloat);
-          report(fmt::format("MAP dense     {}x{} M={} C={}", c.w, c.h, c.m, channels),
-                 time_ms([&] { samdeblur::models::mask_average_dense(feats, dense, value); },
-                         std::max(1, repeat / 2), device));
-        }
-      }
-      if (what == "nafnet" || what == "inference" || what == "all") {
-        c10::InferenceMode guard;
-        auto net = samdeblur::models::build_network(nafnet_w32("NAFNet"));
-        net->to(device);
-        net->eval();
-        for (auto [h, w] : {std::pair<int64_t, int64_t>{256, 256}, {720, 1280}}) {
-          const auto x = torch::rand({1, 3, h, w}, torch::TensorOptions().device(device));
-          report(fmt::format("NAFNet-w32 forward {}x{}", w, h),
-                 time_ms([&] { net->forward(x); }, h > 256 ? std::max(1, repeat / 2) : repeat,
-                         device));
-        }
-      }
-      if (what == "train" || what == "all") {
-        for (const std::string type : {"NAFNet", "SegNAFNet"}) {
-          const double s = train_seconds(type, batch, size, num_masks, warmup, repeat, device);
-          const std::string name =
-              fmt::format("{}-w32 train B{} {}x{}{}", type, batch, size, size,
-                          type == "SegNAFNet" ? fmt::format(" M={}", num_masks) : "");
-          std::cout << fmt::format("{:<44} {:>10.2f} ms {:>8.3f} it/s", name, s * 1000, 1.0 / s)
-                    << std::endl;
-          results.push_back({{"case", name},
-                             {"ms", s * 1000},
-                             {"s_per_iter", s},
-                             {"it_per_s", 1.0 / s},
-                             {"batch", batch},
-                             {"size", size},
-                             {"warmup", warmup},
-                             {"repeat", repeat}});
-        }
-      }
-    }
-    if (!json_path.empty()) samdeblur::write_file_atomic(json_path, results.dump(2) + "\n");
+                             torch::get_num_threads(), a.device);
+    const bool all = a.what == "all", inference = a.what == "inference" || all;
+    if (a.what == "map" || inference) tr::bench_map_unit(device, a.repeat, report);
+    if (a.what == "nafnet" || inference) tr::bench_nafnet_forward(device, a.repeat, report);
+    if (a.what == "train" || all) bench_training(a, device, results);
+    if (!a.json_path.empty()) samdeblur::write_file_atomic(a.json_path, results.dump(2) + "\n");
     return 0;
   });
 }

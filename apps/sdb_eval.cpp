@@ -1,11 +1,12 @@
 // sdb-eval: evaluate a deblurring model on benchmark folders from an official
 // SAM-Deblur test config. Thin wrapper over samdeblur::eval.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
+#include "samdeblur/config/options.h"
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/error.h"
@@ -20,19 +21,25 @@ int main(int argc, char** argv) {
   std::vector<std::string> overrides;
   bool quiet = false;
   int threads = 0;
-  app.add_option("-c,--config", config_path, "test config (official SAM-Deblur YAML schema)")->required();
+  app.add_option("-c,--config", config_path, "test config (official SAM-Deblur YAML schema)")
+      ->required();
   app.add_option("-o,--output", output_dir, "output folder (default results/<name>)");
   app.add_option("-d,--device", device, "cpu, cuda or cuda:N");
   app.add_option("--set", overrides, "override a config key: key.path=value (repeatable)");
   app.add_option("--threads", threads, "intra-op CPU threads (default: torch's choice)")
       ->check(CLI::Range(0, 1024));
-  app.add_flag("-q,--quiet", quiet, "no progress bar");
+  app.add_flag("-q,--quiet", quiet, "print only the result lines and errors");
+  bool allow_nonfinite = false;
+  app.add_flag("--allow-nonfinite", allow_nonfinite,
+               "load a checkpoint holding NaN/Inf weights (with a warning) instead of refusing it");
   bool check_only = false;
-  app.add_flag("--check", check_only, "validate the config and list the datasets' files, then exit");
+  app.add_flag("--check", check_only,
+               "validate the config and list the datasets' files, then exit");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
   namespace log = samdeblur::log;
   log::setup_logging(log::Level::info);
+  if (quiet) log::set_console_level(log::Level::warn);
   samdeblur::ProgressBar::set_enabled(!quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (threads > 0) torch::set_num_threads(threads);
@@ -45,9 +52,8 @@ int main(int argc, char** argv) {
       for (const auto& ds : cfg.datasets) {
         std::string masks;
         if (ds.needs_masks())
-          masks = ds.mask_source.on_the_fly()
-                      ? ", masks on the fly (" + ds.mask_source.type + ")"
-                      : ", masks from " + ds.dataroot_mask;
+          masks = ds.mask_source.on_the_fly() ? ", masks on the fly (" + ds.mask_source.type + ")"
+                                              : ", masks from " + ds.dataroot_mask;
         std::cout << fmt::format("{}: {} ({}): {} samples{}", cfg.source, ds.name, ds.type,
                                  samdeblur::dataset::list_samples(ds).size(), masks)
                   << std::endl;
@@ -58,6 +64,7 @@ int main(int argc, char** argv) {
     run.output_dir = output_dir;
     run.device = device;
     run.progress = !quiet;
+    run.allow_nonfinite = allow_nonfinite;
     const auto result = samdeblur::eval::run_evaluation(cfg, run);
     for (const auto& d : result.datasets) {
       std::string line = fmt::format("{} | {} images", d.name, d.images.size());

@@ -54,10 +54,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(2, 4096));
   app.add_option("--seed", o.seed, "seed of crops and trajectories")->capture_default_str();
-  app.add_flag("-q,--quiet", quiet, "no progress bar");
+  app.add_flag("-q,--quiet", quiet, "no progress bar; log warnings and errors only");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
   slog::setup_logging(slog::Level::info);
+  if (quiet) slog::set_console_level(slog::Level::warn);
   samdeblur::ProgressBar::set_enabled(!quiet);
   return samdeblur::run_guarded([&]() -> int {
     o.blur.linear_light = gamma_average;

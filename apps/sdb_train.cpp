@@ -20,6 +20,42 @@
 #include "samdeblur/train/train_config.h"
 #include "samdeblur/train/trainer.h"
 
+namespace log = samdeblur::log;
+namespace tr = samdeblur::train;
+
+namespace {
+
+// The command line without --nproc-per-node: what each local worker runs.
+std::vector<std::string> worker_args(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--nproc-per-node") {
+      ++i;
+      continue;
+    }
+    if (a.rfind("--nproc-per-node=", 0) == 0) continue;
+    args.push_back(a);
+  }
+  return args;
+}
+
+// The run's first log lines: command, versions, rank, seed, unused official keys.
+void log_start(int argc, char** argv, const tr::TrainConfig& cfg, const tr::DistEnv& env) {
+  std::string cmdline;
+  for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
+  log::info("command: " + cmdline);
+  log::info(fmt::format("LibTorch {}, {} intra-op threads, rank {}/{}, seed {}", TORCH_VERSION,
+                        torch::get_num_threads(), env.rank, env.world_size, cfg.manual_seed));
+  if (!cfg.ignored_keys.empty()) {
+    std::string keys;
+    for (const auto& k : cfg.ignored_keys) keys += (keys.empty() ? "" : ", ") + k;
+    log::info("official keys not used by sdb-train: " + keys);
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"sdb-train: train SAM-Deblur / NAFNet models (official training YAML schema)"};
   std::string config_path, resume, device = "cpu";
@@ -38,30 +74,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   app.add_option("--threads", threads, "intra-op CPU threads per process (default: torch's choice)")
       ->check(CLI::Range(0, 1024));
-  app.add_flag("-q,--quiet", quiet, "no progress bar");
+  app.add_flag("-q,--quiet", quiet, "no progress bar; the console shows warnings and errors only");
+  bool allow_nonfinite = false;
+  app.add_flag("--allow-nonfinite", allow_nonfinite,
+               "load a pretrained checkpoint holding NaN/Inf weights (with a warning)");
   app.add_flag("--check", check_only, "validate the config and the dataset folders, then exit");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
-  namespace log = samdeblur::log;
-  namespace tr = samdeblur::train;
   log::setup_logging(log::Level::info);
+  if (quiet) log::set_console_level(log::Level::warn);
   samdeblur::ProgressBar::set_enabled(!quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (nproc > 1) {
       // Validate once in the launcher so a bad config fails before any fork.
       const auto cfg = tr::load_train_config(config_path, overrides);
       tr::check_data(cfg);
-      std::vector<std::string> args;
-      for (int i = 0; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--nproc-per-node") {
-          ++i;
-          continue;
-        }
-        if (a.rfind("--nproc-per-node=", 0) == 0) continue;
-        args.push_back(a);
-      }
-      return tr::launch_local_workers(nproc, args);
+      return tr::launch_local_workers(nproc, worker_args(argc, argv));
     }
     if (threads > 0) torch::set_num_threads(threads);
     const auto cfg = tr::load_train_config(config_path, overrides);
@@ -81,19 +109,11 @@ int main(int argc, char** argv) {
     opt.resume = resume;
     opt.device = device;
     opt.progress = !quiet;
+    opt.allow_nonfinite = allow_nonfinite;
     tr::Trainer trainer(cfg, opt, &comm);
     const std::string log_file = trainer.prepare();
     if (!log_file.empty()) log::setup_logging(log::Level::info, log_file);
-    std::string cmdline;
-    for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
-    log::info("command: " + cmdline);
-    log::info(fmt::format("LibTorch {}, {} intra-op threads, rank {}/{}, seed {}", TORCH_VERSION,
-                          torch::get_num_threads(), env.rank, env.world_size, cfg.manual_seed));
-    if (!cfg.ignored_keys.empty()) {
-      std::string keys;
-      for (const auto& k : cfg.ignored_keys) keys += (keys.empty() ? "" : ", ") + k;
-      log::info("official keys not used by sdb-train: " + keys);
-    }
+    log_start(argc, argv, cfg, env);
     const auto result = trainer.run();
     return tr::exit_code_for(result);
   });

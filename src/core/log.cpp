@@ -20,10 +20,14 @@ std::shared_ptr<spdlog::logger>& logger() {
 
 spdlog::level::level_enum to_spdlog(Level level) {
   switch (level) {
-    case Level::debug: return spdlog::level::debug;
-    case Level::info: return spdlog::level::info;
-    case Level::warn: return spdlog::level::warn;
-    case Level::error: return spdlog::level::err;
+    case Level::debug:
+      return spdlog::level::debug;
+    case Level::info:
+      return spdlog::level::info;
+    case Level::warn:
+      return spdlog::level::warn;
+    case Level::error:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
@@ -38,6 +42,10 @@ void setup_logging(Level level, const std::string& file) {
   }
   l->set_level(to_spdlog(level));
   l->flush_on(spdlog::level::info);
+}
+
+void set_console_level(Level level) {
+  logger()->sinks().front()->set_level(to_spdlog(level));  // sinks()[0]: stderr, always present
 }
 
 void debug(const std::string& msg) { logger()->debug(msg); }

@@ -121,11 +121,15 @@ torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
   return preds / count;
 }
 
-models::DeblurNet build_and_load(const models::NetworkOptions& network_g, const PathOptions& path,
-                                 const torch::Device& device) {
+models::DeblurNet build_and_load(const models::NetworkOptions& network_g,
+                                 const PathOptions& path, const torch::Device& device,
+                                 bool allow_nonfinite) {
   models::DeblurNet net = models::build_network(network_g);
   if (!path.pretrain_network_g.empty()) {
-    const auto sd = io::load_state_dict_file(path.pretrain_network_g, path.param_key_g);
+    io::ReadOptions read;
+    read.param_key = path.param_key_g;
+    read.allow_nonfinite = allow_nonfinite;
+    const auto sd = io::load_state_dict_file(path.pretrain_network_g, read);
     io::load_state_dict(*net, sd, path.strict_load_g, path.pretrain_network_g);
     log::info(fmt::format("loaded {} tensors from {}", sd.size(), path.pretrain_network_g));
   }
@@ -274,7 +278,7 @@ EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run) {
   // only when complete; a failure leaves the previous result untouched.
   // The default mask cache folder (resolve_mask_cache_dir) is kept across runs.
   StagingDir staging(result.output_dir, {"summary.json", "metrics.csv"}, {"mask_cache"});
-  models::DeblurNet net = build_and_load(cfg.network_g, cfg.path, device);
+  models::DeblurNet net = build_and_load(cfg.network_g, cfg.path, device, run.allow_nonfinite);
   for (const auto& ds : cfg.datasets) {
     const std::string image_dir =
         staging.path() + "/images" + (cfg.datasets.size() > 1 ? "/" + ds.name : std::string());

@@ -12,6 +12,7 @@
 #include <png.h>
 
 #include "samdeblur/core/error.h"
+#include "samdeblur/core/log.h"
 
 namespace samdeblur::io::detail {
 namespace {
@@ -24,6 +25,8 @@ struct JpegErr {
   jpeg_error_mgr mgr;  // first member: libjpeg passes a jpeg_error_mgr*
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  char extraneous_message[JMSG_LENGTH_MAX];  // the first JWRN_EXTRANEOUS_DATA warning
+  bool extraneous;
   bool failed;
   bool too_large;
   uint64_t width, height;
@@ -35,7 +38,6 @@ bool is_corrupt_data_warning(int code) {
     case JWRN_ARITH_BAD_CODE:
 #endif
     case JWRN_BOGUS_PROGRESSION:
-    case JWRN_EXTRANEOUS_DATA:
     case JWRN_HIT_MARKER:
     case JWRN_HUFF_BAD_CODE:
     case JWRN_JPEG_EOF:
@@ -43,7 +45,10 @@ bool is_corrupt_data_warning(int code) {
     case JWRN_NOT_SEQUENTIAL:
       return true;
     default:
-      return false;  // e.g. an unknown JFIF revision or Adobe transform, a bad ICC marker
+      // e.g. an unknown JFIF revision or Adobe transform, a bad ICC marker, and
+      // JWRN_EXTRANEOUS_DATA (junk bytes before a marker, written by some cameras;
+      // the bytes are skipped and the image data stay intact: accepted with a warning).
+      return false;
   }
 }
 
@@ -58,6 +63,11 @@ void jpeg_on_message(j_common_ptr cinfo, int level) {
   if (level >= 0) return;  // trace messages
   auto* err = reinterpret_cast<JpegErr*>(cinfo->err);
   cinfo->err->num_warnings++;
+  if (cinfo->err->msg_code == JWRN_EXTRANEOUS_DATA && !err->extraneous) {
+    (*cinfo->err->format_message)(cinfo, err->extraneous_message);
+    err->extraneous = true;
+    return;
+  }
   if (is_corrupt_data_warning(cinfo->err->msg_code) && !err->failed) {
     (*cinfo->err->format_message)(cinfo, err->message);
     err->failed = true;
@@ -200,6 +210,9 @@ void check_image_complete(const uint8_t* data, size_t size, const std::string& n
     run_jpeg_check(data, size, limit, &err);
     if (err.failed) throw FileError(name, std::string("truncated or corrupt JPEG: ") + err.message);
     if (err.too_large) throw FileError(name, too_large(err.width, err.height, limit));
+    if (err.extraneous)
+      log::warn(name + ": " + err.extraneous_message +
+                " (skipped; the image data are complete, decoding it)");
   } else if (size >= 8 && std::memcmp(data, kPng, 8) == 0) {
     PngState st{};
     st.data = data;

@@ -12,6 +12,9 @@ namespace samdeblur::io::detail {
 // entropy-coded data is still decoded). Throws FileError naming `name`:
 //   "truncated or corrupt JPEG: <libjpeg message>"  (fatal errors and every corrupt-data
 //                                                     warning, e.g. premature end of file)
+//   (libjpeg's "extraneous bytes before marker" warning, JWRN_EXTRANEOUS_DATA, which
+//   some cameras trigger on intact images, is accepted and logged as a warning naming
+//   `name`)
 //   "truncated or corrupt PNG: <libpng message>"
 //   "image of W x H pixels exceeds the limit of N"    (OpenCV's CV_IO_MAX_IMAGE_PIXELS)
 // Other formats (by signature) are left to OpenCV and pass unchecked.

@@ -35,7 +35,20 @@ bool looks_like_safetensors(const uint8_t* data, size_t size) {
   return n >= 2 && n <= size - 8 && data[8] == '{';
 }
 
-StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string& name) {
+namespace {
+
+// One tensor of the header: its dtype, shape and byte range in the data buffer.
+struct Entry {
+  std::string key;
+  torch::ScalarType type;
+  std::vector<int64_t> shape;
+  uint64_t begin, end;
+};
+
+// The JSON header of a safetensors file (8-byte little-endian length, then JSON);
+// header_size receives the length.
+nlohmann::ordered_json read_header(const uint8_t* data, size_t size, const std::string& name,
+                                   uint64_t* header_size) {
   if (size < 8) throw FileError(name, "truncated safetensors file (no header length)");
   uint64_t n = 0;
   for (int k = 0; k < 8; ++k) n |= uint64_t{data[k]} << (8 * k);
@@ -51,69 +64,66 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
     throw FileError(name, std::string("invalid safetensors JSON header: ") + e.what());
   }
   if (!header.is_object()) throw FileError(name, "safetensors header is not a JSON object");
-  const uint8_t* body = data + 8 + n;
-  const uint64_t body_size = size - 8 - n;
-  struct Entry {
-    std::string key;
-    torch::ScalarType type;
-    std::vector<int64_t> shape;
-    uint64_t begin, end;
+  *header_size = n;
+  return header;
+}
+
+// One header entry, checked: known dtype, a shape of non-negative integers, and
+// data_offsets inside the body whose length matches the shape.
+Entry parse_entry(const std::string& key, const nlohmann::ordered_json& info, uint64_t body_size,
+                  const std::string& name) {
+  auto bad = [&](const std::string& what) {
+    return FileError(name, "tensor '" + key + "': " + what);
   };
-  std::vector<Entry> entries;
-  for (const auto& item : header.items()) {
-    // Named copies: lambdas may not capture structured bindings before C++20 (clang).
-    const std::string& key = item.key();
-    const auto& info = item.value();
-    if (key == "__metadata__") continue;
-    auto bad = [&](const std::string& what) {
-      return FileError(name, "tensor '" + key + "': " + what);
-    };
-    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") ||
-        !info.contains("data_offsets"))
-      throw bad("entry needs 'dtype', 'shape' and 'data_offsets'");
-    const auto& jd = info["dtype"];
-    const auto& js = info["shape"];
-    const auto& jo = info["data_offsets"];
-    if (!jd.is_string()) throw bad("dtype is not a string");
-    const std::string dt = jd.get<std::string>();
-    torch::ScalarType type{};
-    bool found = false;
-    for (const auto& [s, t] : dtype_table())
-      if (s == dt) {
-        type = t;
-        found = true;
-      }
-    if (!found) throw bad("unsupported dtype '" + dt + "'");
-    if (!js.is_array() || js.size() > 64) throw bad("shape is not an array of at most 64 dims");
-    std::vector<int64_t> shape;
-    unsigned __int128 numel = 1;
-    for (const auto& d : js) {
-      if (!d.is_number_unsigned()) throw bad("shape holds a non-integer or negative value");
-      const uint64_t v = d.get<uint64_t>();
-      if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        throw bad("dimension too large");
-      shape.push_back(static_cast<int64_t>(v));
-      numel *= v;
-      if (numel > body_size) numel = static_cast<unsigned __int128>(body_size) + 1;  // saturate
+  if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") ||
+      !info.contains("data_offsets"))
+    throw bad("entry needs 'dtype', 'shape' and 'data_offsets'");
+  const auto& jd = info["dtype"];
+  const auto& js = info["shape"];
+  const auto& jo = info["data_offsets"];
+  if (!jd.is_string()) throw bad("dtype is not a string");
+  const std::string dt = jd.get<std::string>();
+  torch::ScalarType type{};
+  bool found = false;
+  for (const auto& [s, t] : dtype_table())
+    if (s == dt) {
+      type = t;
+      found = true;
     }
-    if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() ||
-        !jo[1].is_number_unsigned())
-      throw bad("data_offsets is not [begin, end]");
-    const uint64_t b = jo[0].get<uint64_t>();
-    const uint64_t e = jo[1].get<uint64_t>();
-    if (b > e || e > body_size)
-      throw bad("data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] outside the " +
-                std::to_string(body_size) + " data bytes");
-    const size_t itemsize = c10::elementSize(type);
-    if (numel * itemsize != e - b)
-      throw bad("shape " + c10::str(c10::IntArrayRef(shape)) + " of " + dt + " does not match " +
-                std::to_string(e - b) + " data bytes");
-    entries.push_back({key, type, std::move(shape), b, e});
+  if (!found) throw bad("unsupported dtype '" + dt + "'");
+  if (!js.is_array() || js.size() > 64) throw bad("shape is not an array of at most 64 dims");
+  std::vector<int64_t> shape;
+  unsigned __int128 numel = 1;
+  for (const auto& d : js) {
+    if (!d.is_number_unsigned()) throw bad("shape holds a non-integer or negative value");
+    const uint64_t v = d.get<uint64_t>();
+    if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      throw bad("dimension too large");
+    shape.push_back(static_cast<int64_t>(v));
+    numel *= v;
+    if (numel > body_size) numel = static_cast<unsigned __int128>(body_size) + 1;  // saturate
   }
-  // The specification (and its reference reader, safetensors/src/tensor.rs validate()):
-  // sorted by offsets, the byte ranges tile the data buffer exactly: no overlap (which would
-  // let a small file expand into many large tensors), no gap, nothing after the last one.
-  // Checked before any tensor is allocated.
+  if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() ||
+      !jo[1].is_number_unsigned())
+    throw bad("data_offsets is not [begin, end]");
+  const uint64_t b = jo[0].get<uint64_t>();
+  const uint64_t e = jo[1].get<uint64_t>();
+  if (b > e || e > body_size)
+    throw bad("data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] outside the " +
+              std::to_string(body_size) + " data bytes");
+  const size_t itemsize = c10::elementSize(type);
+  if (numel * itemsize != e - b)
+    throw bad("shape " + c10::str(c10::IntArrayRef(shape)) + " of " + dt + " does not match " +
+              std::to_string(e - b) + " data bytes");
+  return {key, type, std::move(shape), b, e};
+}
+
+// The specification (and its reference reader, safetensors/src/tensor.rs validate()):
+// sorted by offsets, the byte ranges tile the data buffer exactly: no overlap (which would
+// let a small file expand into many large tensors), no gap, nothing after the last one.
+// Checked before any tensor is allocated.
+void check_ranges_tile_body(const std::vector<Entry>& entries, uint64_t body_size,
+                            const std::string& name) {
   std::vector<const Entry*> by_offset;
   for (const auto& e : entries) by_offset.push_back(&e);
   std::stable_sort(by_offset.begin(), by_offset.end(), [](const Entry* l, const Entry* r) {
@@ -138,6 +148,21 @@ StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string&
     throw FileError(name, "tensor data covers " + std::to_string(expected) + " of the " +
                               std::to_string(body_size) +
                               " data bytes (trailing bytes belong to no tensor)");
+}
+
+}  // namespace
+
+StateDict parse_safetensors(const uint8_t* data, size_t size, const std::string& name) {
+  uint64_t n = 0;
+  const nlohmann::ordered_json header = read_header(data, size, name, &n);
+  const uint8_t* body = data + 8 + n;
+  const uint64_t body_size = size - 8 - n;
+  std::vector<Entry> entries;
+  for (const auto& item : header.items()) {
+    if (item.key() == "__metadata__") continue;
+    entries.push_back(parse_entry(item.key(), item.value(), body_size, name));
+  }
+  check_ranges_tile_body(entries, body_size, name);
   StateDict out;
   for (const auto& en : entries) {
     const torch::ScalarType load_type = en.type == torch::kBool ? torch::kUInt8 : en.type;

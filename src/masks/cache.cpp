@@ -40,9 +40,11 @@ std::string settings_of(const MaskSourceOptions& o) {
     s += config::fields_text(o.generator, "generator");
   } else if (o.type == "superpixels") {
     s += config::fields_text(o.superpixels, "superpixels");
+  } else if (o.type == "files") {
+    s += config::fields_text(o.files, "files");  // + each mask file's hash (content_key)
   } else {
-    throw Error("MaskProvider: mask_source.type must be 'sam' or 'superpixels', got '" + o.type +
-                "'");
+    throw Error("MaskProvider: mask_source.type must be 'sam', 'superpixels' or 'files', got '" +
+                o.type + "'");
   }
   s += "encoding=" + o.encoding + "\n";
   if (o.encoding == "exclusive") s += "exclusive_order=" + o.exclusive_order + "\n";
@@ -80,7 +82,9 @@ MaskProvider::MaskProvider(MaskSourceOptions options, std::string cache_dir, tor
 MaskProvider::~MaskProvider() = default;
 
 std::string MaskProvider::cache_key(const std::string& image_path) const {
-  return sha256_hex(settings_ + "image_sha256=" + sha256_file_hex(image_path) + "\n");
+  const std::string extra = source_->content_key(image_path);
+  return sha256_hex(settings_ + "image_sha256=" + sha256_file_hex(image_path) + "\n" +
+                    (extra.empty() ? std::string() : "source_content=" + extra + "\n"));
 }
 
 std::string MaskProvider::cache_path(const std::string& key) const {

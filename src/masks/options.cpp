@@ -131,6 +131,11 @@ MaskSourceOptions parse_mask_source(Section& d, const std::string& dataset_type)
     m.generator = parse_generator_options(s.child("generator"));
   } else if (m.type == "superpixels") {
     config::read_fields(s, m.superpixels);
+  } else if (m.type == "files") {
+    config::read_fields(s, m.files);
+    if (m.files.folder.empty())
+      throw ConfigError(
+          fmt::format("{}: {} is required with type files", s.source(), s.key_path("folder")));
   }
   s.finish(nullptr);
   return m;

@@ -14,6 +14,9 @@ using Maker = std::unique_ptr<MaskSource> (*)(const MaskSourceOptions&, MaskSour
 std::unique_ptr<MaskSource> make_superpixels(const MaskSourceOptions& o, MaskSourceContext c) {
   return make_superpixel_source(o.superpixels, c.output_mode);
 }
+std::unique_ptr<MaskSource> make_files(const MaskSourceOptions& o, MaskSourceContext c) {
+  return make_files_source(o.files, c.output_mode);
+}
 std::unique_ptr<MaskSource> make_sam(const MaskSourceOptions& o, MaskSourceContext c) {
   return make_sam_source(o, std::move(c));
 }
@@ -23,6 +26,7 @@ const std::vector<std::pair<std::string, Maker>>& registry() {
   static const std::vector<std::pair<std::string, Maker>> kMaskSourceTypes = {
       {"sam", &make_sam},
       {"superpixels", &make_superpixels},
+      {"files", &make_files},
   };
   return kMaskSourceTypes;
 }

@@ -241,6 +241,93 @@ MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
   return out;
 }
 
+// _process_crop: the masks of crop `crop` (XYXY in the image) from the prompts
+// `grid` ((N, 2) float64 in [0, 1]), deduplicated within the crop (box NMS on
+// the predicted IoU) and moved back to the image frame. Adds to result.times,
+// result.points and (keep_embedding) result.image_embedding.
+MaskData process_crop(Predictor& predictor, const MaskGeneratorOptions& o, const cv::Mat& image,
+                      const Box& crop, const torch::Tensor& grid, bool keep_embedding,
+                      GenerateResult& result) {
+  const int64_t orig_h = image.rows, orig_w = image.cols;
+  const int64_t ch = crop[3] - crop[1], cw = crop[2] - crop[0];
+  const cv::Mat cropped = image(cv::Rect(static_cast<int>(crop[0]), static_cast<int>(crop[1]),
+                                         static_cast<int>(cw), static_cast<int>(ch)))
+                              .clone();
+  auto t0 = Clock::now();
+  predictor.set_image(cropped);
+  sync(predictor.device());
+  result.times.encoder += seconds_since(t0);
+  if (keep_embedding) result.image_embedding = predictor.image_embedding().to(torch::kCPU).clone();
+
+  // points_for_image = grid * [w, h] (float64), in crop pixels.
+  const auto points_for_image =
+      grid * torch::tensor({static_cast<double>(cw), static_cast<double>(ch)}, torch::kFloat64)
+                 .unsqueeze(0);
+  const auto [new_h, new_w] = preprocess_shape(ch, cw, predictor.config().image_size);
+  const BatchContext ctx{predictor,
+                         o,
+                         crop,
+                         orig_h,
+                         orig_w,
+                         static_cast<double>(new_w) / static_cast<double>(cw),
+                         static_cast<double>(new_h) / static_cast<double>(ch),
+                         predictor.mask_threshold(),
+                         result.times};
+  MaskData crop_data;
+  const int64_t n_points = points_for_image.size(0);
+  for (int64_t b0 = 0; b0 < n_points; b0 += o.points_per_batch) {
+    const auto points = points_for_image.slice(0, b0, std::min(n_points, b0 + o.points_per_batch));
+    result.points += points.size(0);
+    crop_data.cat(process_batch(ctx, points));
+  }
+  // Remove duplicates within this crop (scores: predicted IoU).
+  const auto keep = batched_nms(crop_data.boxes.to(torch::kFloat32), crop_data.iou_preds,
+                                torch::zeros({crop_data.size()}, torch::kInt64), o.box_nms_thresh);
+  crop_data.filter(keep);
+  // Back to the image frame.
+  crop_data.boxes = uncrop_boxes_xyxy(crop_data.boxes, crop);
+  crop_data.points = uncrop_points(crop_data.points, crop);
+  crop_data.crop_boxes = torch::tensor({crop[0], crop[1], crop[2], crop[3]}, torch::kInt64)
+                             .unsqueeze(0)
+                             .repeat({crop_data.size(), 1});
+  return crop_data;
+}
+
+// Removes duplicates between crops, preferring masks from smaller crops.
+void remove_duplicates_between_crops(MaskData& data, double crop_nms_thresh) {
+  const auto cb = data.crop_boxes;
+  const auto area = (cb.select(1, 2) - cb.select(1, 0)) * (cb.select(1, 3) - cb.select(1, 1));
+  const auto scores = torch::reciprocal(area.to(torch::kFloat32));
+  const auto keep = batched_nms(data.boxes.to(torch::kFloat32), scores,
+                                torch::zeros({data.size()}, torch::kInt64), crop_nms_thresh);
+  data.filter(keep);
+}
+
+// The official output records of the kept masks, in order, encoded for `mode`.
+std::vector<MaskRecord> to_records(MaskData& data, OutputMode mode) {
+  const int64_t n = data.size();
+  std::vector<MaskRecord> records(static_cast<size_t>(n));
+  const auto boxes = data.boxes.accessor<int64_t, 2>();
+  const auto crop_boxes = data.crop_boxes.accessor<int64_t, 2>();
+  const auto pts = data.points.accessor<double, 2>();
+  const auto ious = data.iou_preds.accessor<float, 1>();
+  const auto stab = data.stability.accessor<float, 1>();
+  for (int64_t i = 0; i < n; ++i) {
+    MaskRecord& r = records[i];
+    r.rle = std::move(data.rles[i]);
+    if (mode == OutputMode::coco_rle) r.coco = coco_encode_rle(r.rle);
+    if (mode == OutputMode::binary_mask) r.binary_mask = rle_to_mask(r.rle);
+    r.area = area_from_rle(r.rle);
+    r.bbox = box_xyxy_to_xywh({boxes[i][0], boxes[i][1], boxes[i][2], boxes[i][3]});
+    r.predicted_iou = ious[i];
+    r.point_coords = {{pts[i][0], pts[i][1]}};
+    r.stability_score = stab[i];
+    r.crop_box =
+        box_xyxy_to_xywh({crop_boxes[i][0], crop_boxes[i][1], crop_boxes[i][2], crop_boxes[i][3]});
+  }
+  return records;
+}
+
 }  // namespace
 
 GenerateResult MaskGenerator::generate(const cv::Mat& image, bool keep_embedding) {
@@ -250,100 +337,26 @@ GenerateResult MaskGenerator::generate(const cv::Mat& image, bool keep_embedding
         image.cols, image.rows, image.type()));
   c10::InferenceMode guard;
   const auto t_start = Clock::now();
-  const torch::Device device = predictor_.device();
-  const int64_t orig_h = image.rows, orig_w = image.cols;
   const auto& o = options_;
   GenerateResult result;
 
   // ---- _generate_masks ----
   const CropBoxes crops =
-      generate_crop_boxes(orig_h, orig_w, o.crop_n_layers, o.crop_overlap_ratio);
+      generate_crop_boxes(image.rows, image.cols, o.crop_n_layers, o.crop_overlap_ratio);
   result.crops = static_cast<int64_t>(crops.boxes.size());
   MaskData data;
   for (size_t c = 0; c < crops.boxes.size(); ++c) {
-    // ---- _process_crop ----
-    const Box crop = crops.boxes[c];
-    const int64_t ch = crop[3] - crop[1], cw = crop[2] - crop[0];
-    const cv::Mat cropped = image(cv::Rect(static_cast<int>(crop[0]), static_cast<int>(crop[1]),
-                                           static_cast<int>(cw), static_cast<int>(ch)))
-                                .clone();
-    auto t0 = Clock::now();
-    predictor_.set_image(cropped);
-    sync(device);
-    result.times.encoder += seconds_since(t0);
-    if (keep_embedding && c == 0)
-      result.image_embedding = predictor_.image_embedding().to(torch::kCPU).clone();
-
-    // points_for_image = grid * [w, h] (float64), in crop pixels.
     const auto& grid = point_grids_.at(static_cast<size_t>(crops.layer_idxs[c]));
-    const auto points_for_image =
-        grid * torch::tensor({static_cast<double>(cw), static_cast<double>(ch)}, torch::kFloat64)
-                   .unsqueeze(0);
-    const auto [new_h, new_w] = preprocess_shape(ch, cw, predictor_.config().image_size);
-    const BatchContext ctx{predictor_,
-                           o,
-                           crop,
-                           orig_h,
-                           orig_w,
-                           static_cast<double>(new_w) / static_cast<double>(cw),
-                           static_cast<double>(new_h) / static_cast<double>(ch),
-                           predictor_.mask_threshold(),
-                           result.times};
-    MaskData crop_data;
-    const int64_t n_points = points_for_image.size(0);
-    for (int64_t b0 = 0; b0 < n_points; b0 += o.points_per_batch) {
-      const auto points =
-          points_for_image.slice(0, b0, std::min(n_points, b0 + o.points_per_batch));
-      result.points += points.size(0);
-      crop_data.cat(process_batch(ctx, points));
-    }
-    // Remove duplicates within this crop (scores: predicted IoU).
-    const auto keep =
-        batched_nms(crop_data.boxes.to(torch::kFloat32), crop_data.iou_preds,
-                    torch::zeros({crop_data.size()}, torch::kInt64), o.box_nms_thresh);
-    crop_data.filter(keep);
-    // Back to the image frame.
-    crop_data.boxes = uncrop_boxes_xyxy(crop_data.boxes, crop);
-    crop_data.points = uncrop_points(crop_data.points, crop);
-    crop_data.crop_boxes = torch::tensor({crop[0], crop[1], crop[2], crop[3]}, torch::kInt64)
-                               .unsqueeze(0)
-                               .repeat({crop_data.size(), 1});
-    data.cat(std::move(crop_data));
+    data.cat(
+        process_crop(predictor_, o, image, crops.boxes[c], grid, keep_embedding && c == 0, result));
   }
-  // Remove duplicates between crops, preferring masks from smaller crops.
-  if (crops.boxes.size() > 1) {
-    const auto cb = data.crop_boxes;
-    const auto area = (cb.select(1, 2) - cb.select(1, 0)) * (cb.select(1, 3) - cb.select(1, 1));
-    const auto scores = torch::reciprocal(area.to(torch::kFloat32));
-    const auto keep = batched_nms(data.boxes.to(torch::kFloat32), scores,
-                                  torch::zeros({data.size()}, torch::kInt64), o.crop_nms_thresh);
-    data.filter(keep);
-  }
+  if (crops.boxes.size() > 1) remove_duplicates_between_crops(data, o.crop_nms_thresh);
 
   // ---- generate: small regions, encoding, records ----
   if (o.min_mask_region_area > 0)
     postprocess_small_regions(data, static_cast<double>(o.min_mask_region_area),
                               std::max(o.box_nms_thresh, o.crop_nms_thresh));
-  const int64_t n = data.size();
-  result.masks.resize(static_cast<size_t>(n));
-  const auto boxes = data.boxes.accessor<int64_t, 2>();
-  const auto crop_boxes = data.crop_boxes.accessor<int64_t, 2>();
-  const auto pts = data.points.accessor<double, 2>();
-  const auto ious = data.iou_preds.accessor<float, 1>();
-  const auto stab = data.stability.accessor<float, 1>();
-  for (int64_t i = 0; i < n; ++i) {
-    MaskRecord& r = result.masks[i];
-    r.rle = std::move(data.rles[i]);
-    if (o.output_mode == OutputMode::coco_rle) r.coco = coco_encode_rle(r.rle);
-    if (o.output_mode == OutputMode::binary_mask) r.binary_mask = rle_to_mask(r.rle);
-    r.area = area_from_rle(r.rle);
-    r.bbox = box_xyxy_to_xywh({boxes[i][0], boxes[i][1], boxes[i][2], boxes[i][3]});
-    r.predicted_iou = ious[i];
-    r.point_coords = {{pts[i][0], pts[i][1]}};
-    r.stability_score = stab[i];
-    r.crop_box =
-        box_xyxy_to_xywh({crop_boxes[i][0], crop_boxes[i][1], crop_boxes[i][2], crop_boxes[i][3]});
-  }
+  result.masks = to_records(data, o.output_mode);
   result.times.post =
       std::max(0.0, seconds_since(t_start) - result.times.encoder - result.times.decoder);
   return result;

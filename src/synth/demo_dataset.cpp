@@ -163,19 +163,17 @@ std::string sample_name(const std::string& photo_stem, int k) {
   return fmt::format("{}_{:03d}", photo_stem, k);
 }
 
-DemoDatasetSummary build_demo_dataset(const DemoDatasetOptions& options) {
-  options.validate();
-  const auto t_start = std::chrono::steady_clock::now();
-  const auto photos = list_photos(options.photos);
+namespace {
 
-  struct Split {
-    std::string name;
-    int per_photo, crop;
-  };
-  const std::vector<Split> splits = {{"train", options.train_per_photo, options.train_crop},
-                                     {"test", options.test_per_photo, options.test_crop}};
+struct Split {
+  std::string name;
+  int per_photo, crop;
+};
 
-  // Read and check every photo before writing anything.
+// Reads every photo and checks it is large enough for each split's crop, before
+// anything is written.
+std::vector<cv::Mat> read_photos(const std::vector<std::string>& photos,
+                                 const std::vector<Split>& splits) {
   std::vector<cv::Mat> images;
   for (const auto& p : photos) {
     cv::Mat img = io::read_image_bgr(p);
@@ -185,6 +183,82 @@ DemoDatasetSummary build_demo_dataset(const DemoDatasetOptions& options) {
                                        img.rows, s.crop, s.crop, s.name));
     images.push_back(std::move(img));
   }
+  return images;
+}
+
+// Sample k of `split` from `photo` (file photo_path): crop, blur, masks, and its
+// four files under out/<split>/{input,target,input_mask,grouped_masks}.
+SampleRecord make_sample(const cv::Mat& photo, const std::string& photo_path, const Split& s, int k,
+                         const DemoDatasetOptions& options, const fs::path& out) {
+  const std::string stem = fs::path(photo_path).stem().string();
+  SampleRecord rec;
+  rec.split = s.name;
+  rec.name = sample_name(stem, k);
+  rec.photo = fs::path(photo_path).filename().string();
+  rec.size = s.crop;
+  rec.seed = sample_seed(options.seed, stem, s.name, k);
+  Rng rng(rec.seed);
+  rec.x = static_cast<int>(rng.uniform_int(0, photo.cols - s.crop));
+  rec.y = static_cast<int>(rng.uniform_int(0, photo.rows - s.crop));
+  const auto trajectory = random_trajectory(options.trajectory, rng.next_u64());
+  rec.extent = max_displacement(trajectory, s.crop, s.crop);
+
+  // Rotation is about the patch centre = the crop centre, so a margin of
+  // the crop's displacement (+2 for the bilinear neighbours) holds every
+  // source pixel of the crop; past the photo's border it is reflected.
+  const int m = static_cast<int>(std::ceil(rec.extent)) + 2;
+  cv::Mat padded;
+  cv::copyMakeBorder(photo, padded, m, m, m, m, cv::BORDER_REFLECT_101);
+  const cv::Mat patch = padded(cv::Rect(rec.x, rec.y, s.crop + 2 * m, s.crop + 2 * m));
+  const cv::Mat blurred = blur_image(patch, trajectory, options.blur);
+  const cv::Mat input = blurred(cv::Rect(m, m, s.crop, s.crop)).clone();
+  const cv::Mat target = photo(cv::Rect(rec.x, rec.y, s.crop, s.crop)).clone();
+
+  const auto masks = samdeblur::masks::superpixel_masks(input, options.superpixels,
+                                                        sam::OutputMode::uncompressed_rle);
+  rec.superpixels = static_cast<int64_t>(masks.masks.size());
+  const fs::path dir = out / s.name;
+  const std::string file = rec.name + ".png";
+  io::write_image_atomic((dir / "input" / file).string(), input);
+  io::write_image_atomic((dir / "target" / file).string(), target);
+  samdeblur::masks::write_mask_file((dir / "input_mask" / file).string(),
+                                    samdeblur::masks::MaskFileFormat::label_png, masks, s.crop,
+                                    s.crop);
+  samdeblur::masks::write_mask_file((dir / "grouped_masks" / (rec.name + ".npz")).string(),
+                                    samdeblur::masks::MaskFileFormat::grouped_npz, masks, s.crop,
+                                    s.crop);
+  return rec;
+}
+
+// manifest.json: the options and one entry per sample (written last).
+void write_manifest(const fs::path& out, const DemoDatasetOptions& options,
+                    const std::vector<SampleRecord>& samples) {
+  nlohmann::json manifest;
+  manifest["generator"] = "sdb-synth (samdeblur::synth::build_demo_dataset)";
+  manifest["options"] = options_json(options);
+  manifest["samples"] = nlohmann::json::array();
+  for (const auto& r : samples)
+    manifest["samples"].push_back({{"split", r.split},
+                                   {"name", r.name},
+                                   {"photo", r.photo},
+                                   {"x", r.x},
+                                   {"y", r.y},
+                                   {"size", r.size},
+                                   {"seed", r.seed},
+                                   {"extent", r.extent},
+                                   {"superpixels", r.superpixels}});
+  write_file_atomic((out / "manifest.json").string(), manifest.dump(2) + "\n");
+}
+
+}  // namespace
+
+DemoDatasetSummary build_demo_dataset(const DemoDatasetOptions& options) {
+  options.validate();
+  const auto t_start = std::chrono::steady_clock::now();
+  const auto photos = list_photos(options.photos);
+  const std::vector<Split> splits = {{"train", options.train_per_photo, options.train_crop},
+                                     {"test", options.test_per_photo, options.test_crop}};
+  const std::vector<cv::Mat> images = read_photos(photos, splits);
 
   const fs::path out(options.output_dir);
   check_no_stale_files(out, splits_plan(photos, options));
@@ -199,69 +273,14 @@ DemoDatasetSummary build_demo_dataset(const DemoDatasetOptions& options) {
   if (options.progress) bar = std::make_unique<ProgressBar>("synth", total, "img");
 
   DemoDatasetSummary summary;
-  for (const auto& s : splits) {
-    for (size_t pi = 0; pi < photos.size(); ++pi) {
-      const cv::Mat& photo = images[pi];
-      const std::string stem = fs::path(photos[pi]).stem().string();
+  for (const auto& s : splits)
+    for (size_t pi = 0; pi < photos.size(); ++pi)
       for (int k = 0; k < s.per_photo; ++k) {
-        SampleRecord rec;
-        rec.split = s.name;
-        rec.name = sample_name(stem, k);
-        rec.photo = fs::path(photos[pi]).filename().string();
-        rec.size = s.crop;
-        rec.seed = sample_seed(options.seed, stem, s.name, k);
-        Rng rng(rec.seed);
-        rec.x = static_cast<int>(rng.uniform_int(0, photo.cols - s.crop));
-        rec.y = static_cast<int>(rng.uniform_int(0, photo.rows - s.crop));
-        const auto trajectory = random_trajectory(options.trajectory, rng.next_u64());
-        rec.extent = max_displacement(trajectory, s.crop, s.crop);
-
-        // Rotation is about the patch centre = the crop centre, so a margin of
-        // the crop's displacement (+2 for the bilinear neighbours) holds every
-        // source pixel of the crop; past the photo's border it is reflected.
-        const int m = static_cast<int>(std::ceil(rec.extent)) + 2;
-        cv::Mat padded;
-        cv::copyMakeBorder(photo, padded, m, m, m, m, cv::BORDER_REFLECT_101);
-        const cv::Mat patch = padded(cv::Rect(rec.x, rec.y, s.crop + 2 * m, s.crop + 2 * m));
-        const cv::Mat blurred = blur_image(patch, trajectory, options.blur);
-        const cv::Mat input = blurred(cv::Rect(m, m, s.crop, s.crop)).clone();
-        const cv::Mat target = photo(cv::Rect(rec.x, rec.y, s.crop, s.crop)).clone();
-
-        const auto masks = samdeblur::masks::superpixel_masks(input, options.superpixels,
-                                                              sam::OutputMode::uncompressed_rle);
-        rec.superpixels = static_cast<int64_t>(masks.masks.size());
-        const fs::path dir = out / s.name;
-        const std::string file = rec.name + ".png";
-        io::write_image_atomic((dir / "input" / file).string(), input);
-        io::write_image_atomic((dir / "target" / file).string(), target);
-        samdeblur::masks::write_mask_file((dir / "input_mask" / file).string(),
-                                          samdeblur::masks::MaskFileFormat::label_png, masks,
-                                          s.crop, s.crop);
-        samdeblur::masks::write_mask_file((dir / "grouped_masks" / (rec.name + ".npz")).string(),
-                                          samdeblur::masks::MaskFileFormat::grouped_npz, masks,
-                                          s.crop, s.crop);
-        if (bar) bar->update(1, s.name + "/" + rec.name);
-        summary.samples.push_back(std::move(rec));
+        summary.samples.push_back(make_sample(images[pi], photos[pi], s, k, options, out));
+        if (bar) bar->update(1, s.name + "/" + summary.samples.back().name);
       }
-    }
-  }
   if (bar) bar->finish();
-
-  nlohmann::json manifest;
-  manifest["generator"] = "sdb-synth (samdeblur::synth::build_demo_dataset)";
-  manifest["options"] = options_json(options);
-  manifest["samples"] = nlohmann::json::array();
-  for (const auto& r : summary.samples)
-    manifest["samples"].push_back({{"split", r.split},
-                                   {"name", r.name},
-                                   {"photo", r.photo},
-                                   {"x", r.x},
-                                   {"y", r.y},
-                                   {"size", r.size},
-                                   {"seed", r.seed},
-                                   {"extent", r.extent},
-                                   {"superpixels", r.superpixels}});
-  write_file_atomic((out / "manifest.json").string(), manifest.dump(2) + "\n");
+  write_manifest(out, options, summary.samples);
   summary.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return summary;

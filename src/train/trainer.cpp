@@ -140,7 +140,7 @@ struct Trainer::Impl {
   }
 
   void setup_model() {
-    net = eval::build_and_load(cfg.network_g, cfg.path, device);
+    net = eval::build_and_load(cfg.network_g, cfg.path, device, opt.allow_nonfinite);
     if (cfg.train.channels_last && device.is_cuda()) {
       torch::NoGradGuard g;
       for (auto& p : net->parameters())

@@ -48,11 +48,13 @@ struct EvalRun {
   std::vector<std::string> rows;  // metrics.csv without the seconds column
 };
 
-EvalRun run(const fs::path& work, const std::string& tag, const std::string& cfg) {
+EvalRun run(const fs::path& work, const std::string& tag, const std::string& cfg,
+            bool quiet = true) {
   const fs::path out = work / tag;
   const std::string cfg_path = test::write_text(work / (tag + ".yml"), cfg);
-  const auto app =
-      test::run_app("sdb-eval", {"-q", "--config", cfg_path, "--output", out.string()});
+  std::vector<std::string> args = {"--config", cfg_path, "--output", out.string()};
+  if (quiet) args.insert(args.begin(), "-q");
+  const auto app = test::run_app("sdb-eval", args);
   EvalRun r{app.exit_code, app.output(), {}, {}};
   if (r.code != 0) return r;
   r.summary = nlohmann::json::parse(read_text(out / "summary.json"));
@@ -88,7 +90,8 @@ TEST(SdbEvalMaskSource, SuperpixelsOnTheFlyEqualOfflineFilesAndHitTheCache) {
       run(work, "offline",
           eval_config(false, "    dataroot_mask: " + (work / "grouped").string() + "\n"));
   ASSERT_EQ(offline.code, 0) << offline.log;
-  const EvalRun first = run(work, "first", eval_config(false, source));
+  // Not quiet: the cache counters are an info line (-q shows warnings and errors only).
+  const EvalRun first = run(work, "first", eval_config(false, source), /*quiet=*/false);
   ASSERT_EQ(first.code, 0) << first.log;
   ASSERT_EQ(first.rows.size(), 4u);
   EXPECT_EQ(first.rows, offline.rows);

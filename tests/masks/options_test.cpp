@@ -198,7 +198,7 @@ TEST(MaskOptions, EveryScalarFieldHasARangeCheckedFlag) {
 }
 
 TEST(MaskOptions, FactoryKnowsEveryTypeAndRejectsOthers) {
-  EXPECT_EQ(mask_source_types(), (std::vector<std::string>{"sam", "superpixels"}));
+  EXPECT_EQ(mask_source_types(), (std::vector<std::string>{"sam", "superpixels", "files"}));
   MaskSourceOptions o;
   o.type = "superpixels";
   EXPECT_NE(make_mask_source(o)->describe().find("superpixels"), std::string::npos);

@@ -21,6 +21,9 @@ struct RunOptions {
   std::string output_dir;      // default results/<name>
   std::string device = "cpu";  // cpu | cuda | cuda:N
   bool progress = true;
+  // Load a checkpoint holding NaN / Inf weights (with a warning) instead of
+  // refusing it (sdb-eval --allow-nonfinite; io::ReadOptions::allow_nonfinite).
+  bool allow_nonfinite = false;
 };
 
 struct DatasetResult {
@@ -54,8 +57,10 @@ EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run);
 
 // Builds the network of `network_g`, loads path.pretrain_network_g (if set;
 // strict_load_g, param_key_g) and moves it to `device`, in eval mode. Used by
-// sdb-eval and sdb-train.
-models::DeblurNet build_and_load(const models::NetworkOptions& network_g, const PathOptions& path,
-                                 const torch::Device& device);
+// sdb-eval and sdb-train. Non-finite weights are refused (FileError naming each
+// tensor and its count) unless allow_nonfinite (then logged as a warning).
+models::DeblurNet build_and_load(const models::NetworkOptions& network_g,
+                                 const PathOptions& path, const torch::Device& device,
+                                 bool allow_nonfinite = false);
 
 }  // namespace samdeblur::eval

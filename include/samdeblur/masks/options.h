@@ -34,12 +34,27 @@ struct SuperpixelOptions {
   }
 };
 
+// Precomputed masks on disk (source "files", masks/source.h): YAML key
+// mask_source.folder, CLI flag --masks-folder.
+struct FilesSourceOptions {
+  std::string folder;
+
+  template <class Self, class V>
+  static void fields(Self& self, V&& visit) {
+    visit(config::Field{"folder",
+                        "folder of precomputed masks: <image stem>.png (label map) or .npz "
+                        "(grouped masks)"},
+          self.folder);
+  }
+};
+
 // ext: masks computed on the fly instead of read from dataroot_mask
 // (`datasets.<key>.mask_source`). See masks/cache.h and masks/source.h.
 struct MaskSourceOptions {
   // "" = masks come from dataroot_mask; otherwise one of mask_source_types()
   // (masks/source.h): "sam" = Segment Anything's automatic mask generator;
-  // "superpixels" = SLIC superpixels (weight-free demos only).
+  // "superpixels" = SLIC superpixels (weight-free demos only); "files" =
+  // precomputed masks read from files.folder.
   std::string type;
   std::string checkpoint;               // sam: official SAM checkpoint (required)
   std::string model_type = "auto";      // sam: auto | vit_b | vit_l | vit_h
@@ -47,6 +62,7 @@ struct MaskSourceOptions {
   bool rgb = false;                     // sam: give SAM RGB (the official script passes BGR)
   sam::MaskGeneratorOptions generator;  // sam: every SamAutomaticMaskGenerator option
   SuperpixelOptions superpixels;        // superpixels: SLIC parameters
+  FilesSourceOptions files;             // files: the folder of mask files
   // Grouping for PairedImageGroupMaskDataset: "official" (label map ->
   // grouped masks, as sdb-masks --format grouped-npz) or "exclusive"
   // (sdb-masks --format exclusive-npz, one group per pixel owner).

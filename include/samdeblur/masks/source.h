@@ -4,6 +4,7 @@
 //   type          source                                    file
 //   sam           Segment Anything's automatic generator    src/masks/sam_source.cpp
 //   superpixels   SLIC superpixels (weight-free demos)      src/masks/superpixel_source.cpp
+//   files         precomputed masks in a folder              src/masks/files_source.cpp
 //
 // One factory, make_mask_source(), builds any of them from MaskSourceOptions;
 // adding a source is one new file (a class deriving from MaskSource and its
@@ -34,6 +35,10 @@ class MaskSource {
   virtual std::string describe() const = 0;
   // Whether a model has been loaded (sources that load lazily; false otherwise).
   virtual bool model_loaded() const { return false; }
+  // Text identifying what, besides the image's bytes and the options, decides
+  // the masks of image_path (the mask cache key appends it); "" for sources
+  // that compute masks from the image alone. The files source: its mask file's hash.
+  virtual std::string content_key(const std::string& /*image_path*/) const { return ""; }
 };
 
 // A function as a source (tests, custom sources).
@@ -86,5 +91,15 @@ std::unique_ptr<MaskSource> make_sam_source(sam::MaskGenerator& generator, bool 
 // SLIC superpixels (masks/superpixels.h); no image embedding.
 std::unique_ptr<MaskSource> make_superpixel_source(const SuperpixelOptions& options,
                                                    sam::OutputMode mode);
+// Precomputed masks: for image <dir>/<stem>.<ext>, <folder>/<stem>.png (an
+// official label map, sdb-masks --format label-png) or <folder>/<stem>.npz
+// (official grouped masks, --format grouped-npz). The records reproduce the
+// file exactly: label_map(records) equals a label-map PNG (one record per grey
+// value v at the index whose draw_segmask value is v, empty records in between),
+// and grouped_masks(label_map(records)) equals a grouped file's masks (group i
+// gets grey value i + 1). ConfigError for an empty folder, FileError naming the
+// missing (or ambiguous: both .png and .npz) file or a size mismatch.
+std::unique_ptr<MaskSource> make_files_source(const FilesSourceOptions& options,
+                                              sam::OutputMode mode);
 
 }  // namespace samdeblur::masks

@@ -1,0 +1,44 @@
+#pragma once
+// Timings of Segment Anything for sdb-sam-bench (issue #3): the image encoder
+// alone on a random (1, 3, S, S) input, and the whole automatic mask generator
+// on one image split by stage (encoder / decoder / post-processing, as
+// MaskGenerator measures them). scripts/bench_sam_official.py runs the same
+// cases in Python. Each case is returned as the JSON object sdb-sam-bench writes
+// (--json); the library prints nothing.
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+#include "samdeblur/sam/mask_generator_options.h"
+
+namespace samdeblur::sam {
+
+// Median of the values (mean of the middle two for an even count); 0 when empty.
+double median(std::vector<double> values);
+// Process CPU time (all threads), seconds: with --threads 1 a load-independent
+// proxy of the compute time on a shared machine, reported beside the wall time.
+double process_cpu_seconds();
+
+struct SamBenchOptions {
+  std::string checkpoint;  // vit_b/l/h state_dict .pth (model type detected)
+  torch::Device device = torch::kCPU;
+  int warmup = 1;  // untimed runs before each case
+  int repeat = 3;  // timed runs (medians reported)
+};
+
+// {"case": "encoder", "name", "seconds", "cpu_seconds" (medians), "runs", "runs_cpu"}.
+nlohmann::json bench_image_encoder(const SamBenchOptions& options);
+
+// image: uint8 HWC as handed to the generator (RGB unless the caller chose BGR).
+// {"case": "amg", "name", "image", "width", "height", "rgb", the main generator
+// options, "prompts", "masks", "encoder_s", "decoder_s", "post_s", "total_s",
+// "cpu_total_s" (medians), "areas" (per record, generator order), "runs_total_s",
+// "runs_cpu_total_s"}.
+nlohmann::json bench_mask_generator(const SamBenchOptions& options,
+                                    const MaskGeneratorOptions& generator, const cv::Mat& image,
+                                    const std::string& image_path, bool rgb);
+
+}  // namespace samdeblur::sam
