@@ -6,7 +6,6 @@
 
 #include <iostream>
 
-#include "samdeblur/config/options.h"
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/error.h"
@@ -46,7 +45,8 @@ int main(int argc, char** argv) {
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
     log::info("command: " + cmdline);
-    log::info(fmt::format("LibTorch {}, {} intra-op threads", TORCH_VERSION, torch::get_num_threads()));
+    log::info(
+        fmt::format("LibTorch {}, {} intra-op threads", TORCH_VERSION, torch::get_num_threads()));
     const auto cfg = samdeblur::eval::load_eval_config(config_path, overrides);
     if (check_only) {
       for (const auto& ds : cfg.datasets) {

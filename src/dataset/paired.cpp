@@ -177,9 +177,8 @@ Sample load_sample(const SamplePaths& paths, const DatasetOptions& o,
   const std::string mask_origin =
       on_the_fly ? fmt::format("{} masks of {}", o.mask_source.type, paths.lq) : paths.mask;
   if (o.grouped_masks()) {
-    torch::Tensor m =
-        on_the_fly ? provider->grouped_masks(paths.lq)
-                   : io::read_npz_array(paths.mask, "masks", io::NpyExpect{{h, w}});
+    torch::Tensor m = on_the_fly ? provider->grouped_masks(paths.lq)
+                                 : io::read_npz_array(paths.mask, "masks", io::NpyExpect{{h, w}});
     if (m.dim() == 3) m = m.unsqueeze(1);  // (M, H, W) is accepted too
     if (m.dim() != 4 || m.size(1) != 1)
       throw FileError(mask_origin, fmt::format("'masks' must have shape (M,1,H,W), got {}",

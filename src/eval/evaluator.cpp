@@ -121,9 +121,8 @@ torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
   return preds / count;
 }
 
-models::DeblurNet build_and_load(const models::NetworkOptions& network_g,
-                                 const PathOptions& path, const torch::Device& device,
-                                 bool allow_nonfinite) {
+models::DeblurNet build_and_load(const models::NetworkOptions& network_g, const PathOptions& path,
+                                 const torch::Device& device, bool allow_nonfinite) {
   models::DeblurNet net = models::build_network(network_g);
   if (!path.pretrain_network_g.empty()) {
     io::ReadOptions read;

@@ -34,9 +34,10 @@ void check_pair(const cv::Mat& img1, const cv::Mat& img2, int crop_border, const
   }
   if (img1.empty()) throw Error(fmt::format("{}: empty images", what));
   if (img1.channels() != 1 && img1.channels() != 3) {
-    throw Error(fmt::format("{}: expected 1 or 3 channels, got shape {} (the official 6-channel "
-                            "stereo branch is not implemented)",
-                            what, shape_str(img1)));
+    throw Error(
+        fmt::format("{}: expected 1 or 3 channels, got shape {} (the official 6-channel "
+                    "stereo branch is not implemented)",
+                    what, shape_str(img1)));
   }
   if (crop_border < 0 || 2 * crop_border >= img1.rows || 2 * crop_border >= img1.cols) {
     throw Error(fmt::format("{}: crop_border {} leaves no pixels of an image of shape {}", what,
@@ -155,13 +156,13 @@ torch::Tensor halo_rows(int64_t r0, int64_t r1, int64_t h) {
 // whose weight is the float64 outer product g g^T g cast to the dtype.
 torch::Tensor gaussian_direct(const torch::Tensor& x) {
   const torch::Tensor g = torch::tensor(gaussian_1d(), torch::kFloat64);
-  const torch::Tensor w3 = (g.view({kWindow, 1, 1}) * g.view({1, kWindow, 1}) *
-                            g.view({1, 1, kWindow}))
-                               .to(x.options())
-                               .view({1, 1, kWindow, kWindow, kWindow});
+  const torch::Tensor w3 =
+      (g.view({kWindow, 1, 1}) * g.view({1, kWindow, 1}) * g.view({1, 1, kWindow}))
+          .to(x.options())
+          .view({1, 1, kWindow, kWindow, kWindow});
   torch::Tensor v = x.unsqueeze(0).unsqueeze(0);
-  v = F::pad(v, F::PadFuncOptions({kHalf, kHalf, kHalf, kHalf, kHalf, kHalf})
-                    .mode(torch::kReplicate));
+  v = F::pad(v,
+             F::PadFuncOptions({kHalf, kHalf, kHalf, kHalf, kHalf, kHalf}).mode(torch::kReplicate));
   return F::conv3d(v, w3).squeeze(0).squeeze(0);
 }
 
@@ -228,7 +229,8 @@ double calculate_psnr(const cv::Mat& img1, const cv::Mat& img2, int crop_border,
     mse = diff64.dot(diff64) / static_cast<double>(diff64.total());
   } else {
     const cv::Mat diff = a - b;
-    mse = diff.reshape(1).dot(diff.reshape(1)) / static_cast<double>(diff.total() * diff.channels());
+    mse =
+        diff.reshape(1).dot(diff.reshape(1)) / static_cast<double>(diff.total() * diff.channels());
   }
   if (mse == 0.0) return std::numeric_limits<double>::infinity();
   const double peak = peak_of(a);
@@ -251,9 +253,10 @@ double calculate_ssim(const cv::Mat& img1, const cv::Mat& img2, int crop_border,
   const double peak = peak_of(a);
   if (ssim3d) return ssim_3d(mat_to_tensor(a), mat_to_tensor(b), peak, options);
   if (a.rows <= 2 * kHalf || a.cols <= 2 * kHalf) {
-    throw Error(fmt::format("calculate_ssim(ssim3d=false): image of shape {} after crop_border {} "
-                            "is too small for the 11x11 valid window",
-                            shape_str(a), crop_border));
+    throw Error(
+        fmt::format("calculate_ssim(ssim3d=false): image of shape {} after crop_border {} "
+                    "is too small for the 11x11 valid window",
+                    shape_str(a), crop_border));
   }
   return ssim_filter2d(a, b, peak, cv::BORDER_REFLECT_101, /*crop_map=*/true);
 }
@@ -275,8 +278,8 @@ torch::Tensor gaussian_filter_3d(const torch::Tensor& volume_hwc, const Ssim3dOp
 
 double ssim_3d(const torch::Tensor& img1_hwc, const torch::Tensor& img2_hwc, double max_value,
                const Ssim3dOptions& options) {
-  TORCH_CHECK(img1_hwc.sizes() == img2_hwc.sizes(), "ssim_3d: image shapes are different: ",
-              img1_hwc.sizes(), ", ", img2_hwc.sizes());
+  TORCH_CHECK(img1_hwc.sizes() == img2_hwc.sizes(),
+              "ssim_3d: image shapes are different: ", img1_hwc.sizes(), ", ", img2_hwc.sizes());
   torch::NoGradGuard no_grad;
   // Converted to the working dtype before squaring (official: float32).
   const torch::Tensor x1 = checked_volume(img1_hwc, options, "ssim_3d");
@@ -285,9 +288,7 @@ double ssim_3d(const torch::Tensor& img1_hwc, const torch::Tensor& img2_hwc, dou
   if (options.mode == Gaussian3d::direct) {
     const auto f = [](const torch::Tensor& t) { return gaussian_direct(t); };
     // Mean in the working dtype, as the official float(ssim_map.mean()).
-    return ssim_map(f(x1), f(x2), f(x1 * x1), f(x2 * x2), f(x1 * x2), c1, c2)
-        .mean()
-        .item<double>();
+    return ssim_map(f(x1), f(x2), f(x1 * x1), f(x2 * x2), f(x1 * x2), c1, c2).mean().item<double>();
   }
   // Planar (C, H, W) row bands with a 5-row halo: exact, bounded memory.
   const torch::Tensor p1 = x1.permute({2, 0, 1}).contiguous();

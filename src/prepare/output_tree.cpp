@@ -13,8 +13,8 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
-#include "samdeblur/masks/sha256.h"
 #include "samdeblur/io/image.h"
+#include "samdeblur/masks/sha256.h"
 
 namespace fs = std::filesystem;
 

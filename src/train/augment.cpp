@@ -30,8 +30,8 @@ uint64_t splitmix64(uint64_t x) {
 // Uniform integer in [0, n), unbiased (rejection), identical on every platform
 // (std::uniform_int_distribution is implementation-defined).
 int64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t limit = std::numeric_limits<uint64_t>::max() -
-                         std::numeric_limits<uint64_t>::max() % n;
+  const uint64_t limit =
+      std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
   for (;;) {
     const uint64_t x = rng();
     if (x < limit) return static_cast<int64_t>(x % n);
@@ -50,8 +50,8 @@ cv::Mat transform_mat(const cv::Mat& src, const AugmentParams& p, int gt_size, b
     cv::copyMakeBorder(src, padded, 0, pad_h, 0, pad_w, cv::BORDER_REFLECT);
   const cv::Rect roi(static_cast<int>(p.left), static_cast<int>(p.top), gt_size, gt_size);
   if (roi.x < 0 || roi.y < 0 || roi.x + gt_size > padded.cols || roi.y + gt_size > padded.rows)
-    throw Error(fmt::format("crop ({}, {}) of size {} lies outside the padded {}x{} image",
-                            p.top, p.left, gt_size, padded.rows, padded.cols));
+    throw Error(fmt::format("crop ({}, {}) of size {} lies outside the padded {}x{} image", p.top,
+                            p.left, gt_size, padded.rows, padded.cols));
   cv::Mat cur = padded(roi);
   cv::Mat tmp;
   if (p.hflip) {
@@ -100,8 +100,9 @@ RawSample load_raw_sample(const dataset::SamplePaths& paths, const dataset::Data
     torch::Tensor m = io::read_npz_array(paths.mask, "masks", io::NpyExpect{{h, w}});
     if (m.dim() == 4 && m.size(1) == 1) m = m.squeeze(1);
     if (m.dim() != 3)
-      throw FileError(paths.mask, fmt::format("'masks' must have shape (M,1,H,W) or (M,H,W), got {}",
-                                              fmt::join(m.sizes(), "x")));
+      throw FileError(paths.mask,
+                      fmt::format("'masks' must have shape (M,1,H,W) or (M,H,W), got {}",
+                                  fmt::join(m.sizes(), "x")));
     if (m.size(1) != h || m.size(2) != w)
       throw Error(fmt::format("size mismatch: masks in {} are {}x{} but {} is {}x{} (HxW)",
                               paths.mask, m.size(1), m.size(2), paths.gt, h, w));
@@ -115,11 +116,11 @@ RawSample load_raw_sample(const dataset::SamplePaths& paths, const dataset::Data
   return s;
 }
 
-AugmentParams draw_augment_params(int64_t padded_h, int64_t padded_w,
-                                  const TrainDatasetOptions& o, std::mt19937_64& rng) {
+AugmentParams draw_augment_params(int64_t padded_h, int64_t padded_w, const TrainDatasetOptions& o,
+                                  std::mt19937_64& rng) {
   if (padded_h < o.gt_size || padded_w < o.gt_size)
-    throw Error(fmt::format("padded size {}x{} is smaller than gt_size {}", padded_h, padded_w,
-                            o.gt_size));
+    throw Error(
+        fmt::format("padded size {}x{} is smaller than gt_size {}", padded_h, padded_w, o.gt_size));
   AugmentParams p;
   p.top = uniform_below(rng, static_cast<uint64_t>(padded_h - o.gt_size + 1));
   p.left = uniform_below(rng, static_cast<uint64_t>(padded_w - o.gt_size + 1));
@@ -138,7 +139,8 @@ TrainSample transform_sample(const RawSample& raw, const AugmentParams& p,
     out.gt = io::image_to_tensor(transform_mat(raw.gt, p, gs, false));
     out.lq = io::image_to_tensor(transform_mat(raw.lq, p, gs, false));
     if (!raw.mask_png.empty())  // CAT: augmented like the image (official augment())
-      out.lq = torch::cat({out.lq, io::image_to_tensor(transform_mat(raw.mask_png, p, gs, false))}, 0);
+      out.lq =
+          torch::cat({out.lq, io::image_to_tensor(transform_mat(raw.mask_png, p, gs, false))}, 0);
     if (raw.masks.defined()) {
       TORCH_CHECK(raw.masks.dim() == 3 && raw.masks.scalar_type() == torch::kUInt8 &&
                       raw.masks.is_contiguous(),

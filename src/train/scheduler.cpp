@@ -16,9 +16,9 @@ namespace {
 constexpr double kPi = 3.141592653589793;  // == math.pi
 
 const std::vector<std::string>& scheduler_types() {
-  static const std::vector<std::string> types = {"TrueCosineAnnealingLR", "MultiStepLR",
-                                                 "MultiStepRestartLR", "CosineAnnealingRestartLR",
-                                                 "LinearLR", "VibrateLR"};
+  static const std::vector<std::string> types = {
+      "TrueCosineAnnealingLR",    "MultiStepLR", "MultiStepRestartLR",
+      "CosineAnnealingRestartLR", "LinearLR",    "VibrateLR"};
   return types;
 }
 
@@ -40,8 +40,8 @@ ConfigError scheduler_error(const std::string& key, const std::string& what) {
 void SchedulerOptions::validate() const {
   const auto& types = scheduler_types();
   if (std::find(types.begin(), types.end(), type) == types.end())
-    throw scheduler_error("type", fmt::format("unknown scheduler '{}'; valid: {}", type,
-                                              fmt::join(types, ", ")));
+    throw scheduler_error(
+        "type", fmt::format("unknown scheduler '{}'; valid: {}", type, fmt::join(types, ", ")));
   if (type == "TrueCosineAnnealingLR" && T_max <= 0)
     throw scheduler_error("T_max", fmt::format("must be > 0, got {}", T_max));
   if (type == "MultiStepLR" || type == "MultiStepRestartLR") {
@@ -53,9 +53,8 @@ void SchedulerOptions::validate() const {
   if (type == "CosineAnnealingRestartLR") {
     if (periods.empty()) throw scheduler_error("periods", "must not be empty");
     if (periods.size() != restart_weights.size())
-      throw scheduler_error("restart_weights",
-                            fmt::format("{} periods but {} restart_weights", periods.size(),
-                                        restart_weights.size()));
+      throw scheduler_error("restart_weights", fmt::format("{} periods but {} restart_weights",
+                                                           periods.size(), restart_weights.size()));
     for (int64_t p : periods)
       if (p <= 0) throw scheduler_error("periods", fmt::format("must be > 0, got {}", p));
   }
@@ -98,8 +97,7 @@ double LrSchedule::step(int64_t e, double g) const {
     for (size_t i = 0; i < o.periods.size(); ++i) {
       cumulative += o.periods[i];
       if (e <= cumulative) {
-        const double pos =
-            static_cast<double>(e - nearest) / static_cast<double>(o.periods[i]);
+        const double pos = static_cast<double>(e - nearest) / static_cast<double>(o.periods[i]);
         return o.eta_min +
                o.restart_weights[i] * 0.5 * (base - o.eta_min) * (1 + std::cos(kPi * pos));
       }
@@ -128,8 +126,8 @@ double LrSchedule::step(int64_t e, double g) const {
 }
 
 double LrSchedule::lr(int64_t current_iter) const {
-  if (current_iter < 1) throw Error(fmt::format("LrSchedule::lr: current_iter must be >= 1, got {}",
-                                                current_iter));
+  if (current_iter < 1)
+    throw Error(fmt::format("LrSchedule::lr: current_iter must be >= 1, got {}", current_iter));
   std::lock_guard<std::mutex> lock(mutex_);
   int64_t it = cached_iter_;
   double g = cached_group_lr_;
@@ -155,14 +153,16 @@ double LrSchedule::lr(int64_t current_iter) const {
 
 void OptimizerOptions::validate() const {
   if (type != "AdamW" && type != "Adam" && type != "SGD")
-    throw ConfigError(fmt::format(
-        "train.optim_g.type: unknown optimizer '{}'; valid: AdamW, Adam, SGD", type));
+    throw ConfigError(
+        fmt::format("train.optim_g.type: unknown optimizer '{}'; valid: AdamW, Adam, SGD", type));
   if (!(lr >= 0)) throw ConfigError(fmt::format("train.optim_g.lr: must be >= 0, got {}", lr));
   if (weight_decay && !(*weight_decay >= 0))
-    throw ConfigError(fmt::format("train.optim_g.weight_decay: must be >= 0, got {}", *weight_decay));
+    throw ConfigError(
+        fmt::format("train.optim_g.weight_decay: must be >= 0, got {}", *weight_decay));
   const auto [b1, b2] = betas;
   if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1))
-    throw ConfigError(fmt::format("train.optim_g.betas: each must lie in [0, 1), got [{}, {}]", b1, b2));
+    throw ConfigError(
+        fmt::format("train.optim_g.betas: each must lie in [0, 1), got [{}, {}]", b1, b2));
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& params,
@@ -178,8 +178,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch:
     opt.weight_decay(o.weight_decay.value_or(0.0));
     return std::make_unique<torch::optim::Adam>(params, opt);
   }
-  auto opt = torch::optim::SGDOptions(o.lr).momentum(o.momentum).dampening(o.dampening).nesterov(
-      o.nesterov);
+  auto opt = torch::optim::SGDOptions(o.lr)
+                 .momentum(o.momentum)
+                 .dampening(o.dampening)
+                 .nesterov(o.nesterov);
   opt.weight_decay(o.weight_decay.value_or(0.0));
   return std::make_unique<torch::optim::SGD>(params, opt);
 }

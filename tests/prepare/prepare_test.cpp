@@ -13,9 +13,9 @@
 
 #include "../support/test_support.h"
 #include "samdeblur/core/atomic_file.h"
-#include "samdeblur/masks/sha256.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/io/npy.h"
+#include "samdeblur/masks/sha256.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;

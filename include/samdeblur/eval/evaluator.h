@@ -59,8 +59,7 @@ EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run);
 // strict_load_g, param_key_g) and moves it to `device`, in eval mode. Used by
 // sdb-eval and sdb-train. Non-finite weights are refused (FileError naming each
 // tensor and its count) unless allow_nonfinite (then logged as a warning).
-models::DeblurNet build_and_load(const models::NetworkOptions& network_g,
-                                 const PathOptions& path, const torch::Device& device,
-                                 bool allow_nonfinite = false);
+models::DeblurNet build_and_load(const models::NetworkOptions& network_g, const PathOptions& path,
+                                 const torch::Device& device, bool allow_nonfinite = false);
 
 }  // namespace samdeblur::eval

@@ -2,8 +2,8 @@
 // Agreed interface between the Segment Anything model (src/sam/sam*.cpp,
 // image encoder / prompt encoder / mask decoder) and its users (the automatic
 // mask generator, sdb-masks). Mirrors segment_anything/predictor.py.
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
+#include <opencv2/core.hpp>
 
 #include <memory>
 #include <string>
@@ -17,7 +17,7 @@ struct SamConfig {
   int64_t encoder_depth = 12;
   int64_t encoder_num_heads = 12;
   std::vector<int64_t> encoder_global_attn_indexes = {2, 5, 8, 11};
-  int64_t image_size = 1024;   // input side after ResizeLongestSide + padding
+  int64_t image_size = 1024;  // input side after ResizeLongestSide + padding
   int64_t patch_size = 16;
   int64_t window_size = 14;
   int64_t prompt_embed_dim = 256;
@@ -38,9 +38,9 @@ struct SamConfig {
 
 // Result of one batch of point prompts (predictor.predict_torch).
 struct PointPrediction {
-  torch::Tensor masks;       // (B, C, H, W) float logits at the original image size (return_logits)
-  torch::Tensor iou;         // (B, C) predicted IoU
-  torch::Tensor low_res;     // (B, C, 256, 256) low-resolution logits
+  torch::Tensor masks;    // (B, C, H, W) float logits at the original image size (return_logits)
+  torch::Tensor iou;      // (B, C) predicted IoU
+  torch::Tensor low_res;  // (B, C, 256, 256) low-resolution logits
 };
 
 class Predictor {
@@ -55,14 +55,16 @@ class Predictor {
   // the positional encoding, as in the reference); a padding point is appended as the
   // reference does; results are float32 inference tensors (computed under InferenceMode:
   // clone them before modifying them in place outside InferenceMode).
-  virtual PointPrediction predict_torch(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
+  virtual PointPrediction predict_torch(const torch::Tensor& point_coords,
+                                        const torch::Tensor& point_labels,
                                         bool multimask_output) = 0;
   // Full prompt set (SamPredictor.predict_torch): any of points (coords + labels), boxes
   // (B, 4) xyxy in the transformed frame, mask_input (B, 1, 256, 256) low-res logits; undefined
   // tensors mean "absent". The default implementation supports points only.
-  virtual PointPrediction predict_prompts(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
-                                          const torch::Tensor& boxes, const torch::Tensor& mask_input,
-                                          bool multimask_output);
+  virtual PointPrediction predict_prompts(const torch::Tensor& point_coords,
+                                          const torch::Tensor& point_labels,
+                                          const torch::Tensor& boxes,
+                                          const torch::Tensor& mask_input, bool multimask_output);
   // Maps (N, 2) (x, y) coordinates of the original image into the transformed frame.
   virtual torch::Tensor apply_coords(const torch::Tensor& coords) const = 0;
   virtual torch::Tensor image_embedding() const = 0;  // (1, 256, 64, 64)

@@ -65,7 +65,7 @@ class LrSchedule {
   double base_lr_;
   int64_t warmup_iter_;
   mutable std::mutex mutex_;
-  mutable int64_t cached_iter_ = 0;  // 0: nothing cached
+  mutable int64_t cached_iter_ = 0;       // 0: nothing cached
   mutable double cached_group_lr_ = 0.0;  // scheduler's lr before the warm-up override
 };
 
