@@ -20,7 +20,7 @@
 #include "samdeblur/train/train_config.h"
 #include "samdeblur/train/trainer.h"
 
-namespace log = samdeblur::log;
+namespace slog = samdeblur::log;
 namespace tr = samdeblur::train;
 
 namespace {
@@ -44,13 +44,13 @@ std::vector<std::string> worker_args(int argc, char** argv) {
 void log_start(int argc, char** argv, const tr::TrainConfig& cfg, const tr::DistEnv& env) {
   std::string cmdline;
   for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
-  log::info("command: " + cmdline);
-  log::info(fmt::format("LibTorch {}, {} intra-op threads, rank {}/{}, seed {}", TORCH_VERSION,
-                        torch::get_num_threads(), env.rank, env.world_size, cfg.manual_seed));
+  slog::info("command: " + cmdline);
+  slog::info(fmt::format("LibTorch {}, {} intra-op threads, rank {}/{}, seed {}", TORCH_VERSION,
+                         torch::get_num_threads(), env.rank, env.world_size, cfg.manual_seed));
   if (!cfg.ignored_keys.empty()) {
     std::string keys;
     for (const auto& k : cfg.ignored_keys) keys += (keys.empty() ? "" : ", ") + k;
-    log::info("official keys not used by sdb-train: " + keys);
+    slog::info("official keys not used by sdb-train: " + keys);
   }
 }
 
@@ -81,8 +81,8 @@ int main(int argc, char** argv) {
   app.add_flag("--check", check_only, "validate the config and the dataset folders, then exit");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
-  log::setup_logging(log::Level::info);
-  if (quiet) log::set_console_level(log::Level::warn);
+  slog::setup_logging(slog::Level::info);
+  if (quiet) slog::set_console_level(slog::Level::warn);
   samdeblur::ProgressBar::set_enabled(!quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (nproc > 1) {
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     const auto env = tr::DistEnv::from_environment(cfg.dist_port);
-    if (env.rank != 0) log::setup_logging(log::Level::warn);
+    if (env.rank != 0) slog::setup_logging(slog::Level::warn);
     tr::install_stop_handlers();
     tr::Communicator comm(env, cfg.dist_backend);
     tr::TrainerOptions opt;
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     opt.allow_nonfinite = allow_nonfinite;
     tr::Trainer trainer(cfg, opt, &comm);
     const std::string log_file = trainer.prepare();
-    if (!log_file.empty()) log::setup_logging(log::Level::info, log_file);
+    if (!log_file.empty()) slog::setup_logging(slog::Level::info, log_file);
     log_start(argc, argv, cfg, env);
     const auto result = trainer.run();
     return tr::exit_code_for(result);
