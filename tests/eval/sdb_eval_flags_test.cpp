@@ -53,8 +53,10 @@ TEST(SdbEvalFlags, QuietPrintsExactlyTheResultLine) {
   ASSERT_EQ(r.exit_code, 0) << r.output();
   EXPECT_EQ(r.err, "");
   EXPECT_TRUE(std::regex_match(
-      r.out, std::regex("tiny \\| 3 images \\| psnr [-0-9.]+ \\| MCR [0-9.]+% \\| input PSNR "
-                        "[-0-9.]+\n")))
+      r.out,
+      std::regex(
+          "tiny \\| 3 images \\| psnr [-0-9.]+ \\| ssim [-0-9.]+ \\| MCR [0-9.]+% \\| input PSNR "
+          "[-0-9.]+\n")))
       << r.out;
   // Without -q the log (command, versions, result folder) is there.
   const auto loud = eval(dir, cfg, "out_loud");

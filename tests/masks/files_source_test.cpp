@@ -24,12 +24,14 @@ const std::string kInput = std::string(SAMDEBLUR_TEST_DATA) + "/eval/input";
 const std::vector<std::string> kImages = {"img_a", "img_b", "img_c"};
 
 // sdb-masks over the eval fixture images with SLIC superpixels into `out`.
+// `source` replaces the superpixel source arguments (e.g. --source files ...).
 void run_sdb_masks(const std::string& format, const fs::path& out,
-                   const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> args = {
-      "--source", "superpixels", "--superpixel-size", "8", "-q", "--format", format, "-i",
-      kInput,     "-o",          out.string()};
-  args.insert(args.end(), extra.begin(), extra.end());
+                   const std::vector<std::string>& source = {"--source", "superpixels",
+                                                             "--superpixel-size", "8"}) {
+  std::vector<std::string> args = source;
+  for (const std::string& a : {std::string("-q"), std::string("--format"), format,
+                               std::string("-i"), kInput, std::string("-o"), out.string()})
+    args.push_back(a);
   const auto r = test::run_app("sdb-masks", args);
   ASSERT_EQ(r.exit_code, 0) << r.output();
 }
