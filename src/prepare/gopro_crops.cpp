@@ -50,13 +50,8 @@ struct Source {
   bool grayscale = false, npz = false;
 };
 
-}  // namespace
-
-PrepareSummary gopro_crops(const PrepareOptions& options, int64_t expected_pairs) {
-  if (!options.split.empty() && options.split != "train") {
-    throw Error("prepare gopro-crops: unknown split '" + options.split + "' (valid: train)");
-  }
-  const fs::path src = fs::path(options.source) / "train";
+// The folders cropped alike: images always, label maps and grouped masks when present.
+std::vector<Source> crop_sources(const fs::path& src) {
   std::vector<Source> sources = {{"input", "blur_crops", ".png"},
                                  {"target", "sharp_crops", ".png"}};
   if (fs::is_directory(src / "input_predict_mask")) {
@@ -65,7 +60,11 @@ PrepareSummary gopro_crops(const PrepareOptions& options, int64_t expected_pairs
   if (fs::is_directory(src / "grouped_masks")) {
     sources.push_back({"grouped_masks", "grouped_masks_crops", ".npz", false, true});
   }
-  // Pairing: every folder has the same names as target/.
+  return sources;
+}
+
+// Pairing: every folder has the same names as target/. Returns the stems.
+std::vector<std::string> paired_units(const fs::path& src, const std::vector<Source>& sources) {
   const auto targets = list_files(src / "target", ".png");
   for (const auto& s : sources) {
     for (const auto& f : list_files(src / s.in_dir, s.ext)) {
@@ -82,6 +81,81 @@ PrepareSummary gopro_crops(const PrepareOptions& options, int64_t expected_pairs
       if (!fs::is_regular_file(p)) missing_partner(p, t);
     }
   }
+  return units;
+}
+
+// The crop grid of one image, fixed by the first folder read (input/).
+struct Grid {
+  cv::Size size;
+  std::vector<int> rows, cols;
+};
+
+// Grouped masks: each crop keeps the masks that are not empty in it.
+void crop_npz(const fs::path& in, const Source& s, const std::string& name, const Grid& grid,
+              OutputTree& tree, std::vector<FileRecord>& files) {
+  const auto masks = io::read_npz_array(in.string(), "masks");
+  if (masks.dim() != 4 || masks.size(1) != 1 || masks.size(2) != grid.size.height ||
+      masks.size(3) != grid.size.width) {
+    throw FileError(in.string(),
+                    fmt::format("masks of shape {}, expected (M, 1, {}, {})",
+                                c10::str(masks.sizes()), grid.size.height, grid.size.width));
+  }
+  int index = 0;
+  for (int y : grid.rows) {
+    for (int x : grid.cols) {
+      const auto crop = masks.slice(2, y, y + kCrop).slice(3, x, x + kCrop);
+      const auto keep = crop.flatten(1).any(1).nonzero().flatten();  // (M',)
+      const auto rel = fmt::format("{}/{}_s{:03d}.npz", s.out_dir, name, ++index);
+      io::write_npz((tree.root() / rel).string(),
+                    {{"masks", crop.index_select(0, keep).contiguous()}}, true);
+      files.push_back(tree.record(rel));
+    }
+  }
+}
+
+// Images and label maps: crops as PNG (compression 3, as crop_gopro.py).
+void crop_image(const fs::path& in, const fs::path& src, const Source& s, const std::string& name,
+                Grid& grid, OutputTree& tree, std::vector<FileRecord>& files) {
+  const cv::Mat img = io::read_image_bgr(in.string(), s.grayscale);
+  if (grid.rows.empty()) {
+    grid.size = img.size();
+    grid.rows = crop_grid(img.rows, kCrop, kStep, kThresh);
+    grid.cols = crop_grid(img.cols, kCrop, kStep, kThresh);
+  } else if (img.size() != grid.size) {
+    throw FileError(in.string(), fmt::format("{}x{} pixels, but {} has {}x{}", img.cols, img.rows,
+                                             (src / "input" / (name + ".png")).string(),
+                                             grid.size.width, grid.size.height));
+  }
+  int index = 0;
+  for (int y : grid.rows) {
+    for (int x : grid.cols) {
+      const auto rel = fmt::format("{}/{}_s{:03d}{}", s.out_dir, name, ++index, s.ext);
+      files.push_back(tree.write(rel, encode_png(img(cv::Rect(x, y, kCrop, kCrop)).clone(), rel)));
+    }
+  }
+}
+
+std::string crops_manifest_header(const PrepareOptions& options, int64_t pairs) {
+  nlohmann::ordered_json header;
+  header["dataset"] = "gopro-crops";
+  header["split"] = "train";
+  header["source"] = fs::absolute(options.source).string();
+  header["pairs"] = pairs;
+  header["crop_size"] = kCrop;
+  header["step"] = kStep;
+  header["thresh_size"] = kThresh;
+  return header.dump();
+}
+
+}  // namespace
+
+PrepareSummary gopro_crops(const PrepareOptions& options, int64_t expected_pairs) {
+  if (!options.split.empty() && options.split != "train") {
+    throw Error("prepare gopro-crops: unknown split '" + options.split + "' (valid: train)");
+  }
+  const fs::path src = fs::path(options.source) / "train";
+  const std::vector<Source> sources = crop_sources(src);
+  const std::vector<std::string> units = paired_units(src, sources);
   check_count("gopro-crops train in " + src.string(), expected_pairs,
               static_cast<int64_t>(units.size()));
 
@@ -99,49 +173,13 @@ PrepareSummary gopro_crops(const PrepareOptions& options, int64_t expected_pairs
       continue;
     }
     std::vector<FileRecord> files;
-    cv::Size size;
-    std::vector<int> rows, cols;
+    Grid grid;
     for (const auto& s : sources) {
       const fs::path in = src / s.in_dir / (name + s.ext);
       if (s.npz) {
-        const auto masks = io::read_npz_array(in.string(), "masks");
-        if (masks.dim() != 4 || masks.size(1) != 1 || masks.size(2) != size.height ||
-            masks.size(3) != size.width) {
-          throw FileError(in.string(),
-                          fmt::format("masks of shape {}, expected (M, 1, {}, {})",
-                                      c10::str(masks.sizes()), size.height, size.width));
-        }
-        int index = 0;
-        for (int y : rows) {
-          for (int x : cols) {
-            const auto crop = masks.slice(2, y, y + kCrop).slice(3, x, x + kCrop);
-            const auto keep = crop.flatten(1).any(1).nonzero().flatten();  // (M',)
-            const auto rel = fmt::format("{}/{}_s{:03d}.npz", s.out_dir, name, ++index);
-            io::write_npz((tree.root() / rel).string(),
-                          {{"masks", crop.index_select(0, keep).contiguous()}}, true);
-            files.push_back(tree.record(rel));
-          }
-        }
-        continue;
-      }
-      const cv::Mat img = io::read_image_bgr(in.string(), s.grayscale);
-      if (rows.empty()) {
-        size = img.size();
-        rows = crop_grid(img.rows, kCrop, kStep, kThresh);
-        cols = crop_grid(img.cols, kCrop, kStep, kThresh);
-      } else if (img.size() != size) {
-        throw FileError(
-            in.string(),
-            fmt::format("{}x{} pixels, but {} has {}x{}", img.cols, img.rows,
-                        (src / "input" / (name + ".png")).string(), size.width, size.height));
-      }
-      int index = 0;
-      for (int y : rows) {
-        for (int x : cols) {
-          const auto rel = fmt::format("{}/{}_s{:03d}{}", s.out_dir, name, ++index, s.ext);
-          files.push_back(
-              tree.write(rel, encode_png(img(cv::Rect(x, y, kCrop, kCrop)).clone(), rel)));
-        }
+        crop_npz(in, s, name, grid, tree, files);
+      } else {
+        crop_image(in, src, s, name, grid, tree, files);
       }
     }
     tree.commit(name, files);
@@ -149,15 +187,7 @@ PrepareSummary gopro_crops(const PrepareOptions& options, int64_t expected_pairs
   }
   if (bar) bar->finish();
   for (const auto& u : units) summary.files += static_cast<int64_t>(tree.files_of(u).size());
-  nlohmann::ordered_json header;
-  header["dataset"] = "gopro-crops";
-  header["split"] = "train";
-  header["source"] = fs::absolute(options.source).string();
-  header["pairs"] = summary.pairs;
-  header["crop_size"] = kCrop;
-  header["step"] = kStep;
-  header["thresh_size"] = kThresh;
-  summary.manifest = tree.finish(units, header.dump());
+  summary.manifest = tree.finish(units, crops_manifest_header(options, summary.pairs));
   log::info(fmt::format("gopro-crops train: {} images ({} already done), {} files -> {}",
                         summary.pairs, summary.skipped_pairs, summary.files, summary.manifest));
   return summary;
