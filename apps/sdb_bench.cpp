@@ -14,7 +14,6 @@
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/device.h"
-#include "samdeblur/core/log.h"
 #include "samdeblur/train/bench.h"
 
 namespace tr = samdeblur::train;
@@ -77,8 +76,7 @@ int main(int argc, char** argv) {
   BenchArgs a;
   add_flags(app, a);
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
-  samdeblur::log::setup_logging(samdeblur::log::Level::info);
-  if (a.quiet) samdeblur::log::set_console_level(samdeblur::log::Level::warn);
+  samdeblur::apply_quiet(a.quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (a.threads > 0) torch::set_num_threads(a.threads);
     const torch::Device device = samdeblur::parse_device(a.device);

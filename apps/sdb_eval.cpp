@@ -10,9 +10,10 @@
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
-#include "samdeblur/core/progress.h"
 #include "samdeblur/eval/config.h"
 #include "samdeblur/eval/evaluator.h"
+
+namespace slog = samdeblur::log;
 
 int main(int argc, char** argv) {
   CLI::App app{"sdb-eval: evaluate SAM-Deblur / NAFNet models (PSNR, SSIM, MCR)"};
@@ -36,16 +37,13 @@ int main(int argc, char** argv) {
                "validate the config and list the datasets' files, then exit");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
-  namespace log = samdeblur::log;
-  log::setup_logging(log::Level::info);
-  if (quiet) log::set_console_level(log::Level::warn);
-  samdeblur::ProgressBar::set_enabled(!quiet);
+  samdeblur::apply_quiet(quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (threads > 0) torch::set_num_threads(threads);
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
-    log::info("command: " + cmdline);
-    log::info(
+    slog::info("command: " + cmdline);
+    slog::info(
         fmt::format("LibTorch {}, {} intra-op threads", TORCH_VERSION, torch::get_num_threads()));
     const auto cfg = samdeblur::eval::load_eval_config(config_path, overrides);
     if (check_only) {
@@ -73,7 +71,7 @@ int main(int argc, char** argv) {
       line += fmt::format(" | MCR {:.2f}% | input PSNR {:.4f}", 100.0 * d.mcr, d.mean_psnr_input);
       std::cout << line << std::endl;
     }
-    log::info("results written to " + result.output_dir);
+    slog::info("results written to " + result.output_dir);
     return 0;
   });
 }

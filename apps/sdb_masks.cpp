@@ -100,8 +100,7 @@ int main(int argc, char** argv) {
   add_flags(app, a);
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
-  slog::setup_logging(slog::Level::info);
-  if (a.quiet) slog::set_console_level(slog::Level::warn);
+  samdeblur::apply_quiet(a.quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (a.threads > 0) torch::set_num_threads(a.threads);
     std::string cmdline;

@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <iostream>
+
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/prepare/prepare.h"
@@ -32,18 +34,19 @@ int main(int argc, char** argv) {
   app.add_option("--split", o.split, "test (default; gopro-crops: train) or train");
   app.add_option("--expect-pairs", o.expected_pairs,
                  "pairs expected (default: the published count; 0: any)");
-  app.add_flag("-q,--quiet", quiet, "no progress bar");
+  app.add_flag("-q,--quiet", quiet, "no progress bar; log warnings and errors only");
   CLI11_PARSE(app, argc, argv);
 
-  slog::setup_logging(slog::Level::info);
+  samdeblur::apply_quiet(quiet);
   return samdeblur::run_guarded([&]() -> int {
     o.progress = !quiet;
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
     slog::info("command: " + cmdline);
     const auto s = prep::prepare_dataset(dataset, o);
-    slog::info(fmt::format("{} {}: {} pairs verified, {} files; manifest {}", s.dataset, s.split,
-                           s.pairs, s.files, s.manifest));
+    std::cout << fmt::format("{} {}: {} pairs verified, {} files; manifest {}", s.dataset, s.split,
+                             s.pairs, s.files, s.manifest)
+              << std::endl;
     return 0;
   });
 }

@@ -69,8 +69,7 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "also write the results as JSON");
   app.add_flag("-q,--quiet", quiet, "log warnings and errors only");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
-  slog::setup_logging(slog::Level::info);
-  if (quiet) slog::set_console_level(slog::Level::warn);
+  samdeblur::apply_quiet(quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (threads > 0) torch::set_num_threads(threads);
     bench.device = torch::Device(device_text);

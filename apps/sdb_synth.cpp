@@ -9,7 +9,6 @@
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
-#include "samdeblur/core/progress.h"
 #include "samdeblur/synth/demo_dataset.h"
 
 namespace slog = samdeblur::log;
@@ -57,9 +56,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "no progress bar; log warnings and errors only");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
-  slog::setup_logging(slog::Level::info);
-  if (quiet) slog::set_console_level(slog::Level::warn);
-  samdeblur::ProgressBar::set_enabled(!quiet);
+  samdeblur::apply_quiet(quiet);
   return samdeblur::run_guarded([&]() -> int {
     o.blur.linear_light = gamma_average;
     o.progress = !quiet;

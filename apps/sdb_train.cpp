@@ -15,7 +15,6 @@
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
-#include "samdeblur/core/progress.h"
 #include "samdeblur/train/distributed.h"
 #include "samdeblur/train/train_config.h"
 #include "samdeblur/train/trainer.h"
@@ -81,9 +80,7 @@ int main(int argc, char** argv) {
   app.add_flag("--check", check_only, "validate the config and the dataset folders, then exit");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
-  slog::setup_logging(slog::Level::info);
-  if (quiet) slog::set_console_level(slog::Level::warn);
-  samdeblur::ProgressBar::set_enabled(!quiet);
+  samdeblur::apply_quiet(quiet);
   return samdeblur::run_guarded([&]() -> int {
     if (nproc > 1) {
       // Validate once in the launcher so a bad config fails before any fork.

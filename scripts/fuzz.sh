@@ -5,6 +5,8 @@
 #
 #   scripts/fuzz.sh [seconds-per-target] [target ...]     (default 60 s, all targets)
 #
+# Needs clang++ with libFuzzer (Debian: clang, libclang-rt-14-dev); when it is missing the
+# script installs it with scripts/install_deps.sh --with-fuzz first.
 # Only the readers are built (src/core, src/io, src/config/yaml_reader.cpp), not the
 # models. Crashes are written to build-fuzz/findings/<target>/ (crash-*, leak-*, timeout-*)
 # and the script exits 1 when any target found one. Add a fixed crash input to the seed
@@ -18,7 +20,22 @@ if ((${#TARGETS[@]} == 0)); then TARGETS=(pickle zip npy safetensors yaml image)
 BUILD=build-fuzz
 JOBS="${FUZZ_JOBS:-2}"
 
-command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not found (apt-get install clang)" >&2; exit 2; }
+# clang with libFuzzer: checked by linking a one-line fuzzer, installed when missing.
+have_libfuzzer() {
+  command -v clang++ >/dev/null || return 1
+  local probe
+  probe="$(mktemp -d)"
+  printf '#include <cstddef>\n#include <cstdint>\nextern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }\n' >"$probe/p.cpp"
+  clang++ -fsanitize=fuzzer,address,undefined "$probe/p.cpp" -o "$probe/p" 2>/dev/null
+  local ok=$?
+  rm -rf "$probe"
+  return $ok
+}
+if ! have_libfuzzer; then
+  echo "fuzz.sh: clang++ with libFuzzer is missing; installing it (scripts/install_deps.sh --with-fuzz)" >&2
+  scripts/install_deps.sh --with-fuzz
+  have_libfuzzer || { echo "fuzz.sh: clang++ -fsanitize=fuzzer still does not link; install clang and libclang-rt-14-dev" >&2; exit 2; }
+fi
 cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DSAMDEBLUR_FUZZ=ON -DSAMDEBLUR_SANITIZE=address,undefined \
   -DSAMDEBLUR_BUILD_TESTS=OFF -DSAMDEBLUR_BUILD_APPS=OFF -DSAMDEBLUR_USE_PCH=OFF \

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages samdeblur needs. Idempotent: packages already
 # present are not touched, and apt is not called at all when nothing is missing.
+#
+#   scripts/install_deps.sh [--with-python] [--with-fuzz]
+#
+# --with-python: the fixture generators' Python packages (scripts/make_*_fixtures.py).
+# --with-fuzz:   clang and its libFuzzer / sanitizer runtimes (scripts/fuzz.sh).
 set -euo pipefail
 BUILD_PKGS=(cmake g++ make pkg-config libtorch-dev libopencv-dev libopencv-contrib-dev
   libcli11-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libzip-dev
@@ -9,8 +14,17 @@ BUILD_PKGS=(cmake g++ make pkg-config libtorch-dev libopencv-dev libopencv-contr
   clang-format)  # clang-format: scripts/check_format.sh (Debian's, version 14)
 # Only the fixture generators need these (scripts/make_*_fixtures.py).
 PY_PKGS=(python3-torch python3-numpy python3-opencv python3-yaml)
+# scripts/fuzz.sh: clang++ (Debian's clang 14) and libclang_rt.fuzzer / asan / ubsan, which
+# libclang-rt-14-dev ships (only "recommended" by clang, so named here).
+FUZZ_PKGS=(clang libclang-rt-14-dev)
 want=("${BUILD_PKGS[@]}")
-if [[ "${1:-}" == "--with-python" ]]; then want+=("${PY_PKGS[@]}"); fi
+for arg in "$@"; do
+  case "$arg" in
+    --with-python) want+=("${PY_PKGS[@]}") ;;
+    --with-fuzz) want+=("${FUZZ_PKGS[@]}") ;;
+    *) echo "install_deps: unknown option $arg (--with-python, --with-fuzz)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,8 +7,15 @@
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
+#include "samdeblur/core/progress.h"
 
 namespace samdeblur {
+
+void apply_quiet(bool quiet) {
+  log::setup_logging(log::Level::info);
+  log::set_console_level(quiet ? log::Level::warn : log::Level::info);
+  ProgressBar::set_enabled(!quiet);
+}
 
 int run_guarded(const std::function<int()>& body) {
   try {

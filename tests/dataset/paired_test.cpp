@@ -11,22 +11,11 @@ namespace fs = std::filesystem;
 using samdeblur::dataset::DatasetOptions;
 using samdeblur::dataset::MaskEncoding;
 using namespace samdeblur::dataset;
+using samdeblur::test::tiny_dataset_options;
 
 namespace {
 
 const std::string kData = samdeblur::test::data_path("eval");
-
-DatasetOptions options(const std::string& type, const std::string& root = kData) {
-  DatasetOptions o;
-  o.key = "test";
-  o.name = "tiny";
-  o.type = type;
-  o.dataroot_gt = root + "/target";
-  o.dataroot_lq = root + "/input";
-  if (type == "PairedImageGroupMaskDataset") o.dataroot_mask = root + "/grouped_masks";
-  if (type == "PairedImageMaskDataset") o.dataroot_mask = root + "/input_mask";
-  return o;
-}
 
 // The message of the error list_samples(o) throws.
 std::string list_error(const DatasetOptions& o) {
@@ -42,7 +31,7 @@ void copy_dataset(const fs::path& dir) {
 }  // namespace
 
 TEST(PairedDataset, ListsSortedTriples) {
-  const auto samples = list_samples(options("PairedImageGroupMaskDataset"));
+  const auto samples = list_samples(tiny_dataset_options("PairedImageGroupMaskDataset"));
   ASSERT_EQ(samples.size(), 3u);
   EXPECT_EQ(samples[0].name, "img_a");
   EXPECT_EQ(samples[2].name, "img_c");
@@ -51,7 +40,7 @@ TEST(PairedDataset, ListsSortedTriples) {
 }
 
 TEST(PairedDataset, LoadsOfficialConversions) {
-  const auto o = options("PairedImageGroupMaskDataset");
+  const auto o = tiny_dataset_options("PairedImageGroupMaskDataset");
   const Sample s = load_sample(list_samples(o)[0], o);
   ASSERT_EQ(s.lq.dim(), 3);
   EXPECT_EQ(s.lq.size(0), 3);
@@ -67,24 +56,24 @@ TEST(PairedDataset, LoadsOfficialConversions) {
 }
 
 TEST(PairedDataset, CleanEncodingAndCatChannel) {
-  auto o = options("PairedImageGroupMaskDataset");
+  auto o = tiny_dataset_options("PairedImageGroupMaskDataset");
   o.mask_encoding = MaskEncoding::clean;
   EXPECT_DOUBLE_EQ(load_sample(list_samples(o)[1], o).masks->value, 1.0);
-  const auto cat = options("PairedImageMaskDataset");
+  const auto cat = tiny_dataset_options("PairedImageMaskDataset");
   const Sample s = load_sample(list_samples(cat)[1], cat);
   EXPECT_EQ(s.lq.size(0), 4);  // RGB + label map / 255
   EXPECT_LE(s.lq[3].max().item<float>(), 1.0f);
 }
 
 TEST(PairedDataset, ErrorsNameTheProblem) {
-  auto o = options("PairedImageDataset");
+  auto o = tiny_dataset_options("PairedImageDataset");
   o.dataroot_lq = "/nonexistent/input";
   EXPECT_NE(list_error(o).find("/nonexistent/input"), std::string::npos);
 
   const samdeblur::test::TempDir tmp("paired_errors");
   const fs::path dir = tmp.path();
   copy_dataset(dir);
-  auto d = options("PairedImageGroupMaskDataset", dir.string());
+  auto d = tiny_dataset_options("PairedImageGroupMaskDataset", dir.string());
   fs::remove(dir / "grouped_masks" / "img_c.npz");
   std::string err = list_error(d);
   EXPECT_NE(err.find("2 mask files"), std::string::npos) << err;
@@ -96,7 +85,7 @@ TEST(PairedDataset, ErrorsNameTheProblem) {
   // Non-image files are reported (warning), not paired; a duplicated stem is an error.
   { std::ofstream(dir / "input" / "notes.txt") << "x"; }
   fs::copy_file(dir / "input" / "img_a.png", dir / "input" / "img_a.jpg");
-  err = list_error(options("PairedImageDataset", dir.string()));
+  err = list_error(tiny_dataset_options("PairedImageDataset", dir.string()));
   EXPECT_NE(err.find("img_a"), std::string::npos) << err;
 }
 
@@ -105,7 +94,7 @@ TEST(PairedDataset, CorruptMaskFileNamesPath) {
   const fs::path dir = tmp.path();
   copy_dataset(dir);
   { std::ofstream(dir / "grouped_masks" / "img_b.npz", std::ios::trunc) << "not a zip"; }
-  const auto o = options("PairedImageGroupMaskDataset", dir.string());
+  const auto o = tiny_dataset_options("PairedImageGroupMaskDataset", dir.string());
   const auto samples = list_samples(o);
   const std::string err = samdeblur::test::error_of([&] { load_sample(samples[1], o); });
   EXPECT_NE(err.find("img_b.npz"), std::string::npos) << err;

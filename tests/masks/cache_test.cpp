@@ -29,17 +29,6 @@ namespace {
 
 const std::string kData = test::data_path("eval");
 
-DatasetOptions dataset_options(const std::string& type, const std::string& mask_dir = "") {
-  DatasetOptions o;
-  o.key = "test";
-  o.name = "tiny";
-  o.type = type;
-  o.dataroot_gt = kData + "/target";
-  o.dataroot_lq = kData + "/input";
-  o.dataroot_mask = mask_dir;
-  return o;
-}
-
 MaskSourceOptions superpixel_source() {
   MaskSourceOptions m;
   m.type = "superpixels";
@@ -104,8 +93,10 @@ void expect_on_the_fly_equals_offline(const std::pair<std::string, std::string>&
                                       const MaskSourceOptions& source, MaskProvider& provider) {
   for (const std::string type : {"PairedImageGroupMaskDataset", "PairedImageMaskDataset"}) {
     const bool grouped = type == "PairedImageGroupMaskDataset";
-    const auto files = dataset_options(type, grouped ? offline.second : offline.first);
-    auto fly = dataset_options(type);
+    auto files = test::tiny_dataset_options(type);
+    files.dataroot_mask = grouped ? offline.second : offline.first;
+    auto fly = test::tiny_dataset_options(type);
+    fly.dataroot_mask.clear();
     fly.mask_source = source;
     const auto file_samples = list_samples(files), fly_samples = list_samples(fly);
     ASSERT_EQ(file_samples.size(), 3u);
@@ -272,7 +263,8 @@ TEST(MaskProvider, CacheDirDefaultsAndErrors) {
   }
   EXPECT_THROW(MaskProvider(o, ""), Error);
   // Without a provider an on-the-fly dataset cannot load.
-  auto ds = dataset_options("PairedImageGroupMaskDataset");
+  auto ds = test::tiny_dataset_options("PairedImageGroupMaskDataset");
+  ds.dataroot_mask.clear();
   ds.mask_source = superpixel_source();
   EXPECT_THROW(load_sample(list_samples(ds)[0], ds, nullptr), Error);
 }

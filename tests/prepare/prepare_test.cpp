@@ -361,6 +361,9 @@ TEST(SdbPrepare, AppPreparesAndFailsNamingTheFile) {
   auto r = test::run_app("sdb-prepare", {"reloblur", "--source", t.str(), "--output",
                                          (t / "out").string(), "--expect-pairs", "1", "-q"});
   EXPECT_EQ(r.exit_code, 0) << r.output();
+  // -q: the result line alone, on stdout.
+  EXPECT_NE(r.out.find("1 pairs verified"), std::string::npos) << r.output();
+  EXPECT_EQ(r.err.find("command:"), std::string::npos) << r.err;
   EXPECT_TRUE(fs::exists(t / "out/test/manifest.json"));
   EXPECT_TRUE(fs::exists(t / "out/test/input/s01_00_00.png"));
   write_file_atomic((t / "test/s01/00/00_blur.png").string(), "truncated");

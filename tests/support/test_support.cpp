@@ -54,6 +54,19 @@ std::string source_path(const std::string& relative) {
   return std::string(SAMDEBLUR_SOURCE_DIR) + "/" + relative;
 }
 
+dataset::DatasetOptions tiny_dataset_options(const std::string& type, const std::string& root) {
+  const std::string dir = root.empty() ? data_path("eval") : root;
+  dataset::DatasetOptions o;
+  o.key = "test";
+  o.name = "tiny";
+  o.type = type;
+  o.dataroot_gt = dir + "/target";
+  o.dataroot_lq = dir + "/input";
+  if (type == "PairedImageGroupMaskDataset") o.dataroot_mask = dir + "/grouped_masks";
+  if (type == "PairedImageMaskDataset") o.dataroot_mask = dir + "/input_mask";
+  return o;
+}
+
 std::string fixture_path(const std::string& relative, const std::string& hint) {
   const std::string path = data_path(relative);
   if (!fs::exists(path)) throw std::runtime_error("missing fixture " + path + "; " + hint);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "samdeblur/core/error.h"
+#include "samdeblur/dataset/options.h"
 #include "samdeblur/sam/predictor.h"
 
 namespace samdeblur::test {
@@ -69,6 +70,12 @@ std::string write_text(const std::filesystem::path& path, const std::string& tex
 // An h x w BGR uint8 image with value (3x + 5y + 70c) mod 256 at (y, x, channel c):
 // the test image of scripts/make_amg_fixtures.py.
 cv::Mat ramp_image(int h, int w);
+
+// The tiny benchmark of tests/data/eval (or a copy of its layout under `root`) as a
+// dataset of `type`: key "test", name "tiny", lq from input/, gt from target/, and
+// the mask folder the type reads (grouped_masks/ for PairedImageGroupMaskDataset,
+// input_mask/ for PairedImageMaskDataset, none otherwise).
+dataset::DatasetOptions tiny_dataset_options(const std::string& type, const std::string& root = "");
 
 // The tiny random-weight SAM of tests/data/sam/model (its config from meta.json["tiny"],
 // written by scripts/make_sam_fixtures.py) and its checkpoint tiny_sam.pth.

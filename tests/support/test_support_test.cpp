@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "samdeblur/dataset/paired.h"
+
 namespace fs = std::filesystem;
 using namespace samdeblur;
 
@@ -115,6 +117,18 @@ TEST(TestSupport, TinyFixtures) {
   const auto masked = test::tiny_train_overrides("/x/exp", /*masks=*/true);
   ASSERT_EQ(masked.size(), 8u);
   EXPECT_TRUE(fs::is_directory(masked[6].substr(masked[6].find('=') + 1))) << masked[6];
+}
+
+TEST(TestSupport, TinyDatasetOptionsListTheTinyBenchmark) {
+  const auto grouped = test::tiny_dataset_options("PairedImageGroupMaskDataset");
+  EXPECT_EQ(grouped.name, "tiny");
+  const auto samples = dataset::list_samples(grouped);
+  ASSERT_EQ(samples.size(), 3u);
+  EXPECT_EQ(fs::path(samples[0].mask).parent_path().filename(), "grouped_masks");
+  const auto cat = test::tiny_dataset_options("PairedImageMaskDataset", "/x");
+  EXPECT_EQ(cat.dataroot_lq, "/x/input");
+  EXPECT_EQ(cat.dataroot_mask, "/x/input_mask");
+  EXPECT_TRUE(test::tiny_dataset_options("PairedImageDataset").dataroot_mask.empty());
 }
 
 TEST(TestSupport, StartAppAndWaitForExitTellExitFromSignal) {

@@ -27,7 +27,6 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kData = samdeblur::test::data_path("eval");
 constexpr const char* kRegenerate =
     "regenerate with: /usr/bin/python3 scripts/make_train_fixtures.py /tmp/ref/sam-deblur";
 
@@ -36,21 +35,10 @@ const json& meta() {
   return j;
 }
 
-samdeblur::dataset::DatasetOptions eval_dataset(const std::string& type) {
-  samdeblur::dataset::DatasetOptions d;
-  d.key = "train";
-  d.name = "tiny";
-  d.type = type;
-  d.dataroot_gt = kData + "/target";
-  d.dataroot_lq = kData + "/input";
-  if (type == "PairedImageGroupMaskDataset") d.dataroot_mask = kData + "/grouped_masks";
-  if (type == "PairedImageMaskDataset") d.dataroot_mask = kData + "/input_mask";
-  return d;
-}
-
 st::TrainDatasetOptions train_options(const std::string& type, int64_t gt_size = 16) {
   st::TrainDatasetOptions o;
-  o.base = eval_dataset(type);
+  o.base = samdeblur::test::tiny_dataset_options(type);
+  o.base.key = "train";
   o.gt_size = gt_size;
   o.batch_size_per_gpu = 2;
   o.num_worker_per_gpu = 1;
@@ -84,8 +72,8 @@ void expect_same_batches(const st::TrainBatch& a, const st::TrainBatch& b,
 
 TEST(TrainTransforms, ReproduceOfficialPipelineForAllFlags) {
   const auto f = samdeblur::test::load_npz_fixture("train/augment.npz", kRegenerate);
-  const auto grouped = eval_dataset("PairedImageGroupMaskDataset");
-  const auto cat = eval_dataset("PairedImageMaskDataset");
+  const auto grouped = samdeblur::test::tiny_dataset_options("PairedImageGroupMaskDataset");
+  const auto cat = samdeblur::test::tiny_dataset_options("PairedImageMaskDataset");
   const auto paths = samdeblur::dataset::list_samples(grouped)[0];
   const auto cat_paths = samdeblur::dataset::list_samples(cat)[0];
   ASSERT_EQ(paths.name, "img_a");
