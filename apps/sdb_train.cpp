@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "no progress bar; the console shows warnings and errors only");
   bool allow_nonfinite = false;
   app.add_flag("--allow-nonfinite", allow_nonfinite,
-               "load a pretrained checkpoint holding NaN/Inf weights (with a warning)");
+               "load a pretrained or --resume checkpoint holding NaN/Inf values (with a warning)");
   app.add_flag("--check", check_only, "validate the config and the dataset folders, then exit");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 

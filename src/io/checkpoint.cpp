@@ -231,9 +231,10 @@ void check_finite(const StateDict& sd, const std::string& name, bool allow) {
   for (const auto& b : bad)
     msg += "\n    " + b.name + ": " + std::to_string(b.count) + " of " + std::to_string(b.numel);
   if (!allow)
-    throw FileError(name, msg +
-                              "\n  refusing to load it (allow_nonfinite, sdb-eval "
-                              "--allow-nonfinite, loads it anyway)");
+    throw FileError(
+        name, msg +
+                  "\n  refusing to load it (allow_nonfinite, --allow-nonfinite of sdb-eval and "
+                  "sdb-train, loads it anyway)");
   log::warn(name + ": " + msg + "\n  loaded anyway (allow_nonfinite)");
 }
 

@@ -245,7 +245,8 @@ void CheckpointManager::verify(const std::string& path) const {
 }
 
 TrainingState CheckpointManager::load(const std::string& path, torch::nn::Module& net,
-                                      torch::optim::Optimizer& optimizer) const {
+                                      torch::optim::Optimizer& optimizer,
+                                      bool allow_nonfinite) const {
   const std::string expected_type = optimizer_type(optimizer);
   const std::string json_path = json_path_for(path);
   verify(json_path);
@@ -258,7 +259,10 @@ TrainingState CheckpointManager::load(const std::string& path, torch::nn::Module
     throw FileError(json_path, "checkpoint optimizer is " + opt_type + ", the config asks for " +
                                    expected_type);
 
-  const io::StateDict sd = io::load_state_dict_file(state_path, "state");
+  io::ReadOptions read;
+  read.param_key = "state";
+  read.allow_nonfinite = allow_nonfinite;
+  const io::StateDict sd = io::load_state_dict_file(state_path, read);
   io::StateDict net_sd;
   std::map<std::string, torch::Tensor> rest;
   for (const auto& [k, v] : sd) {

@@ -252,7 +252,7 @@ struct Trainer::Impl {
     TrainResult result;
     result.experiment_dir = cfg.experiments_root;
     if (!resume_path.empty()) {
-      state = ckpt->load(resume_path, *net, *optimizer);
+      state = ckpt->load(resume_path, *net, *optimizer, opt.allow_nonfinite);
       loader->restore(loader_state_from_json(state.loader));
       scaler.scale = state.extra.value("loss_scale", scaler.scale);
       scaler.good_steps = state.extra.value("loss_scale_good_steps", int64_t{0});

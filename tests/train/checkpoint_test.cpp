@@ -4,7 +4,9 @@
 // net_g_<iter>.pth is a BasicSR {'params': ...} file.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/error.h"
@@ -135,6 +137,41 @@ TEST(TrainCheckpoint, CorruptCheckpointIsSkippedByAuto) {
   EXPECT_EQ(mgr.resolve_resume("auto"), "");
   // Missing net file.
   EXPECT_EQ(train::CheckpointManager((dir / "none").string()).resolve_resume("auto"), "");
+}
+
+TEST(TrainCheckpoint, NonFiniteStateIsRefusedUnlessAllowed) {
+  // sdb-train --resume: a checkpoint whose weights hold NaN / Inf is refused with the
+  // count per tensor (the check sdb-eval applies to path.pretrain_network_g);
+  // allow_nonfinite (--allow-nonfinite) loads it.
+  const test::TempDir tmp("nonfinite");
+  const fs::path dir = tmp / "run";
+  Tiny net;
+  auto opt = make_opt(net);
+  train_steps(net, *opt, 1);
+  {
+    torch::NoGradGuard g;
+    net->head->weight.view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+    net->head->weight.view(-1)[1] = std::numeric_limits<float>::infinity();
+  }
+  train::CheckpointManager mgr(dir.string(), 3);
+  train::TrainingState st;
+  st.iter = 4;
+  const std::string json = mgr.save(st, *net, *opt);
+  EXPECT_EQ(mgr.resolve_resume("auto"), json);  // intact files: the CRCs match
+
+  Tiny net2;
+  auto opt2 = make_opt(net2);
+  const torch::Tensor before = net2->head->weight.clone();
+  const std::string msg = test::error_of<FileError>([&] { mgr.load(json, *net2, *opt2); });
+  EXPECT_NE(msg.find("4.state.pth"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("net.head.weight: 2 of 12"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--allow-nonfinite"), std::string::npos) << msg;
+  EXPECT_TRUE(torch::equal(net2->head->weight, before)) << "refused, yet the weights changed";
+
+  const train::TrainingState got = mgr.load(json, *net2, *opt2, /*allow_nonfinite=*/true);
+  EXPECT_EQ(got.iter, 4);
+  EXPECT_TRUE(std::isnan(net2->head->weight.view(-1)[0].item<float>()));
+  EXPECT_TRUE(std::isinf(net2->head->weight.view(-1)[1].item<float>()));
 }
 
 TEST(TrainCheckpoint, KeepsLastN) {

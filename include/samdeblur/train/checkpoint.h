@@ -46,9 +46,13 @@ class CheckpointManager {
   std::string save(const TrainingState& state, torch::nn::Module& net,
                    torch::optim::Optimizer& optimizer);
   // Restores net, optimizer and the torch RNGs from a checkpoint JSON path (or
-  // the .state.pth next to it); throws FileError when it is invalid.
+  // the .state.pth next to it); throws FileError when it is invalid. A state
+  // holding NaN / Inf (weights or optimizer moments) is refused with the count of
+  // non-finite values per tensor (io::ReadOptions::allow_nonfinite, as sdb-eval
+  // checks weights) unless allow_nonfinite (sdb-train --allow-nonfinite): then it
+  // loads with that list as a warning.
   TrainingState load(const std::string& path, torch::nn::Module& net,
-                     torch::optim::Optimizer& optimizer) const;
+                     torch::optim::Optimizer& optimizer, bool allow_nonfinite = false) const;
   // Checks sizes and CRCs without loading; throws FileError explaining why not.
   void verify(const std::string& json_path) const;
 

@@ -35,8 +35,9 @@ struct TrainerOptions {
   std::string resume;          // "" = fresh, "auto" = newest valid checkpoint (or fresh), or a path
   std::string device = "cpu";  // cpu | cuda | cuda:N (DDP on CUDA: cuda:LOCAL_RANK)
   bool progress = true;        // progress bar on stderr (rank 0)
-  // Load path.pretrain_network_g even when it holds NaN / Inf weights (with a
-  // warning) instead of refusing it (sdb-train --allow-nonfinite).
+  // Load path.pretrain_network_g and the --resume checkpoint even when they hold
+  // NaN / Inf values (with a warning) instead of refusing them (sdb-train
+  // --allow-nonfinite).
   bool allow_nonfinite = false;
   // A fresh start in a non-empty experiment folder renames it to
   // <folder>_archived_<time> (BasicSR's behaviour); false = error instead.
