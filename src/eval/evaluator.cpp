@@ -16,6 +16,7 @@
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
 #include "samdeblur/core/staging_dir.h"
+#include "samdeblur/eval/input_check.h"
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/io/image.h"
 
@@ -266,9 +267,10 @@ EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run) {
   torch::manual_seed(static_cast<uint64_t>(cfg.manual_seed));
   if (!cfg.ignored_keys.empty())
     log::info(fmt::format("keys not used by sdb-eval: {}", fmt::join(cfg.ignored_keys, ", ")));
-  // Check every dataset's files before the (slow) network runs.
+  // Check every dataset's files (pairing, complete images) before the (slow) network
+  // runs and before the first output (eval/input_check.h).
+  check_inputs(cfg.datasets);
   for (const auto& ds : cfg.datasets) {
-    dataset::list_samples(ds);
     if (ds.needs_masks() && ds.mask_source.on_the_fly())  // checks the SAM checkpoint exists
       masks::MaskProvider(ds.mask_source,
                           masks::resolve_mask_cache_dir(ds.mask_source, result.output_dir));

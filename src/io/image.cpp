@@ -26,9 +26,11 @@ cv::Mat decode_image_bgr(const std::vector<uint8_t>& bytes, const std::string& n
                          bool grayscale) {
   if (bytes.empty()) throw FileError(name, "empty file, not an image");
   // cv::imdecode only warns about a truncated JPEG or a damaged PNG and returns pixels
-  // that were never decoded (different on every run); check the data to its end first.
-  detail::check_image_complete(bytes.data(), bytes.size(), name);
+  // that were never decoded (different on every run): JPEG and PNG are decoded here in one
+  // pass checked to their end; what only OpenCV decodes exactly (EXIF orientation, CMYK,
+  // 16-bit, ...) was checked to its end by the same call and is decoded by cv::imdecode.
   cv::Mat img;
+  if (detail::decode_image_checked(bytes.data(), bytes.size(), grayscale, name, &img)) return img;
   try {
     img = cv::imdecode(bytes, grayscale ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
@@ -40,6 +42,13 @@ cv::Mat decode_image_bgr(const std::vector<uint8_t>& bytes, const std::string& n
 
 cv::Mat read_image_bgr(const std::string& path, bool grayscale) {
   return decode_image_bgr(detail::read_regular_file(path, "image"), path, grayscale);
+}
+
+void check_image_file(const std::string& path) {
+  const std::vector<uint8_t> bytes = detail::read_regular_file(path, "image");
+  if (bytes.empty()) throw FileError(path, "empty file, not an image");
+  if (!detail::check_image_structure(bytes.data(), bytes.size(), path))
+    decode_image_bgr(bytes, path);  // no structural check for this format: decode it
 }
 
 torch::Tensor image_to_tensor(const cv::Mat& bgr_u8) {

@@ -109,6 +109,40 @@ TEST(Robustness, FailedEvalLeavesThePreviousResultUntouched) {
     EXPECT_TRUE(after[name] == before.at(name)) << name;
 }
 
+// Every input is checked before the first output: a truncated third image and a
+// damaged second target are both named (not only the first), the run fails, an earlier
+// result stays untouched and a fresh output folder is not even created.
+TEST(Robustness, DamagedInputsAreAllNamedBeforeAnyOutput) {
+  const test::TempDir tmp("robust_precheck");
+  const fs::path work = tmp.path();
+  const fs::path cfg = eval_setup(work);
+  const fs::path out = work / "out";
+  auto r = run_app("sdb-eval", {"-q", "-c", cfg.string(), "-o", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output();
+  const auto before = folder_bytes(out);
+
+  const fs::path third = work / "data" / "input" / "img_c.png";
+  std::string bytes = read_text(third);
+  test::write_text(third, bytes.substr(0, bytes.size() * 3 / 5));
+  const fs::path second_gt = work / "data" / "target" / "img_b.png";
+  bytes = read_text(second_gt);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x10);
+  test::write_text(second_gt, bytes);
+
+  for (const fs::path& target : {out, work / "fresh"}) {
+    r = run_app("sdb-eval", {"-q", "-c", cfg.string(), "-o", target.string()});
+    EXPECT_EQ(r.exit_code, 1) << r.output();
+    EXPECT_TRUE(contains(r.output(), "2 of the 6 input files cannot be used")) << r.output();
+    EXPECT_TRUE(contains(r.output(), third.string() + ": truncated or corrupt PNG")) << r.output();
+    EXPECT_TRUE(contains(r.output(), second_gt.string() + ": truncated or corrupt PNG: CRC error"))
+        << r.output();
+  }
+  EXPECT_TRUE(folder_bytes(out) == before) << "the previous result was modified";
+  EXPECT_FALSE(fs::exists(work / "fresh"));
+  for (const auto& e : fs::directory_iterator(work))
+    EXPECT_FALSE(contains(e.path().filename().string(), ".staging-")) << e.path();
+}
+
 // -q prints the result line and errors only: no progress line, not even 0 %.
 TEST(Robustness, QuietPrintsNoProgress) {
   const test::TempDir tmp("robust_quiet");

@@ -23,12 +23,25 @@ namespace samdeblur::io {
 // orientation is applied as imdecode does. Returns CV_8UC3 (BGR) or CV_8UC1.
 // Throws FileError naming the path when the file is not a regular file or cannot
 // be read or decoded. Deviation from the official (which scores whatever cv2
-// returns): JPEG and PNG data are first decoded to their end with libjpeg /
-// libpng, and a truncated or corrupt file ("truncated or corrupt JPEG: Premature
-// end of JPEG file", a bad PNG CRC, ...) is refused instead of being returned
-// with undecoded pixels. Images above OpenCV's CV_IO_MAX_IMAGE_PIXELS (2^30 by
+// returns): JPEG and PNG data are decoded to their end with libjpeg / libpng,
+// and a truncated or corrupt file ("truncated or corrupt JPEG: Premature end of
+// JPEG file", a bad PNG CRC, ...) is refused instead of being returned with
+// undecoded pixels. The file is read once and, in the common cases (8-bit PNG,
+// JPEG without EXIF / CMYK), decoded once, by the same libjpeg / libpng calls
+// OpenCV makes, to the same bytes; the rest is checked to its end, then decoded
+// by cv::imdecode. Images above OpenCV's CV_IO_MAX_IMAGE_PIXELS (2^30 by
 // default) are refused before any pixel buffer is allocated.
 cv::Mat read_image_bgr(const std::string& path, bool grayscale = false);
+
+// Checks that the image file `path` is complete without decoding its pixels
+// where the format allows (a few percent of a decode): a JPEG's marker segments
+// up to the end-of-image marker (its entropy-coded data scanned, not decoded), a
+// PNG's chunks up to IEND with every CRC, the pixel limit from the header; other
+// formats are decoded (read_image_bgr). Throws FileError naming the path, with
+// read_image_bgr's messages ("truncated or corrupt JPEG: ...", ...). A JPEG whose
+// entropy-coded data are corrupt inside an intact structure passes here and is
+// refused by read_image_bgr. For checking a whole dataset before any output.
+void check_image_file(const std::string& path);
 
 // The same for an in-memory file image; `name` is used in messages.
 cv::Mat decode_image_bgr(const std::vector<uint8_t>& bytes, const std::string& name,
