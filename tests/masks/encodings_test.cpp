@@ -319,6 +319,27 @@ TEST(MaskJob, ResumeRecomputesIncompleteOrInvalidOutputs) {
   EXPECT_EQ(io::read_image_bgr((out / "a.png").string(), true).size(), cv::Size(40, 30));
 }
 
+// Issue 8: masks were written for a truncated JPEG without a word. It is refused by name
+// and no mask file appears for it.
+TEST(SdbMasks, TruncatedInputImageIsRefusedByName) {
+  if (!test::app_built("sdb-masks"))
+    GTEST_SKIP() << "sdb-masks not built (SAMDEBLUR_BUILD_APPS=OFF)";
+  const test::TempDir tmp("masks_truncated");
+  std::vector<uint8_t> jpg;
+  ASSERT_TRUE(cv::imencode(".jpg", demo_image(30, 40, 0), jpg));
+  const std::string input = test::write_text(
+      tmp / "cut.jpg", std::string(jpg.begin(), jpg.begin() + static_cast<long>(jpg.size() / 2)));
+  const auto r = test::run_app(
+      "sdb-masks", {"--source", "superpixels", "-q", "-i", input, "-o", (tmp / "o").string()});
+  EXPECT_NE(r.exit_code, 0) << r.output();
+  EXPECT_NE(r.output().find(input + ": truncated or corrupt JPEG"), std::string::npos)
+      << r.output();
+  if (fs::exists(tmp / "o"))
+    for (const auto& e : fs::recursive_directory_iterator(tmp / "o"))
+      EXPECT_NE(e.path().filename().string().rfind("cut", 0), 0u)
+          << "a mask was written for the damaged image: " << e.path();
+}
+
 TEST(SdbMasks, NumericFlagsAreRangeChecked) {
   if (!test::app_built("sdb-masks"))
     GTEST_SKIP() << "sdb-masks not built (SAMDEBLUR_BUILD_APPS=OFF)";
