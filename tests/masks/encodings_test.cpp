@@ -334,10 +334,12 @@ TEST(SdbMasks, TruncatedInputImageIsRefusedByName) {
   EXPECT_NE(r.exit_code, 0) << r.output();
   EXPECT_NE(r.output().find(input + ": truncated or corrupt JPEG"), std::string::npos)
       << r.output();
-  if (fs::exists(tmp / "o"))
-    for (const auto& e : fs::recursive_directory_iterator(tmp / "o"))
+  if (fs::exists(tmp / "o")) {
+    for (const auto& e : fs::recursive_directory_iterator(tmp / "o")) {
       EXPECT_NE(e.path().filename().string().rfind("cut", 0), 0u)
           << "a mask was written for the damaged image: " << e.path();
+    }
+  }
 }
 
 TEST(SdbMasks, NumericFlagsAreRangeChecked) {
