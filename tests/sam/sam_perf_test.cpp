@@ -122,8 +122,8 @@ TEST(SamPerf, GeneratorUpsamplesOnlyMasksAboveIouThresholdAndKeepsTheMasks) {
   o.points_per_side = 6;
   o.points_per_batch = 7;
   o.stability_score_thresh = 0;  // random tiny weights: low stability scores
-  o.box_nms_thresh = 0.9;
-  o.crop_n_layers = 1;  // crops: uncropping and several set_image calls
+  o.box_nms_thresh = 1.0;        // keep the duplicates: more records to compare
+  o.crop_n_layers = 1;           // crops: uncropping and several set_image calls
   // Thresholds between the tiny model's predicted IoUs, so that the filter drops some.
   CountingPredictor probe(*predictor);
   probe.thresh = -1e9;
