@@ -49,6 +49,10 @@ void add_flags(CLI::App& app, MasksArgs& a) {
       ->check(CLI::IsMember(masks::mask_source_types()));
   app.add_option("-d,--device", a.device, "cpu, cuda or cuda:N");
   app.add_flag("--half", a.half, "run SAM in float16 on CUDA");
+  app.add_option("--precision", a.src.precision,
+                 "SAM compute precision: fp32 (default, exact) or bf16 (CUDA, or a CPU with "
+                 "AVX512-BF16 / AMX-BF16)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_flag("--rgb", a.src.rgb, "give SAM RGB images (the official script passes OpenCV's BGR)");
   app.add_flag("--save-embeddings", a.save_embeddings,
                "also write <name>_embedding.npy (1, 256, 64, 64)");

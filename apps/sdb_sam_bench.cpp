@@ -50,8 +50,19 @@ int main(int argc, char** argv) {
   bool bgr = false, quiet = false;
   sam::SamBenchOptions bench;
   sam::MaskGeneratorOptions g;
-  app.add_option("--checkpoint", bench.checkpoint, "vit_b/l/h checkpoint (state_dict .pth)")
-      ->required();
+  std::string precision = "fp32";
+  app.add_option("--checkpoint", bench.checkpoint,
+                 "vit_b/l/h checkpoint (state_dict .pth); without it, seeded random weights of "
+                 "--random-model-type (direction-finding only)");
+  app.add_option("--random-model-type", bench.random_model_type,
+                 "official type for random weights when no --checkpoint is given")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"vit_b", "vit_l", "vit_h"}));
+  app.add_option("--precision", precision,
+                 "SAM compute precision: fp32 (default, exact) or bf16 (CUDA, or a CPU with "
+                 "AVX512-BF16 / AMX-BF16)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--image", image_path, "photo for the mask generator (read as RGB)");
   app.add_option("--what", what, "encoder | amg | all")
       ->check(CLI::IsMember({"encoder", "amg", "all"}));
@@ -73,11 +84,15 @@ int main(int argc, char** argv) {
   return samdeblur::run_guarded([&]() -> int {
     if (threads > 0) torch::set_num_threads(threads);
     bench.device = torch::Device(device_text);
-    nlohmann::json results = {{"libtorch", TORCH_VERSION},
-                              {"threads", torch::get_num_threads()},
-                              {"device", device_text},
-                              {"checkpoint", bench.checkpoint},
-                              {"cases", nlohmann::json::array()}};
+    bench.precision = sam::precision_from_name(precision, "--precision");
+    nlohmann::json results = {
+        {"libtorch", TORCH_VERSION},
+        {"threads", torch::get_num_threads()},
+        {"device", device_text},
+        {"checkpoint",
+         bench.checkpoint.empty() ? "random " + bench.random_model_type : bench.checkpoint},
+        {"precision", precision},
+        {"cases", nlohmann::json::array()}};
     std::cout << fmt::format("LibTorch {}, {} intra-op threads, device {}\n", TORCH_VERSION,
                              torch::get_num_threads(), device_text);
     if (what == "encoder" || what == "all") {

@@ -37,6 +37,8 @@ std::string settings_of(const MaskSourceOptions& o) {
         std::chrono::duration_cast<std::chrono::nanoseconds>(mtime.time_since_epoch()).count();
     s += fmt::format("model_type={}\ncheckpoint_size={}\ncheckpoint_mtime_ns={}\nrgb={}\n",
                      o.model_type, size, mtime_ns, o.rgb ? 1 : 0);
+    // Only a non-default precision is written, so fp32 keys stay those of earlier versions.
+    if (o.precision != "fp32") s += "precision=" + o.precision + "\n";
     s += config::fields_text(o.generator, "generator");
   } else if (o.type == "superpixels") {
     s += config::fields_text(o.superpixels, "superpixels");

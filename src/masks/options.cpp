@@ -9,6 +9,7 @@
 
 #include "samdeblur/masks/sha256.h"
 #include "samdeblur/masks/source.h"
+#include "samdeblur/sam/precision.h"
 
 namespace samdeblur::config {
 
@@ -128,6 +129,12 @@ MaskSourceOptions parse_mask_source(Section& d, const std::string& dataset_type)
                       "vit_h",
                       s.source(), s.key_path("model_type"), m.model_type));
     m.rgb = s.get<bool>("rgb", false);
+    m.precision = s.get<std::string>("precision", "fp32");
+    try {
+      sam::precision_from_name(m.precision, s.key_path("precision"));
+    } catch (const ConfigError& e) {
+      throw ConfigError(fmt::format("{}: {}", s.source(), e.what()));
+    }
     m.generator = parse_generator_options(s.child("generator"));
   } else if (m.type == "superpixels") {
     config::read_fields(s, m.superpixels);

@@ -46,6 +46,8 @@ class SamSource : public MaskSource {
       : options_(options), context_(std::move(context)) {
     options_.generator.output_mode = context_.output_mode;
     options_.generator.validate();
+    // Refused before the model is loaded (bf16 on a CPU without native bf16).
+    sam::check_precision_supported(sam::precision_from_name(options_.precision), context_.device);
     if (!context_.predictor_factory) {
       context_.predictor_factory = [o = options_, c = context_]() {
         sam::SamConfig cfg;
@@ -53,7 +55,8 @@ class SamSource : public MaskSource {
           cfg.model_type = "auto";
         else
           cfg = sam::SamConfig::from_name(o.model_type);
-        return sam::make_predictor(cfg, o.checkpoint, c.device, c.half);
+        return sam::make_predictor(cfg, o.checkpoint, c.device, c.half,
+                                   sam::precision_from_name(o.precision));
       };
     }
   }
@@ -65,8 +68,9 @@ class SamSource : public MaskSource {
     return run_generator(*generator_, image_bgr, options_.rgb, context_.keep_embedding);
   }
   std::string describe() const override {
-    return fmt::format("SAM {} from {}, images given as {}", options_.model_type,
-                       options_.checkpoint, options_.rgb ? "RGB" : "BGR (as the official script)");
+    return fmt::format("SAM {} from {}, {}, images given as {}", options_.model_type,
+                       options_.checkpoint, options_.precision,
+                       options_.rgb ? "RGB" : "BGR (as the official script)");
   }
   bool model_loaded() const override {
     std::lock_guard<std::mutex> lock(mutex_);

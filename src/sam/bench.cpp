@@ -25,7 +25,12 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-SamConfig auto_config() {
+// "auto" with a checkpoint; the named official type with random (seeded) weights otherwise.
+SamConfig bench_config(const SamBenchOptions& o) {
+  if (o.checkpoint.empty()) {
+    torch::manual_seed(0);
+    return SamConfig::from_name(o.random_model_type);
+  }
   SamConfig cfg;
   cfg.model_type = "auto";
   return cfg;
@@ -43,11 +48,14 @@ double median(std::vector<double> v) {
 double process_cpu_seconds() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
 
 nlohmann::json bench_image_encoder(const SamBenchOptions& o) {
-  auto model = make_sam(auto_config(), o.checkpoint, o.device);
+  check_precision_supported(o.precision, o.device);
+  auto model = make_sam(bench_config(o), o.checkpoint, o.device);
+  const auto dtype = precision_dtype(o.precision);
+  if (dtype != torch::kFloat) model->to(dtype);
   c10::InferenceMode guard;
   torch::manual_seed(0);
   const int64_t s = model->config.image_size;
-  const auto x = torch::randn({1, 3, s, s}, torch::TensorOptions().device(o.device));
+  const auto x = torch::randn({1, 3, s, s}, torch::TensorOptions().device(o.device)).to(dtype);
   std::vector<double> secs, cpu;
   for (int i = 0; i < o.warmup + o.repeat; ++i) {
     const auto t0 = Clock::now();
@@ -59,7 +67,9 @@ nlohmann::json bench_image_encoder(const SamBenchOptions& o) {
     cpu.push_back(process_cpu_seconds() - c0);
   }
   return {{"case", "encoder"},
-          {"name", fmt::format("{} image encoder {}x{}", model->config.model_type, s, s)},
+          {"name", fmt::format("{} image encoder {}x{} {}", model->config.model_type, s, s,
+                               precision_name(o.precision))},
+          {"precision", precision_name(o.precision)},
           {"seconds", median(secs)},
           {"cpu_seconds", median(cpu)},
           {"runs", secs},
@@ -68,7 +78,8 @@ nlohmann::json bench_image_encoder(const SamBenchOptions& o) {
 
 nlohmann::json bench_mask_generator(const SamBenchOptions& o, const MaskGeneratorOptions& g,
                                     const cv::Mat& image, const std::string& image_path, bool rgb) {
-  auto predictor = make_predictor(auto_config(), o.checkpoint, o.device);
+  auto predictor =
+      make_predictor(bench_config(o), o.checkpoint, o.device, /*half=*/false, o.precision);
   MaskGenerator generator(*predictor, g);
   std::vector<double> enc, dec, post, total, cpu;
   size_t n_masks = 0;
@@ -92,9 +103,10 @@ nlohmann::json bench_mask_generator(const SamBenchOptions& o, const MaskGenerato
     cpu.push_back(cpu_s);
   }
   return {{"case", "amg"},
-          {"name",
-           fmt::format("{} mask generator {}x{} ({} prompts, {} masks)",
-                       predictor->config().model_type, image.cols, image.rows, n_points, n_masks)},
+          {"name", fmt::format("{} mask generator {}x{} {} ({} prompts, {} masks)",
+                               predictor->config().model_type, image.cols, image.rows,
+                               precision_name(o.precision), n_points, n_masks)},
+          {"precision", precision_name(o.precision)},
           {"image", image_path},
           {"width", image.cols},
           {"height", image.rows},

@@ -3,6 +3,10 @@
 #include "samdeblur/sam/image_encoder.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
+
+#include "samdeblur/core/torch_compat.h"
 
 namespace F = torch::nn::functional;
 
@@ -112,19 +116,99 @@ EncoderAttentionImpl::EncoderAttentionImpl(int64_t dim, int64_t num_heads, bool 
   }
 }
 
+namespace {
+
+// Attention of the (BH, N, c) heads over a qh x qw grid of queries, the keys of a kh x kw grid,
+// blocked: (heads, query-grid rows) chunks whose (bh, rows * qw, N) score block stays within
+// about attention_chunk_bytes() (so the scores, their bias and softmax stay in the cache
+// instead of going to memory in four full passes, and vit_h's global attention does not
+// allocate its 16 x 4096 x 4096 scores). Rh (qh, kh, c) and Rw (qw, kw, c) are the decomposed
+// relative positions (undefined: none). LibTorch 1.13: the explicit arithmetic of the reference
+// on each block ((q * scale) @ k^T, + rel_h, + rel_w, softmax, @ v), equal to the explicit path
+// within fp32 rounding (tests/sam/sam_perf_test.cpp). LibTorch >= 2.1:
+// at::scaled_dot_product_attention on each block with the relative-position bias as attn_mask
+// (scale applied to q @ k^T instead of q: the same up to fp32 rounding).
+torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                const torch::Tensor& v, double scale, const torch::Tensor& Rh,
+                                const torch::Tensor& Rw, std::pair<int64_t, int64_t> q_size,
+                                std::pair<int64_t, int64_t> k_size, int64_t budget) {
+  const int64_t BH = q.size(0), N = k.size(1), c = q.size(2);
+  const auto [qh, qw] = q_size;
+  const auto [kh, kw] = k_size;
+  const bool rel = Rh.defined();
+  const int64_t row_bytes = qw * N * static_cast<int64_t>(q.element_size());
+  // Whole heads when one head's scores fit, else query-grid rows of one head.
+  const int64_t rows = std::clamp<int64_t>(budget / std::max<int64_t>(row_bytes, 1), 1, qh);
+  const int64_t heads = rows < qh ? 1 : std::max<int64_t>(1, budget / (row_bytes * qh));
+  auto out = torch::empty({BH, qh * qw, v.size(2)}, q.options());
+  const auto q_grid = q.view({BH, qh, qw, c});
+  for (int64_t b0 = 0; b0 < BH; b0 += heads) {
+    const int64_t b1 = std::min(BH, b0 + heads), nb = b1 - b0;
+    const auto kb = k.slice(0, b0, b1), vb = v.slice(0, b0, b1);
+    for (int64_t r0 = 0; r0 < qh; r0 += rows) {
+      const int64_t r1 = std::min(qh, r0 + rows), nq = (r1 - r0) * qw;
+      const auto qg = q_grid.slice(0, b0, b1).slice(1, r0, r1);  // (nb, r, qw, c)
+      torch::Tensor rel_h, rel_w;
+      if (rel) {
+        rel_h = torch::einsum("bhwc,hkc->bhwk", {qg, Rh.slice(0, r0, r1)});  // (nb, r, qw, kh)
+        rel_w = torch::einsum("bhwc,wkc->bhwk", {qg, Rw});                   // (nb, r, qw, kw)
+      }
+      const auto qb = qg.reshape({nb, nq, c});
+      torch::Tensor o;
+#if SAMDEBLUR_TORCH_AT_LEAST(2, 1)
+      std::optional<torch::Tensor> mask;
+      if (rel) mask = (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).view({nb, nq, kh * kw});
+      o = at::scaled_dot_product_attention(qb, kb, vb, mask, 0.0, false, scale);
+#else
+      auto attn = torch::matmul(qb * scale, kb.transpose(-2, -1));  // (nb, nq, N)
+      if (rel) {
+        auto a = attn.view({nb, r1 - r0, qw, kh, kw});
+        a.add_(rel_h.unsqueeze(-1));
+        a.add_(rel_w.unsqueeze(-2));
+      }
+      attn = attn.softmax(-1);
+      o = torch::matmul(attn, vb);
+#endif
+      out.slice(0, b0, b1).slice(1, r0 * qw, r1 * qw).copy_(o);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int64_t attention_chunk_bytes() {
+  static const int64_t bytes = [] {
+    const char* env = std::getenv("SAMDEBLUR_SAM_ATTN_CHUNK_KB");
+    const int64_t kb = env ? std::atoll(env) : 0;
+    return kb > 0 ? kb << 10 : kDefaultAttentionChunkBytes;
+  }();
+  return bytes;
+}
+
 torch::Tensor EncoderAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
   // qkv: (3, B, heads, H*W, head_dim) -> q, k, v: (B*heads, H*W, head_dim)
   auto qkv_out = qkv->forward(x).reshape({B, H * W, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
   auto parts = qkv_out.reshape({3, B * num_heads, H * W, -1}).unbind(0);
   const auto &q = parts[0], &k = parts[1], &v = parts[2];
-  auto attn = torch::matmul(q * scale, k.transpose(-2, -1));
-  if (use_rel_pos) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, {H, W}, {H, W});
-  attn = attn.softmax(-1);
-  auto out = torch::matmul(attn, v)
-                 .view({B, num_heads, H, W, -1})
-                 .permute({0, 2, 3, 1, 4})
-                 .reshape({B, H, W, -1});
+  torch::Tensor o;
+  if (blocked && !(torch::GradMode::is_enabled() && x.requires_grad())) {
+    torch::Tensor Rh, Rw;
+    if (use_rel_pos) {
+      Rh = get_rel_pos(H, H, rel_pos_h);
+      Rw = get_rel_pos(W, W, rel_pos_w);
+    }
+    o = blocked_attention(q, k, v, scale, Rh, Rw, {H, W}, {H, W},
+                          block_bytes > 0 ? block_bytes : attention_chunk_bytes());
+  } else {
+    // The reference's explicit path (also the differentiable one).
+    auto attn = torch::matmul(q * scale, k.transpose(-2, -1));
+    if (use_rel_pos) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, {H, W}, {H, W});
+    attn = attn.softmax(-1);
+    o = torch::matmul(attn, v);
+  }
+  auto out = o.view({B, num_heads, H, W, -1}).permute({0, 2, 3, 1, 4}).reshape({B, H, W, -1});
   return proj->forward(out);
 }
 

@@ -50,9 +50,9 @@ MaskDecoderImpl::MaskDecoderImpl(const MaskDecoderOptions& o)
 std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::forward(
     const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
     const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings,
-    bool multimask_output) {
-  auto [masks, iou] =
-      predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings);
+    bool multimask_output, TwoWayImageCache* image_cache) {
+  auto [masks, iou] = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings,
+                                    dense_prompt_embeddings, image_cache);
   const int64_t start = multimask_output ? 1 : 0;
   const int64_t end = multimask_output ? num_mask_tokens : 1;
   return {masks.slice(1, start, end), iou.slice(1, start, end)};
@@ -60,7 +60,8 @@ std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::forward(
 
 std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks(
     const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
-    const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings) {
+    const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings,
+    TwoWayImageCache* image_cache) {
   const int64_t B = sparse_prompt_embeddings.size(0);
   TORCH_CHECK(image_embeddings.dim() == 4 && image_embeddings.size(1) == options.transformer_dim,
               "mask decoder: image embeddings must be (1, ", options.transformer_dim,
@@ -69,30 +70,44 @@ std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks(
       torch::cat({iou_token->weight, mask_tokens->weight}, 0).unsqueeze(0).expand({B, -1, -1});
   auto tokens = torch::cat({output_tokens, sparse_prompt_embeddings}, 1);
   // The reference repeat_interleaves the embedding per prompt; a batch-1 embedding is
-  // broadcast instead (same values, no B copies of the embedding).
+  // broadcast instead (same values, no B copies of the embedding). When the dense embedding is
+  // the same for every prompt too (no mask input: an expanded no_mask_embed), the image tokens
+  // stay batch 1 and the transformer shares their projections (TwoWayImageCache).
+  const auto& dense = dense_prompt_embeddings;
+  const bool shared_dense = dense.size(0) == 1 || dense.stride(0) == 0;
   torch::Tensor src;
-  if (image_embeddings.size(0) == 1) {
-    src = image_embeddings + dense_prompt_embeddings;
+  TwoWayImageCache* cache = nullptr;
+  if (image_embeddings.size(0) == 1 && shared_dense && !transformer->layers->is_empty()) {
+    src = image_embeddings + dense.narrow(0, 0, 1);  // (1, D, h, w)
+    cache = image_cache;
+  } else if (image_embeddings.size(0) == 1) {
+    src = image_embeddings + dense;
     if (src.size(0) != B) src = src.expand({B, -1, -1, -1});
   } else {
-    src = torch::repeat_interleave(image_embeddings, B, 0) + dense_prompt_embeddings;
+    src = torch::repeat_interleave(image_embeddings, B, 0) + dense;
   }
   auto pos_src = image_pe.size(0) == 1 ? image_pe : torch::repeat_interleave(image_pe, B, 0);
-  const int64_t b = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
+  const int64_t c = src.size(1), h = src.size(2), w = src.size(3);
 
-  auto [hs, keys] = transformer->forward(src, pos_src, tokens);
+  auto [hs, keys] = transformer->forward(src, pos_src, tokens, cache);
+  const int64_t b = keys.size(0);
   auto iou_token_out = hs.select(1, 0);
   auto mask_tokens_out = hs.slice(1, 1, 1 + num_mask_tokens);
 
-  auto upscaled = output_upscaling->forward(keys.transpose(1, 2).reshape({b, c, h, w}));
+  // output_upscaling may run in another dtype than the rest (float32 in a bf16 model on the
+  // CPU, see make_predictor); for a single-dtype model both casts are no-ops.
+  const auto up_dtype = output_upscaling->parameters().front().scalar_type();
+  auto upscaled =
+      output_upscaling->forward(keys.transpose(1, 2).reshape({b, c, h, w}).to(up_dtype));
   std::vector<torch::Tensor> hyper_in_list;
   for (int64_t i = 0; i < num_mask_tokens; ++i)
     hyper_in_list.push_back(
         output_hypernetworks_mlps[i]->as<MLPImpl>()->forward(mask_tokens_out.select(1, i)));
   auto hyper_in = torch::stack(hyper_in_list, 1);  // (b, M+1, c/8)
   const int64_t uc = upscaled.size(1), uh = upscaled.size(2), uw = upscaled.size(3);
-  auto masks = torch::matmul(hyper_in, upscaled.reshape({upscaled.size(0), uc, uh * uw}))
-                   .view({upscaled.size(0), -1, uh, uw});
+  auto masks =
+      torch::matmul(hyper_in.to(up_dtype), upscaled.reshape({upscaled.size(0), uc, uh * uw}))
+          .view({upscaled.size(0), -1, uh, uw});
   auto iou_pred = iou_prediction_head->forward(iou_token_out);
   return {masks, iou_pred};
 }

@@ -179,7 +179,55 @@ struct BatchContext {
   StageTimes& times;
 };
 
-// _process_batch: points (B, 2) float64 in crop pixels.
+// Upsampled masks per post-processing chunk: the chunk's full-resolution float logits stay
+// within about this many bytes (cache-sized steps instead of B*C planes at once; memory
+// bounded for large images). Every step of process_batch is row-wise, so the chunking does not
+// change any mask.
+constexpr int64_t kChunkBytes = int64_t{8} << 20;
+
+// The rows of one chunk that survive the filters of _process_batch, in order.
+struct ChunkOut {
+  torch::Tensor rows;  // (K,) int64 indices into the batch rows given to filter_chunk
+  torch::Tensor stability, boxes;
+  std::vector<Rle> rles;
+};
+
+// The part of _process_batch that needs full-resolution logits, for logits (K, H, W) of rows
+// [row0, row0 + K): stability filter, thresholding, boxes, crop-edge filter, RLE.
+ChunkOut filter_chunk(const BatchContext& ctx, const torch::Tensor& logits, int64_t row0) {
+  ChunkOut out;
+  out.rows = torch::arange(row0, row0 + logits.size(0), torch::kInt64);
+  auto masks = logits;
+  // Stability score on the logits.
+  out.stability =
+      calculate_stability_score(masks, ctx.mask_threshold, ctx.o.stability_score_offset);
+  if (ctx.o.stability_score_thresh > 0.0) {
+    const auto keep = out.stability >= ctx.o.stability_score_thresh;
+    masks = masks.index({keep});
+    out.stability = out.stability.index({keep});
+    out.rows = out.rows.index({keep.cpu()});
+  }
+  // Threshold masks, boxes from the binary masks.
+  masks = masks > ctx.mask_threshold;
+  out.boxes = batched_mask_to_box(masks);
+  // Drop boxes touching a crop edge that is not an image edge.
+  const auto keep = ~is_box_near_crop_edge(out.boxes, ctx.crop, {0, 0, ctx.orig_w, ctx.orig_h});
+  if (!keep.all().item<bool>()) {
+    masks = masks.index({keep});
+    out.stability = out.stability.index({keep});
+    out.boxes = out.boxes.index({keep});
+    out.rows = out.rows.index({keep.cpu()});
+  }
+  out.rles = mask_to_rle(uncrop_masks(masks, ctx.crop, ctx.orig_h, ctx.orig_w));
+  out.stability = out.stability.cpu();
+  out.boxes = out.boxes.cpu();
+  return out;
+}
+
+// _process_batch: points (B, 2) float64 in crop pixels. Same filters in the same order as the
+// official; deviation (same masks): masks that fail pred_iou_thresh are dropped before they are
+// upsampled to the image size (the filter reads only the predicted IoU), and the remaining ones
+// are upsampled and filtered in chunks of about kChunkBytes.
 MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
   const torch::Device device = ctx.predictor.device();
   const int64_t bsz = points.size(0);
@@ -192,51 +240,56 @@ MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
       torch::ones({bsz, 1}, torch::TensorOptions().dtype(torch::kInt32).device(device));
   auto t0 = Clock::now();
   PointPrediction pred =
-      ctx.predictor.predict_torch(in_points, in_labels, /*multimask_output=*/true);
+      ctx.predictor.predict_low_res(in_points, in_labels, /*multimask_output=*/true);
   sync(device);
   ctx.times.decoder += seconds_since(t0);
-  TORCH_CHECK(pred.masks.dim() == 4 && pred.masks.size(0) == bsz && pred.iou.dim() == 2 &&
-                  pred.iou.size(0) == bsz && pred.iou.size(1) == pred.masks.size(1),
-              "predict_torch: expected masks (B, C, H, W) and iou (B, C) with B = ", bsz, ", got ",
-              pred.masks.sizes(), " and ", pred.iou.sizes());
+  // Full-resolution masks when the predictor returned them, else low-resolution ones that
+  // upscale_masks brings to the image size.
+  const bool lazy = !pred.masks.defined();
+  const auto& planes = lazy ? pred.low_res : pred.masks;
+  TORCH_CHECK(
+      planes.defined() && planes.dim() == 4 && planes.size(0) == bsz && pred.iou.dim() == 2 &&
+          pred.iou.size(0) == bsz && pred.iou.size(1) == planes.size(1),
+      "predict_low_res: expected masks or low_res (B, C, H, W) and iou (B, C) with B = ", bsz,
+      ", got ", planes.sizes(), " and ", pred.iou.sizes());
 
-  const int64_t n_out = pred.masks.size(1);
-  auto masks = pred.masks.flatten(0, 1);                  // (B*C, h, w) logits
+  const int64_t n_out = planes.size(1);
+  auto masks = planes.flatten(0, 1);                      // (B*C, h, w) logits
   auto iou = pred.iou.flatten(0, 1).to(torch::kFloat32);  // (B*C,)
   auto pts = points.repeat_interleave(n_out, 0);          // (B*C, 2), row i repeated C times
   pred = PointPrediction{};
-
-  auto keep_rows = [&](const torch::Tensor& keep) {
+  // Filter by predicted IoU.
+  if (ctx.o.pred_iou_thresh > 0.0) {
+    const auto keep = iou > ctx.o.pred_iou_thresh;
     masks = masks.index({keep});
     iou = iou.index({keep});
     pts = pts.index({keep.cpu()});
-  };
-  // Filter by predicted IoU.
-  if (ctx.o.pred_iou_thresh > 0.0) keep_rows(iou > ctx.o.pred_iou_thresh);
-  // Stability score on the logits.
-  auto stability =
-      calculate_stability_score(masks, ctx.mask_threshold, ctx.o.stability_score_offset);
-  if (ctx.o.stability_score_thresh > 0.0) {
-    const auto keep = stability >= ctx.o.stability_score_thresh;
-    keep_rows(keep);
-    stability = stability.index({keep});
   }
-  // Threshold masks, boxes from the binary masks.
-  masks = masks > ctx.mask_threshold;
-  auto boxes = batched_mask_to_box(masks);
-  // Drop boxes touching a crop edge that is not an image edge.
-  const auto keep = ~is_box_near_crop_edge(boxes, ctx.crop, {0, 0, ctx.orig_w, ctx.orig_h});
-  if (!keep.all().item<bool>()) {
-    keep_rows(keep);
-    stability = stability.index({keep});
-    boxes = boxes.index({keep});
+  const int64_t rows = masks.size(0);
+  // The larger of the model-input and the image planes (upscale_masks passes through both).
+  const int64_t side = ctx.predictor.config().image_size;
+  const int64_t plane_bytes =
+      static_cast<int64_t>(sizeof(float)) * std::max(side * side, ctx.orig_h * ctx.orig_w);
+  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(plane_bytes, 1));
+  std::vector<ChunkOut> parts;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const auto part = masks.slice(0, r0, std::min(rows, r0 + chunk));
+    const auto logits = lazy ? ctx.predictor.upscale_masks(part.unsqueeze(0)).squeeze(0) : part;
+    parts.push_back(filter_chunk(ctx, logits, r0));
   }
   MaskData out;
-  out.rles = mask_to_rle(uncrop_masks(masks, ctx.crop, ctx.orig_h, ctx.orig_w));
-  out.iou_preds = iou.cpu();
-  out.points = pts.cpu();
-  out.stability = stability.cpu();
-  out.boxes = boxes.cpu();
+  std::vector<torch::Tensor> kept, stab, boxes;
+  for (auto& p : parts) {
+    kept.push_back(p.rows);
+    stab.push_back(p.stability);
+    boxes.push_back(p.boxes);
+    for (auto& r : p.rles) out.rles.push_back(std::move(r));
+  }
+  const auto idx = kept.empty() ? torch::empty({0}, torch::kInt64) : torch::cat(kept);
+  out.iou_preds = iou.cpu().index_select(0, idx);
+  out.points = pts.cpu().index_select(0, idx);
+  out.stability = stab.empty() ? torch::empty({0}, torch::kFloat32) : torch::cat(stab);
+  out.boxes = boxes.empty() ? torch::empty({0, 4}, torch::kInt64) : torch::cat(boxes);
   out.crop_boxes = torch::empty({out.size(), 4}, torch::kInt64);
   return out;
 }
@@ -257,7 +310,8 @@ MaskData process_crop(Predictor& predictor, const MaskGeneratorOptions& o, const
   predictor.set_image(cropped);
   sync(predictor.device());
   result.times.encoder += seconds_since(t0);
-  if (keep_embedding) result.image_embedding = predictor.image_embedding().to(torch::kCPU).clone();
+  if (keep_embedding)  // float32 also for a bf16 / half predictor
+    result.image_embedding = predictor.image_embedding().to(torch::kCPU, torch::kFloat).clone();
 
   // points_for_image = grid * [w, h] (float64), in crop pixels.
   const auto points_for_image =

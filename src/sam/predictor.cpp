@@ -20,15 +20,20 @@ PointPrediction Predictor::predict_prompts(const torch::Tensor& point_coords,
   return predict_torch(point_coords, point_labels, multimask_output);
 }
 
+torch::Tensor Predictor::upscale_masks(const torch::Tensor& /*low_res*/) const {
+  throw Error("this Predictor has no upscale_masks (its predict_low_res returns full masks)");
+}
+
 namespace {
 
 class SamPredictor final : public Predictor {
  public:
-  SamPredictor(Sam model, const torch::Device& device, bool half)
+  // dtype: kFloat, kHalf (CUDA) or kBFloat16, the model's parameters' dtype.
+  SamPredictor(Sam model, const torch::Device& device, torch::ScalarType dtype)
       : model_(std::move(model)),
         transform_(model_->config.image_size),
         device_(device),
-        half_(half) {}
+        dtype_(dtype) {}
 
   void set_image(const cv::Mat& rgb_u8) override {
     if (rgb_u8.empty() || rgb_u8.type() != CV_8UC3)
@@ -37,6 +42,7 @@ class SamPredictor final : public Predictor {
                   std::to_string(rgb_u8.rows));
     c10::InferenceMode guard;
     features_ = torch::Tensor();
+    decoder_cache_ = TwoWayImageCache{};
     cv::Mat img = rgb_u8.isContinuous() ? rgb_u8 : rgb_u8.clone();
     auto hwc = torch::from_blob(img.data, {img.rows, img.cols, 3}, torch::kUInt8);
     auto resized = transform_.apply_image(hwc);  // (h, w, 3) uint8, new memory
@@ -44,7 +50,7 @@ class SamPredictor final : public Predictor {
     input_ = {resized.size(0), resized.size(1)};
     auto x = resized.to(device_).permute({2, 0, 1}).contiguous().unsqueeze(0);
     x = model_->preprocess(x);  // (1, 3, S, S) float32
-    if (half_) x = x.to(torch::kHalf);
+    if (dtype_ != torch::kFloat) x = x.to(dtype_);
     features_ = model_->image_encoder->forward(x);
   }
 
@@ -54,9 +60,30 @@ class SamPredictor final : public Predictor {
                            multimask_output);
   }
 
+  PointPrediction predict_low_res(const torch::Tensor& point_coords,
+                                  const torch::Tensor& point_labels,
+                                  bool multimask_output) override {
+    return predict(point_coords, point_labels, torch::Tensor(), torch::Tensor(), multimask_output,
+                   /*upscale=*/false);
+  }
+
+  torch::Tensor upscale_masks(const torch::Tensor& low_res) const override {
+    require_image();
+    c10::InferenceMode guard;
+    return model_.ptr()->postprocess_masks(low_res.to(torch::kFloat), input_, original_);
+  }
+
   PointPrediction predict_prompts(const torch::Tensor& point_coords,
                                   const torch::Tensor& point_labels, const torch::Tensor& boxes,
                                   const torch::Tensor& mask_input, bool multimask_output) override {
+    return predict(point_coords, point_labels, boxes, mask_input, multimask_output,
+                   /*upscale=*/true);
+  }
+
+ private:
+  PointPrediction predict(const torch::Tensor& point_coords, const torch::Tensor& point_labels,
+                          const torch::Tensor& boxes, const torch::Tensor& mask_input,
+                          bool multimask_output, bool upscale) {
     require_image();
     c10::InferenceMode guard;
     std::optional<std::pair<torch::Tensor, torch::Tensor>> points;
@@ -72,18 +99,19 @@ class SamPredictor final : public Predictor {
     }
     std::optional<torch::Tensor> box_opt, mask_opt;
     if (boxes.defined()) box_opt = boxes.to(device_, torch::kFloat).reshape({-1, 4});
-    if (mask_input.defined())
-      mask_opt = mask_input.to(device_, half_ ? torch::kHalf : torch::kFloat);
+    if (mask_input.defined()) mask_opt = mask_input.to(device_, dtype_);
     auto [sparse, dense] = model_->prompt_encoder->forward(points, box_opt, mask_opt);
-    auto [low, iou] = model_->mask_decoder->forward(
-        features_, model_->prompt_encoder->get_dense_pe(), sparse, dense, multimask_output);
+    if (!dense_pe_.defined()) dense_pe_ = model_->prompt_encoder->get_dense_pe();
+    auto [low, iou] = model_->mask_decoder->forward(features_, dense_pe_, sparse, dense,
+                                                    multimask_output, &decoder_cache_);
     PointPrediction out;
     out.low_res = low.to(torch::kFloat);
     out.iou = iou.to(torch::kFloat);
-    out.masks = model_->postprocess_masks(out.low_res, input_, original_);
+    if (upscale) out.masks = model_->postprocess_masks(out.low_res, input_, original_);
     return out;
   }
 
+ public:
   torch::Tensor apply_coords(const torch::Tensor& coords) const override {
     require_image();
     return transform_.apply_coords(coords, original_);
@@ -115,23 +143,37 @@ class SamPredictor final : public Predictor {
   Sam model_;
   ResizeLongestSide transform_;
   torch::Device device_;
-  bool half_;
+  torch::ScalarType dtype_;
   torch::Tensor features_;
+  torch::Tensor dense_pe_;  // prompt_encoder.get_dense_pe(): fixed by the weights
+  // The first decoder layer's prompt-independent projections of features_ (TwoWayImageCache),
+  // filled by the first prediction after set_image.
+  TwoWayImageCache decoder_cache_;
   std::pair<int64_t, int64_t> original_{0, 0}, input_{0, 0};  // (H, W)
 };
 
 }  // namespace
 
 std::unique_ptr<Predictor> make_predictor(const SamConfig& config, const std::string& checkpoint,
-                                          const torch::Device& device, bool half) {
-  bool use_half = half;
-  if (half && !device.is_cuda()) {
+                                          const torch::Device& device, bool half,
+                                          Precision precision) {
+  check_precision_supported(precision, device);
+  torch::ScalarType dtype = precision_dtype(precision);
+  if (half && precision == Precision::bf16) {
+    log::warn("SAM: --half and precision bf16 given; running bfloat16");
+  } else if (half && !device.is_cuda()) {
     log::warn("SAM half precision is only used on CUDA; running float32 on " + device.str());
-    use_half = false;
+  } else if (half) {
+    dtype = torch::kHalf;
   }
   Sam model = make_sam(config, checkpoint, device);
-  if (use_half) model->to(torch::kHalf);
-  return std::make_unique<SamPredictor>(std::move(model), device, use_half);
+  if (dtype != torch::kFloat) model->to(dtype);
+  // LibTorch 1.13's oneDNN bf16 ConvTranspose2d on the CPU rejects its own weight layout
+  // ("expected input ... to have 8 channels"): the decoder's output_upscaling (two small
+  // transposed convolutions) and the mask product after it stay float32 there.
+  if (dtype == torch::kBFloat16 && !device.is_cuda())
+    model->mask_decoder->output_upscaling->to(torch::kFloat);
+  return std::make_unique<SamPredictor>(std::move(model), device, dtype);
 }
 
 }  // namespace samdeblur::sam

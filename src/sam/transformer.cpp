@@ -30,16 +30,28 @@ torch::Tensor recombine_heads(const torch::Tensor& x) {
 }
 }  // namespace
 
-torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& q_in, const torch::Tensor& k_in,
-                                            const torch::Tensor& v_in) {
-  auto q = separate_heads(q_proj->forward(q_in), num_heads);
-  auto k = separate_heads(k_proj->forward(k_in), num_heads);
-  auto v = separate_heads(v_proj->forward(v_in), num_heads);
+torch::Tensor DecoderAttentionImpl::project_q(const torch::Tensor& x) {
+  return separate_heads(q_proj->forward(x), num_heads);
+}
+torch::Tensor DecoderAttentionImpl::project_k(const torch::Tensor& x) {
+  return separate_heads(k_proj->forward(x), num_heads);
+}
+torch::Tensor DecoderAttentionImpl::project_v(const torch::Tensor& x) {
+  return separate_heads(v_proj->forward(x), num_heads);
+}
+
+torch::Tensor DecoderAttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v) {
   const int64_t c_per_head = q.size(3);
   auto attn = torch::matmul(q, k.permute({0, 1, 3, 2}));
   attn = attn / std::sqrt(static_cast<double>(c_per_head));
   attn = torch::softmax(attn, -1);
   return out_proj->forward(recombine_heads(torch::matmul(attn, v)));
+}
+
+torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& q_in, const torch::Tensor& k_in,
+                                            const torch::Tensor& v_in) {
+  return attend(project_q(q_in), project_k(k_in), project_v(v_in));
 }
 
 TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_t num_heads,
@@ -66,7 +78,9 @@ TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_
 
 std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(
     torch::Tensor queries, torch::Tensor keys, const torch::Tensor& query_pe,
-    const torch::Tensor& key_pe) {
+    const torch::Tensor& key_pe, TwoWayImageCache* cache) {
+  const int64_t B = queries.size(0);
+  const bool shared = keys.size(0) == 1 && B > 1;
   // Self attention of the tokens.
   if (skip_first_layer_pe) {
     queries = self_attn->forward(queries, queries, queries);
@@ -75,15 +89,28 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(
     queries = queries + self_attn->forward(q, q, queries);
   }
   queries = norm1->forward(queries);
+  // Image-side projections: per prompt, or once for keys shared by the batch (the same rows,
+  // so the same values; expanded views, materialised by matmul as a per-prompt copy would be).
+  TwoWayImageCache local;
+  TwoWayImageCache& side = shared && cache ? *cache : local;
+  if (!shared || !side.defined()) {
+    const auto k = keys + key_pe;
+    side.t2i_k = cross_attn_token_to_image->project_k(k);
+    side.t2i_v = cross_attn_token_to_image->project_v(keys);
+    side.i2t_q = cross_attn_image_to_token->project_q(k);
+  }
+  auto batch = [&](const torch::Tensor& t) { return shared ? t.expand({B, -1, -1, -1}) : t; };
   // Tokens attend to the image.
   auto q = queries + query_pe;
-  auto k = keys + key_pe;
-  queries = norm2->forward(queries + cross_attn_token_to_image->forward(q, k, keys));
+  queries = norm2->forward(
+      queries + cross_attn_token_to_image->attend(cross_attn_token_to_image->project_q(q),
+                                                  batch(side.t2i_k), batch(side.t2i_v)));
   queries = norm3->forward(queries + mlp->forward(queries));
   // Image attends to the tokens.
   q = queries + query_pe;
-  k = keys + key_pe;
-  keys = norm4->forward(keys + cross_attn_image_to_token->forward(k, q, queries));
+  keys = norm4->forward(keys + cross_attn_image_to_token->attend(
+                                   batch(side.i2t_q), cross_attn_image_to_token->project_k(q),
+                                   cross_attn_image_to_token->project_v(queries)));
   return {queries, keys};
 }
 
@@ -103,16 +130,16 @@ TwoWayTransformerImpl::TwoWayTransformerImpl(int64_t depth, int64_t embedding_di
 
 std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward(
     const torch::Tensor& image_embedding, const torch::Tensor& image_pe,
-    const torch::Tensor& point_embedding) {
+    const torch::Tensor& point_embedding, TwoWayImageCache* cache) {
   TORCH_CHECK(image_embedding.dim() == 4, "image embedding must be (B, C, H, W), got ",
               image_embedding.sizes());
   // (B, C, H, W) -> (B, HW, C); image_pe may have batch 1 (broadcast in the additions).
   auto keys = image_embedding.flatten(2).permute({0, 2, 1});
   auto key_pe = image_pe.flatten(2).permute({0, 2, 1});
   auto queries = point_embedding;
-  for (const auto& layer : *layers) {
-    std::tie(queries, keys) =
-        layer->as<TwoWayAttentionBlockImpl>()->forward(queries, keys, point_embedding, key_pe);
+  for (size_t i = 0; i < layers->size(); ++i) {
+    std::tie(queries, keys) = layers[i]->as<TwoWayAttentionBlockImpl>()->forward(
+        queries, keys, point_embedding, key_pe, i == 0 ? cache : nullptr);
   }
   auto q = queries + point_embedding;
   auto k = keys + key_pe;

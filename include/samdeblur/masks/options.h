@@ -56,10 +56,13 @@ struct MaskSourceOptions {
   // "superpixels" = SLIC superpixels (weight-free demos only); "files" =
   // precomputed masks read from files.folder.
   std::string type;
-  std::string checkpoint;               // sam: official SAM checkpoint (required)
-  std::string model_type = "auto";      // sam: auto | vit_b | vit_l | vit_h
-  std::string cache_dir;                // empty = <output>/mask_cache (resolved by the evaluator)
-  bool rgb = false;                     // sam: give SAM RGB (the official script passes BGR)
+  std::string checkpoint;           // sam: official SAM checkpoint (required)
+  std::string model_type = "auto";  // sam: auto | vit_b | vit_l | vit_h
+  std::string cache_dir;            // empty = <output>/mask_cache (resolved by the evaluator)
+  bool rgb = false;                 // sam: give SAM RGB (the official script passes BGR)
+  // sam: compute precision, "fp32" (default, exact) or "bf16" (sam/precision.h); bf16 masks
+  // differ slightly, so a non-default precision is part of the mask cache key.
+  std::string precision = "fp32";
   sam::MaskGeneratorOptions generator;  // sam: every SamAutomaticMaskGenerator option
   SuperpixelOptions superpixels;        // superpixels: SLIC parameters
   FilesSourceOptions files;             // files: the folder of mask files

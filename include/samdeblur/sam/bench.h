@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "samdeblur/sam/mask_generator_options.h"
+#include "samdeblur/sam/precision.h"
 
 namespace samdeblur::sam {
 
@@ -24,6 +25,11 @@ double process_cpu_seconds();
 
 struct SamBenchOptions {
   std::string checkpoint;  // vit_b/l/h state_dict .pth (model type detected)
+  // With no checkpoint: random weights of this official type (torch::manual_seed(0)), for
+  // short direction-finding runs; the figures to publish use a checkpoint shared with the
+  // official side (scripts/bench_sam_official.py --make-weights).
+  std::string random_model_type = "vit_b";
+  Precision precision = Precision::fp32;
   torch::Device device = torch::kCPU;
   int warmup = 1;  // untimed runs before each case
   int repeat = 3;  // timed runs (medians reported)

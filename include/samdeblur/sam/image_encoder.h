@@ -45,6 +45,11 @@ torch::Tensor add_decomposed_rel_pos(const torch::Tensor& attn, const torch::Ten
                                      std::pair<int64_t, int64_t> q_size,
                                      std::pair<int64_t, int64_t> k_size);
 
+// Score-block budget of the encoder's blocked attention (EncoderAttentionImpl::blocked):
+// kDefaultAttentionChunkBytes, or SAMDEBLUR_SAM_ATTN_CHUNK_KB (KiB, read once) for tuning.
+constexpr int64_t kDefaultAttentionChunkBytes = int64_t{1} << 20;
+int64_t attention_chunk_bytes();
+
 class PatchEmbedImpl : public torch::nn::Module {
  public:
   PatchEmbedImpl(int64_t patch_size, int64_t in_chans, int64_t embed_dim);
@@ -63,6 +68,12 @@ class EncoderAttentionImpl : public torch::nn::Module {
   int64_t num_heads;
   double scale;
   bool use_rel_pos;
+  // Blocked attention (deviation from the reference's explicit path, same values within fp32
+  // rounding): the scores are computed, biased, normalised and applied per block of heads and
+  // query rows, through at::scaled_dot_product_attention on LibTorch >= 2.1. Used when no
+  // gradient is needed; false: the explicit path of the reference.
+  bool blocked = true;
+  int64_t block_bytes = 0;  // score-block budget; 0: attention_chunk_bytes()
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
   torch::Tensor rel_pos_h, rel_pos_w;
 };

@@ -40,15 +40,21 @@ class MaskDecoderImpl : public torch::nn::Module {
   // sparse (B, N, D); dense (B, D, h, w).
   // -> masks (B, C, 4h, 4w), iou (B, C) with C = num_multimask_outputs (mask tokens 1..) when
   // multimask_output, else 1 (mask token 0).
+  // image_cache: the prompt-independent projections of the first transformer layer
+  // (TwoWayImageCache), used and filled when the prompts share the image tokens (Bi = 1 and a
+  // dense embedding broadcast over the batch, i.e. no mask input). It belongs to one image
+  // embedding: the caller clears it when the embedding changes. May be null.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& image_embeddings,
                                                   const torch::Tensor& image_pe,
                                                   const torch::Tensor& sparse_prompt_embeddings,
                                                   const torch::Tensor& dense_prompt_embeddings,
-                                                  bool multimask_output);
+                                                  bool multimask_output,
+                                                  TwoWayImageCache* image_cache = nullptr);
   // All num_mask_tokens outputs: masks (B, M+1, 4h, 4w), iou (B, M+1).
   std::pair<torch::Tensor, torch::Tensor> predict_masks(
       const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
-      const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings);
+      const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings,
+      TwoWayImageCache* image_cache = nullptr);
 
   MaskDecoderOptions options;
   int64_t num_mask_tokens;

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "samdeblur/sam/precision.h"
+
 namespace samdeblur::sam {
 
 // Which official configuration: vit_b, vit_l, vit_h, or a tiny test config.
@@ -65,6 +67,21 @@ class Predictor {
                                           const torch::Tensor& point_labels,
                                           const torch::Tensor& boxes,
                                           const torch::Tensor& mask_input, bool multimask_output);
+  // predict_torch without the upsampling, for callers that filter masks first (the automatic
+  // mask generator drops masks that fail pred_iou_thresh before paying for their
+  // full-resolution logits): low_res and iou are set; masks may be left undefined, in which
+  // case upscale_masks gives, for any subset of the low-resolution masks, exactly the
+  // corresponding masks predict_torch would have returned. The default returns predict_torch.
+  virtual PointPrediction predict_low_res(const torch::Tensor& point_coords,
+                                          const torch::Tensor& point_labels,
+                                          bool multimask_output) {
+    return predict_torch(point_coords, point_labels, multimask_output);
+  }
+  // (N, C, 256, 256) low-resolution logits -> (N, C, H, W) float32 logits at the original image
+  // size (Sam.postprocess_masks); every plane is upsampled on its own, so the result does not
+  // depend on which other masks are in the batch. Only called when predict_low_res left masks
+  // undefined; the default throws.
+  virtual torch::Tensor upscale_masks(const torch::Tensor& low_res) const;
   // Maps (N, 2) (x, y) coordinates of the original image into the transformed frame.
   virtual torch::Tensor apply_coords(const torch::Tensor& coords) const = 0;
   virtual torch::Tensor image_embedding() const = 0;  // (1, 256, 64, 64)
@@ -79,7 +96,11 @@ class Predictor {
 // random weights, for tests). When config.model_type is "auto", the type is
 // detected from the checkpoint's shapes; a mismatch between a named type and the
 // checkpoint is an Error naming both.
+// half: float16 on CUDA (ignored with a warning on the CPU). precision bf16 (sam/precision.h):
+// the model in bfloat16 on CUDA or a CPU with native bf16, Error elsewhere; takes precedence
+// over half.
 std::unique_ptr<Predictor> make_predictor(const SamConfig& config, const std::string& checkpoint,
-                                          const torch::Device& device, bool half = false);
+                                          const torch::Device& device, bool half = false,
+                                          Precision precision = Precision::fp32);
 
 }  // namespace samdeblur::sam

@@ -18,19 +18,43 @@ class DecoderAttentionImpl : public torch::nn::Module {
   DecoderAttentionImpl(int64_t embedding_dim, int64_t num_heads, int64_t downsample_rate = 1);
   // q (B, Nq, D), k (B, Nk, D), v (B, Nk, D) -> (B, Nq, D)
   torch::Tensor forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+  // The two halves of forward, for callers that share a projection across a batch:
+  // project_{q,k,v}: (B, N, D) -> (B, heads, N, internal_dim / heads);
+  // attend: projected q (B, heads, Nq, c), k and v (B, heads, Nk, c) -> (B, Nq, D).
+  // forward(q, k, v) == attend(project_q(q), project_k(k), project_v(v)).
+  torch::Tensor project_q(const torch::Tensor& x);
+  torch::Tensor project_k(const torch::Tensor& x);
+  torch::Tensor project_v(const torch::Tensor& x);
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
   int64_t embedding_dim, internal_dim, num_heads;
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 };
 TORCH_MODULE(DecoderAttention);
 
+// The prompt-independent part of the first two-way layer for one image (deviation from the
+// reference, same values): when every prompt of a batch sees the same image tokens
+// (keys = image embedding + the no-mask dense embedding, batch 1), the projections of
+// keys + key_pe by cross_attn_token_to_image.{k_proj} and cross_attn_image_to_token.{q_proj},
+// and of keys by cross_attn_token_to_image.v_proj, are the same for every prompt. They are
+// computed once on the batch-1 tokens (the predictor keeps them for all prompt batches of an
+// image) and broadcast, instead of once per prompt on B copies of the same rows.
+struct TwoWayImageCache {
+  torch::Tensor t2i_k, t2i_v, i2t_q;  // (1, heads, h*w, c)
+  bool defined() const { return t2i_k.defined(); }
+};
+
 class TwoWayAttentionBlockImpl : public torch::nn::Module {
  public:
   TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_t num_heads, int64_t mlp_dim,
                            int64_t attention_downsample_rate, bool skip_first_layer_pe);
-  // -> (queries, keys)
+  // queries, query_pe (B, N, D); keys (B, h*w, D) or (1, h*w, D) shared by the B prompts;
+  // key_pe (1 or B, h*w, D) -> (queries (B, N, D), keys (B, h*w, D)). With shared keys, the
+  // image-side projections are taken from `cache` when it is defined, else computed and
+  // stored there (cache may be null).
   std::pair<torch::Tensor, torch::Tensor> forward(torch::Tensor queries, torch::Tensor keys,
                                                   const torch::Tensor& query_pe,
-                                                  const torch::Tensor& key_pe);
+                                                  const torch::Tensor& key_pe,
+                                                  TwoWayImageCache* cache = nullptr);
   DecoderAttention self_attn{nullptr}, cross_attn_token_to_image{nullptr},
       cross_attn_image_to_token{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr}, norm4{nullptr};
@@ -43,11 +67,13 @@ class TwoWayTransformerImpl : public torch::nn::Module {
  public:
   TwoWayTransformerImpl(int64_t depth, int64_t embedding_dim, int64_t num_heads, int64_t mlp_dim,
                         int64_t attention_downsample_rate = 2);
-  // image_embedding, image_pe (B, D, h, w); point_embedding (B, N, D)
-  // -> (queries (B, N, D), keys (B, h*w, D))
+  // image_embedding (B or 1, D, h, w), image_pe (B or 1, D, h, w); point_embedding (B, N, D)
+  // -> (queries (B, N, D), keys (B, h*w, D)). A batch-1 image_embedding is shared by the B
+  // prompts (TwoWayImageCache; `cache` as in TwoWayAttentionBlockImpl::forward).
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& image_embedding,
                                                   const torch::Tensor& image_pe,
-                                                  const torch::Tensor& point_embedding);
+                                                  const torch::Tensor& point_embedding,
+                                                  TwoWayImageCache* cache = nullptr);
   torch::nn::ModuleList layers{nullptr};
   DecoderAttention final_attn_token_to_image{nullptr};
   torch::nn::LayerNorm norm_final_attn{nullptr};
