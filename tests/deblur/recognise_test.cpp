@@ -34,7 +34,9 @@ void expect_same_network(const models::NetworkOptions& got, const models::Networ
   EXPECT_EQ(got.dec_blk_nums, want.dec_blk_nums);
   EXPECT_EQ(got.middle_blk_num, want.middle_blk_num);
   EXPECT_EQ(got.mask, want.mask);
-  if (want.is_seg()) EXPECT_EQ(got.seg_channel, want.seg_channel);
+  if (want.is_seg()) {
+    EXPECT_EQ(got.seg_channel, want.seg_channel);
+  }
 }
 
 struct Case {
@@ -105,8 +107,9 @@ TEST(Recognise, OfficialFixtureCheckpoints) {
     EXPECT_EQ(r.network.dec_blk_nums, kw["dec_blk_nums"].get<std::vector<int64_t>>());
     EXPECT_EQ(r.network.middle_blk_num, kw["middle_blk_num"].get<int64_t>());
     EXPECT_EQ(r.network.mask, kw.value("mask", false));
-    if (kw.contains("seg_channel"))
+    if (kw.contains("seg_channel")) {
       EXPECT_EQ(r.network.seg_channel, kw["seg_channel"].get<int64_t>());
+    }
   }
 }
 
@@ -127,7 +130,9 @@ TEST(Recognise, GoProWidth32KeyListIsRecognised) {
     EXPECT_EQ(r.network.enc_blk_nums, (std::vector<int64_t>{1, 1, 1, 28}));
     EXPECT_EQ(r.network.dec_blk_nums, (std::vector<int64_t>{1, 1, 1, 1}));
     EXPECT_EQ(r.network.middle_blk_num, 1);
-    if (variant == "SegNAFNet") EXPECT_EQ(r.network.seg_channel, 2);
+    if (variant == "SegNAFNet") {
+      EXPECT_EQ(r.network.seg_channel, 2);
+    }
     EXPECT_NE(r.describe().find("width 32"), std::string::npos) << r.describe();
   }
 }

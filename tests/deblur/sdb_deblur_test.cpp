@@ -32,15 +32,6 @@ std::vector<nlohmann::json> json_lines(const std::string& text) {
   return out;
 }
 
-// The NAFNet fixture of tests/data/eval with the official-code network_g.
-std::string network_yaml(const fs::path& dir, const std::string& type, const std::string& extra) {
-  return samdeblur::test::write_text(
-      dir / (type + ".yml"),
-      "network_g:\n  type: " + type +
-          "\n  width: 8\n  enc_blk_nums: [1, 1]\n  middle_blk_num: 1\n  dec_blk_nums: [1, 1]\n" +
-          extra);
-}
-
 struct Variant {
   std::string name, type, dataset_type, mask_dir, extra;
 };

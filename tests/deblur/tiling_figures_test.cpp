@@ -2,7 +2,7 @@
 // PSNR between tiled and whole-image outputs of the GoPro-size networks (width
 // 32, enc [1, 1, 1, 28]) with random weights on the demo photos, plain and TLC.
 // Disabled (minutes of CPU); run explicitly:
-//   OMP_NUM_THREADS=2 build/bin/sdb-tests --gtest_also_run_disabled_tests \
+//   OMP_NUM_THREADS=2 build/bin/sdb-tests --gtest_also_run_disabled_tests
 //       --gtest_filter='DeblurFigures.*'
 // SAMDEBLUR_FIGURES_DIR=D also writes D/<type>.pth (the random checkpoints) and
 // D/big/photo.png (a 6000 x 4000 upscaled photo) for the peak-memory run.
