@@ -32,7 +32,15 @@ std::string gopro_checkpoint(const fs::path& dir, const std::string& type) {
   torch::manual_seed(0);
   const auto net = samdeblur::models::build_network(o);
   samdeblur::io::StateDict sd;
-  for (const auto& p : net->named_parameters()) sd.emplace_back(p.key(), p.value().detach());
+  // The official init sets every NAFBlock's beta and gamma to zero (each block is then
+  // the identity and attention plays no part): draw them too, as training would.
+  for (const auto& p : net->named_parameters()) {
+    torch::Tensor t = p.value().detach().clone();
+    if (p.key().size() > 5 && (p.key().rfind(".beta") == p.key().size() - 5 ||
+                               p.key().rfind(".gamma") == p.key().size() - 6))
+      t = torch::randn_like(t) * 0.2;
+    sd.emplace_back(p.key(), t);
+  }
   const std::string path = (dir / (type + ".pth")).string();
   samdeblur::io::save_state_dict_file(path, sd);
   return path;
@@ -51,6 +59,7 @@ TEST(DeblurFigures, DISABLED_TiledAgainstWholeImage) {
     photos.emplace_back(e.path().stem().string(), samdeblur::io::read_image_bgr(e.path().string()));
   std::sort(photos.begin(), photos.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
+  if (std::getenv("SAMDEBLUR_FIGURES_FILES_ONLY")) return;  // checkpoint for sdb-deblur runs
   if (keep) {
     cv::Mat big;
     cv::resize(photos.front().second, big, cv::Size(6000, 4000), 0, 0, cv::INTER_CUBIC);
