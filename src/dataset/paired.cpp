@@ -159,6 +159,31 @@ std::pair<cv::Mat, cv::Mat> read_pair_bgr(const SamplePaths& paths) {
   return {std::move(lq), std::move(gt)};
 }
 
+void attach_masks(Sample& s, const DatasetOptions& o, torch::Tensor m,
+                  const std::string& mask_origin, const std::string& image) {
+  const int64_t h = s.lq.size(1), w = s.lq.size(2);
+  if (o.grouped_masks()) {
+    if (m.dim() == 3) m = m.unsqueeze(1);  // (M, H, W) is accepted too
+    if (m.dim() != 4 || m.size(1) != 1)
+      throw FileError(mask_origin, fmt::format("'masks' must have shape (M,1,H,W), got {}",
+                                               fmt::join(m.sizes(), "x")));
+    if (m.size(2) != h || m.size(3) != w)
+      throw Error(fmt::format("size mismatch: masks in {} are {}x{} but {} is {}x{} (HxW)",
+                              mask_origin, m.size(2), m.size(3), image, h, w));
+    const double value = o.mask_encoding == MaskEncoding::official ? 1.0 / 255.0 : 1.0;
+    s.masks = models::SegMasks::from_masks(m, value);
+    if (s.masks->num_masks == 0)
+      throw FileError(mask_origin,
+                      "every mask is empty (the official loader fails on such a file too)");
+  } else if (o.needs_masks()) {
+    // m: (1, H, W) float in [0, 1], the label-map PNG's grey values / 255
+    if (m.size(1) != h || m.size(2) != w)
+      throw Error(fmt::format("size mismatch: mask {} is {}x{} but {} is {}x{} (HxW)", mask_origin,
+                              m.size(1), m.size(2), image, h, w));
+    s.lq = torch::cat({s.lq, m}, 0);
+  }
+}
+
 Sample load_sample(const SamplePaths& paths, const DatasetOptions& o,
                    masks::MaskProvider* provider) {
   Sample s;
@@ -177,28 +202,15 @@ Sample load_sample(const SamplePaths& paths, const DatasetOptions& o,
   const std::string mask_origin =
       on_the_fly ? fmt::format("{} masks of {}", o.mask_source.type, paths.lq) : paths.mask;
   if (o.grouped_masks()) {
-    torch::Tensor m = on_the_fly ? provider->grouped_masks(paths.lq)
-                                 : io::read_npz_array(paths.mask, "masks", io::NpyExpect{{h, w}});
-    if (m.dim() == 3) m = m.unsqueeze(1);  // (M, H, W) is accepted too
-    if (m.dim() != 4 || m.size(1) != 1)
-      throw FileError(mask_origin, fmt::format("'masks' must have shape (M,1,H,W), got {}",
-                                               fmt::join(m.sizes(), "x")));
-    if (m.size(2) != h || m.size(3) != w)
-      throw Error(fmt::format("size mismatch: masks in {} are {}x{} but {} is {}x{} (HxW)",
-                              mask_origin, m.size(2), m.size(3), paths.gt, h, w));
-    const double value = o.mask_encoding == MaskEncoding::official ? 1.0 / 255.0 : 1.0;
-    s.masks = models::SegMasks::from_masks(m, value);
-    if (s.masks->num_masks == 0)
-      throw FileError(mask_origin,
-                      "every mask is empty (the official loader fails on such a file too)");
+    attach_masks(s, o,
+                 on_the_fly ? provider->grouped_masks(paths.lq)
+                            : io::read_npz_array(paths.mask, "masks", io::NpyExpect{{h, w}}),
+                 mask_origin, paths.gt);
   } else if (o.needs_masks()) {
-    // (1, H, W) float in [0, 1]: the label-map PNG's grey values / 255
-    torch::Tensor mask = on_the_fly ? io::image_to_tensor(provider->label_map(paths.lq))
-                                    : io::read_mask_png(paths.mask);
-    if (mask.size(1) != h || mask.size(2) != w)
-      throw Error(fmt::format("size mismatch: mask {} is {}x{} but {} is {}x{} (HxW)", mask_origin,
-                              mask.size(1), mask.size(2), paths.gt, h, w));
-    s.lq = torch::cat({s.lq, mask}, 0);
+    attach_masks(s, o,
+                 on_the_fly ? io::image_to_tensor(provider->label_map(paths.lq))
+                            : io::read_mask_png(paths.mask),
+                 mask_origin, paths.gt);
   }
   return s;
 }

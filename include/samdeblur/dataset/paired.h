@@ -56,4 +56,14 @@ std::pair<cv::Mat, cv::Mat> read_pair_bgr(const SamplePaths& paths);
 Sample load_sample(const SamplePaths& paths, const DatasetOptions& options,
                    masks::MaskProvider* masks = nullptr);
 
+// The masks step of load_sample, for a sample whose lq tensor (3, H, W) is set;
+// shared with deblur::Deblurrer so that sdb-deblur builds the network input as
+// sdb-eval does. Grouped datasets: `masks` (M, 1, H, W) or (M, H, W) bool ->
+// s.masks (value 1/255 or 1 by options.mask_encoding; an empty set is a
+// FileError). CAT (PairedImageMaskDataset): `masks` is the (1, H, W) channel
+// (label map / 255), appended to s.lq. Other types: nothing. `origin` names the
+// masks and `image` the image in size-mismatch errors.
+void attach_masks(Sample& s, const DatasetOptions& options, torch::Tensor masks,
+                  const std::string& origin, const std::string& image);
+
 }  // namespace samdeblur::dataset

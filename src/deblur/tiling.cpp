@@ -1,0 +1,90 @@
+// Tiled inference with linear-ramp blending (deblur/tiling.h).
+#include "samdeblur/deblur/tiling.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "samdeblur/core/error.h"
+#include "samdeblur/eval/evaluator.h"
+
+namespace samdeblur::deblur {
+namespace {
+
+// The masks of the tile [i, i + h) x [j, j + w): the full-resolution label map
+// (or dense masks) cropped with the image.
+models::SegMasks crop(const models::SegMasks& m, int64_t i, int64_t h, int64_t j, int64_t w) {
+  if (m.labels.defined())
+    return models::SegMasks::from_labels(m.labels.slice(0, i, i + h).slice(1, j, j + w),
+                                         m.num_masks, m.value);
+  models::SegMasks out = m;
+  out.dense = m.dense.slice(2, i, i + h).slice(3, j, j + w);
+  return out;
+}
+
+}  // namespace
+
+void TileOptions::validate() const {
+  if (tile < 0)
+    throw ConfigError(fmt::format("tile: must be >= 0 (0 = whole image), got {}", tile));
+  if (tile > 0 && tile < 16)
+    throw ConfigError(fmt::format("tile: must be 0 (whole image) or >= 16, got {}", tile));
+  if (overlap < 0) throw ConfigError(fmt::format("tile_overlap: must be >= 0, got {}", overlap));
+  if (tile > 0 && overlap >= tile)
+    throw ConfigError(
+        fmt::format("tile_overlap: must be smaller than the tile ({}), got {}", tile, overlap));
+}
+
+std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap) {
+  if (tile <= 0 || n <= tile) return {0};
+  const int64_t step = tile - overlap;
+  const int64_t count = (n - overlap + step - 1) / step;  // ceil((n - overlap) / step) >= 2
+  std::vector<int64_t> starts;
+  for (int64_t k = 0; k < count; ++k)
+    starts.push_back(static_cast<int64_t>(std::llround(
+        static_cast<double>(k) * static_cast<double>(n - tile) / static_cast<double>(count - 1))));
+  return starts;
+}
+
+torch::Tensor ramp_weights(int64_t start, int64_t len, int64_t n, int64_t ramp) {
+  torch::Tensor w = torch::ones({len});
+  const int64_t r = std::min(ramp, len);
+  if (r <= 0) return w;
+  const torch::Tensor up = (torch::arange(r, torch::kFloat32) + 0.5) / static_cast<double>(r);
+  if (start > 0) w.slice(0, 0, r).copy_(up);
+  if (start + len < n) w.slice(0, len - r, len).mul_(up.flip(0));
+  return w;
+}
+
+bool is_tiled(int64_t h, int64_t w, const TileOptions& o) {
+  return o.tile > 0 && (h > o.tile || w > o.tile);
+}
+
+torch::Tensor infer_tiled(models::DeblurNetImpl& net, const dataset::Sample& sample,
+                          const TileOptions& o, const torch::Device& device) {
+  c10::InferenceMode guard;
+  const eval::ValOptions whole;  // no grids: one forward per tile
+  const int64_t h = sample.lq.size(1), w = sample.lq.size(2);
+  if (!is_tiled(h, w, o)) return eval::infer(net, sample, whole, device);
+  const int64_t th = std::min(o.tile, h), tw = std::min(o.tile, w);
+  torch::Tensor acc = torch::zeros({3, h, w});
+  torch::Tensor weight_sum = torch::zeros({1, h, w});
+  for (const int64_t i : tile_starts(h, o.tile, o.overlap)) {
+    const torch::Tensor wy = ramp_weights(i, th, h, o.overlap);
+    for (const int64_t j : tile_starts(w, o.tile, o.overlap)) {
+      dataset::Sample tile;
+      tile.name = fmt::format("{} tile ({}, {})", sample.name, i, j);
+      tile.lq = sample.lq.slice(1, i, i + th).slice(2, j, j + tw);
+      if (sample.masks) tile.masks = crop(*sample.masks, i, th, j, tw);
+      const torch::Tensor out = eval::infer(net, tile, whole, device);  // (3, th, tw)
+      const torch::Tensor weights =
+          wy.unsqueeze(1) * ramp_weights(j, tw, w, o.overlap).unsqueeze(0);  // (th, tw)
+      acc.slice(1, i, i + th).slice(2, j, j + tw).add_(out * weights);
+      weight_sum.slice(1, i, i + th).slice(2, j, j + tw).add_(weights);
+    }
+  }
+  return acc.div_(weight_sum);
+}
+
+}  // namespace samdeblur::deblur
