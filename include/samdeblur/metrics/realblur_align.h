@@ -10,7 +10,7 @@
 //
 // The protocol, on float32 RGB images with values v / 255:
 //  1. intensity matching: z <- (sum(gt * z) / sum(z * z)) * z, both sums in
-//     float32 with numpy's pairwise summation over the flattened (H, W, 3) array;
+//     float32 in numpy's order over the flattened (H, W, 3) array;
 //  2. ECC (cv::findTransformECC): template gray(gt), input gray(z) (RGB2GRAY in
 //     float32), MOTION_HOMOGRAPHY from the identity, 100 iterations, eps 0
 //     (always 100 unless it fails), gaussFiltSize 5, no mask;
@@ -73,8 +73,10 @@ double realblur_ssim(const RealBlurAlignment& a);
 // Step 4 without alignment (the official blur_psnr): uint8 BGR images, mask of ones.
 double realblur_unaligned_psnr(const cv::Mat& test_u8, const cv::Mat& gt_u8);
 
-// float32 sum in numpy's order (np.sum of a contiguous float32 array: pairwise
-// over the flattened array, blocks of 8 partial sums up to 128 elements).
+// float32 sum in numpy's order (np.sum of a contiguous float32 array with the
+// default buffer size): chunks of 8192 values added in order, each chunk summed
+// pairwise (halves at multiples of 8; up to 128 values, 8 interleaved partial
+// sums). Checked against numpy 1.19 and 1.26 on arrays up to 1.6 M values.
 // Exposed for tests.
 float numpy_pairwise_sum(const float* values, std::size_t n);
 
