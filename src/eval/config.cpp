@@ -75,6 +75,15 @@ ValOptions parse_val(config::Section& val) {
     m.finish(nullptr);
   }
   list.finish(nullptr);
+  v.align = metrics::parse_alignment(val.get<std::string>("align", "none"), source,
+                                     val.key_path("align"));
+  if (v.align == metrics::Alignment::realblur)
+    for (const auto& m : v.metrics)
+      if (m.crop_border != 0 || m.test_y_channel)
+        throw ConfigError(
+            fmt::format("{}: val.align is realblur, which scores RGB images without a crop border; "
+                        "val.metrics.{} sets crop_border {} / test_y_channel {}",
+                        source, m.name, m.crop_border, m.test_y_channel));
   return v;
 }
 

@@ -4,12 +4,15 @@
 #include <algorithm>
 #include <cmath>
 
+#include "samdeblur/core/error.h"
 #include "samdeblur/io/image.h"
 #include "samdeblur/metrics/mcr.h"
+#include "samdeblur/metrics/realblur_align.h"
 
 namespace samdeblur::eval {
 
-MetricList::MetricList(const ValOptions& val) : mcr_threshold_(val.mcr_threshold) {
+MetricList::MetricList(const ValOptions& val)
+    : mcr_threshold_(val.mcr_threshold), align_(val.align) {
   std::vector<metrics::MetricOptions> opts = val.metrics;
   auto has = [&](const std::string& type) {
     return std::any_of(opts.begin(), opts.end(), [&](const auto& m) { return m.type == type; });
@@ -30,6 +33,29 @@ std::vector<std::string> MetricList::names() const {
   return out;
 }
 
+namespace {
+
+// val.align realblur: one registration, RealBlur's scores (realblur_align.h).
+void realblur_scores(const MetricList& metrics, const cv::Mat& output_u8, const cv::Mat& gt,
+                     const cv::Mat& in, ImageRecord& rec) {
+  metrics::RealBlurAlignment a;
+  try {
+    a = metrics::realblur_align(output_u8, gt);
+  } catch (const Error& e) {
+    throw Error(rec.name + ": " + e.what());
+  }
+  const double psnr = metrics::realblur_psnr(a), ssim = metrics::realblur_ssim(a);
+  for (std::size_t k = 0; k < metrics.size(); ++k) {
+    const std::string& type = metrics[k].options().type;
+    if (type != "calculate_psnr" && type != "calculate_ssim")
+      throw ConfigError("val.align realblur has no RealBlur score for metric type " + type);
+    rec.metrics.push_back(type == "calculate_psnr" ? psnr : ssim);
+  }
+  rec.psnr_input = metrics::realblur_unaligned_psnr(in, gt);
+}
+
+}  // namespace
+
 ImageRecord evaluate_sample(const MetricList& metrics, const cv::Mat& output_u8,
                             const dataset::Sample& sample) {
   const cv::Mat gt = io::tensor_to_image(sample.gt);
@@ -38,10 +64,14 @@ ImageRecord evaluate_sample(const MetricList& metrics, const cv::Mat& output_u8,
   rec.name = sample.name;
   rec.height = sample.gt.size(1);
   rec.width = sample.gt.size(2);
-  for (std::size_t k = 0; k < metrics.size(); ++k)
-    rec.metrics.push_back(metrics[k].compute(output_u8, gt));
   const std::size_t p = metrics.psnr_index();
-  rec.psnr_input = metrics[p].compute(in, gt);
+  if (metrics.align() == metrics::Alignment::realblur) {
+    realblur_scores(metrics, output_u8, gt, in, rec);
+  } else {
+    for (std::size_t k = 0; k < metrics.size(); ++k)
+      rec.metrics.push_back(metrics[k].compute(output_u8, gt));
+    rec.psnr_input = metrics[p].compute(in, gt);
+  }
   rec.collapsed = metrics::is_collapsed(rec.psnr_input, rec.metrics[p], metrics.mcr_threshold());
   return rec;
 }

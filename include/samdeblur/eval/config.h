@@ -12,6 +12,7 @@
 #include "samdeblur/config/yaml_reader.h"
 #include "samdeblur/dataset/options.h"
 #include "samdeblur/metrics/metric.h"
+#include "samdeblur/metrics/realblur_align.h"
 #include "samdeblur/models/network.h"
 
 namespace samdeblur::eval {
@@ -24,6 +25,9 @@ struct ValOptions {
   int64_t max_minibatch = 1;                            // grids: crops per forward
   std::vector<metrics::MetricOptions> metrics;          // `val.metrics.<name>` (metrics/metric.h)
   double mcr_threshold = 3.0;  // ext: collapse when PSNR(in) - PSNR(out) > this (dB)
+  // ext: `none` (SAM-Deblur's unaligned scores) or `realblur` (RealBlur's
+  // evaluation: output registered to gt, masked PSNR / SSIM; metrics/realblur_align.h).
+  metrics::Alignment align = metrics::Alignment::none;
 };
 
 struct PathOptions {
@@ -64,7 +68,7 @@ EvalConfig load_eval_config(const std::string& path,
 void parse_run_header(config::Section& root, EvalConfig& c);
 // `path`: pretrain_network_g, strict_load_g, param_key_g.
 PathOptions parse_path(config::Section& s);
-// `val`: save_img, grids, crop sizes, max_minibatch, mcr_threshold, metrics.
+// `val`: save_img, grids, crop sizes, max_minibatch, mcr_threshold, align, metrics.
 ValOptions parse_val(config::Section& s);
 // network_g against the datasets it reads (masks present, kind of masks).
 void check_network_matches_datasets(const models::NetworkOptions& network, bool grouped_masks,

@@ -31,11 +31,13 @@ class MetricList {
   // Index of the first calculate_psnr: the PSNR of the MCR and the progress bar.
   std::size_t psnr_index() const { return psnr_index_; }
   double mcr_threshold() const { return mcr_threshold_; }
+  metrics::Alignment align() const { return align_; }
 
  private:
   std::vector<std::unique_ptr<metrics::Metric>> metrics_;
   std::size_t psnr_index_ = 0;
   double mcr_threshold_ = 3.0;
+  metrics::Alignment align_ = metrics::Alignment::none;
 };
 
 struct ImageRecord {
@@ -50,6 +52,10 @@ struct ImageRecord {
 // One image: `output_u8` is tensor2img of the network output ((H, W, 3) uint8
 // BGR, io::tensor_to_image); gt and input come from the sample's tensors the
 // same way (the CAT variant's mask channel is dropped from the input).
+// With val.align realblur, output is registered to gt once and every
+// calculate_psnr / calculate_ssim metric is RealBlur's masked PSNR / SSIM of
+// the aligned pair; psnr_input is RealBlur's unaligned PSNR of the input, as
+// evaluation_RealBlur_ecc.py scores the blurry image (metrics/realblur_align.h).
 ImageRecord evaluate_sample(const MetricList& metrics, const cv::Mat& output_u8,
                             const dataset::Sample& sample);
 
