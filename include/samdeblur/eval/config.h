@@ -24,6 +24,10 @@ struct ValOptions {
   int64_t max_minibatch = 1;                            // grids: crops per forward
   std::vector<metrics::MetricOptions> metrics;          // `val.metrics.<name>` (metrics/metric.h)
   double mcr_threshold = 3.0;  // ext: collapse when PSNR(in) - PSNR(out) > this (dB)
+  // ext: how the network runs (models/execution.h): fp32 | bf16, and
+  // contiguous | channels_last (+ fused kernels). Defaults: the exact path.
+  std::string precision = "fp32";
+  std::string memory_format = "contiguous";
 };
 
 struct PathOptions {
