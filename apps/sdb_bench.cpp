@@ -16,6 +16,7 @@
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/device.h"
+#include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/train/bench.h"
 

@@ -16,16 +16,18 @@ namespace {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     !defined(__SANITIZE_ADDRESS__)
 #define SDB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define SDB_INLINE inline __attribute__((always_inline))
 #else
 #define SDB_CLONES
+#define SDB_INLINE inline
 #endif
 
 constexpr int kLanes = 16;           // partial sums per row (channels-last reductions)
 constexpr int64_t kBlock = 256;      // pixels per NCHW block
 constexpr int64_t kGateRows = 1024;  // pixels per float partial sum of the gate mean
 
-// Sum of n floats with kLanes independent partial sums.
-SDB_CLONES float lane_sum(const float* __restrict x, int64_t n, float shift) {
+// Sum of n floats with kLanes independent partial sums (inlined into each clone).
+SDB_INLINE float lane_sum(const float* __restrict x, int64_t n, float shift) {
   float acc[kLanes] = {};
   int64_t k = 0;
   for (; k + kLanes <= n; k += kLanes)
@@ -37,7 +39,7 @@ SDB_CLONES float lane_sum(const float* __restrict x, int64_t n, float shift) {
 }
 
 // Sum of squares of (x - mu).
-SDB_CLONES float lane_sq_sum(const float* __restrict x, int64_t n, float mu) {
+SDB_INLINE float lane_sq_sum(const float* __restrict x, int64_t n, float mu) {
   float acc[kLanes] = {};
   int64_t k = 0;
   for (; k + kLanes <= n; k += kLanes)

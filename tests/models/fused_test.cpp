@@ -60,7 +60,7 @@ sm::ExecutionOptions channels_last_fused() {
 }
 
 sm::NAFBlock random_block(int64_t c) {
-  sm::NAFBlock block(sm::NAFBlockOptions(c));
+  sm::NAFBlock block{sm::NAFBlockOptions(c)};
   randomise(*block, 0.5);
   block->eval();
   return block;
@@ -72,7 +72,7 @@ TEST(FusedLayerNorm, EqualsTheUnfusedCompositionInBothLayouts) {
   torch::manual_seed(0);
   // Channel counts below, at and off the 16-lane width; pixel counts off the 256 block.
   for (const int64_t c : {1, 5, 16, 37, 64}) {
-    for (const auto [h, w] : {std::pair<int64_t, int64_t>{1, 1}, {7, 9}, {17, 33}}) {
+    for (const auto& [h, w] : {std::pair<int64_t, int64_t>{1, 1}, {7, 9}, {17, 33}}) {
       const auto x = torch::randn({2, c, h, w}) * 3 + 1;
       const auto weight = torch::rand({c}) + 0.5, bias = torch::randn({c});
       torch::Tensor want;
@@ -104,7 +104,7 @@ TEST(FusedLayerNorm, RejectsWhatItCannotTake) {
 TEST(FusedGateAndMean, EqualsSimpleGateAndAdaptiveAvgPool) {
   torch::manual_seed(1);
   for (const int64_t c : {1, 3, 16, 40}) {
-    for (const auto [h, w] : {std::pair<int64_t, int64_t>{1, 1}, {5, 7}, {40, 31}}) {
+    for (const auto& [h, w] : {std::pair<int64_t, int64_t>{1, 1}, {5, 7}, {40, 31}}) {
       const auto x = torch::randn({2, 2 * c, h, w});
       const auto gate = sm::simple_gate(x);
       const auto mean = torch::adaptive_avg_pool2d(gate, {1, 1});
@@ -229,7 +229,7 @@ TEST(ChannelsLast, RandomWeightsOddSizesAndBatches) {
   torch::manual_seed(4);
   auto net = sm::build_network(tiny("NAFNet"));
   randomise(*net, 0.3);
-  for (const auto [h, w] : {std::pair<int64_t, int64_t>{1, 1}, {17, 30}, {33, 7}}) {
+  for (const auto& [h, w] : {std::pair<int64_t, int64_t>{1, 1}, {17, 30}, {33, 7}}) {
     const auto x = torch::rand({2, 3, h, w});
     const auto [exact, fast] = both_ways(*net, x, {}, channels_last_fused());
     EXPECT_GE(psnr(fast, exact), 60.0) << h << "x" << w;
