@@ -26,8 +26,8 @@ struct ExecutionOptions {
   std::string memory_format() const { return channels_last ? "channels_last" : "contiguous"; }
 };
 
-// "fp32" | "bf16" -> dtype; "contiguous" | "channels_last" -> layout (channels_last
-// also turns on the fused kernels: the fast fp32 path). `what` names the key or
+// "fp32" | "bf16" -> dtype; "contiguous" | "channels_last" -> layout (fp32
+// channels_last also turns on the fused kernels: the fast fp32 path). `what` names the key or
 // flag in errors (ConfigError listing the valid values).
 torch::ScalarType parse_precision(const std::string& value, const std::string& what);
 ExecutionOptions parse_execution(const std::string& precision, const std::string& memory_format,
