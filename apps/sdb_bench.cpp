@@ -1,5 +1,6 @@
 // sdb-bench: CPU/GPU timings of the MAP unit (label-map vs dense), of the
-// NAFNet-w32 forward pass and of training iterations of NAFNet-w32 and
+// NAFNet-w32 forward pass (--precision, --memory-format, --ab), of the matrix
+// product peak (--what peak) and of training iterations of NAFNet-w32 and
 // SegNAFNet-w32 (--what train). Prints a table and writes JSON (--json FILE).
 // The official Python figures come from scripts/bench_official.py. Thin wrapper
 // over samdeblur::train (train/bench.h).
@@ -8,12 +9,15 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/device.h"
+#include "samdeblur/core/error.h"
+#include "samdeblur/core/log.h"
 #include "samdeblur/train/bench.h"
 
 namespace tr = samdeblur::train;
@@ -22,18 +26,37 @@ namespace {
 
 struct BenchArgs {
   std::string what = "inference", json_path, device = "cpu";
+  std::string precision = "fp32", memory_format = "contiguous", fused = "auto";
+  std::vector<int64_t> sizes = {256, 256, 720, 1280};
   int repeat = 5, threads = 0, warmup = 2;
-  int64_t batch = 4, size = 256, num_masks = 30;
-  bool quiet = false;
+  int64_t batch = 4, size = 256, num_masks = 30, peak_size = 2048;
+  bool quiet = false, ab = false;
 };
 
 void add_flags(CLI::App& app, BenchArgs& a) {
   app.add_option("--what", a.what,
-                 "map | nafnet | inference (map + nafnet, the default) | train | all")
-      ->check(CLI::IsMember({"map", "nafnet", "inference", "train", "all"}));
+                 "map | nafnet | peak | inference (map + nafnet + peak, the default) | train | "
+                 "all")
+      ->check(CLI::IsMember({"map", "nafnet", "peak", "inference", "train", "all"}));
+  app.add_option("--precision", a.precision, "nafnet: fp32 (exact) or bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--memory-format", a.memory_format, "nafnet: contiguous (NCHW) or channels_last")
+      ->check(CLI::IsMember({"contiguous", "channels_last"}));
+  app.add_option("--fused", a.fused,
+                 "nafnet: fused NAFBlock kernels: auto (with channels_last), "
+                 "on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  app.add_flag("--ab", a.ab,
+               "nafnet: also time the exact path, interleaved run by run on the same weights");
+  app.add_option("--sizes", a.sizes, "nafnet: H W pairs, in order (default 256 256 720 1280)")
+      ->expected(2, 64)
+      ->check(CLI::Range(int64_t{1}, int64_t{16384}));
+  app.add_option("--peak-size", a.peak_size, "peak: n of the n^3 matrix products")
+      ->check(CLI::Range(int64_t{16}, int64_t{16384}));
   app.add_option("--repeat", a.repeat, "timed runs per case (median reported)")
       ->check(CLI::Range(1, 100000));
-  app.add_option("--warmup", a.warmup, "train: untimed iterations first")
+  app.add_option("--warmup", a.warmup,
+                 "train: untimed iterations first; nafnet: untimed runs per size (at most 1)")
       ->check(CLI::Range(0, 100000));
   app.add_option("--batch", a.batch, "train: batch size")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
@@ -69,6 +92,61 @@ void bench_training(const BenchArgs& a, const torch::Device& device, nlohmann::j
   }
 }
 
+// Prints and records a case; GFLOP/s and the share of the peak of its dtype
+// measured earlier in this run (--what peak first, or `inference`).
+class Reporter {
+ public:
+  explicit Reporter(nlohmann::json& results) : results_(results) {}
+  void operator()(const tr::BenchResult& r) {
+    const auto& t = r.timing;
+    std::string extra;
+    nlohmann::json j = {{"case", r.name},
+                        {"ms", t.median_ms},
+                        {"min_ms", t.min_ms},
+                        {"runs", t.runs},
+                        {"minor_faults_per_run", t.minor_faults}};
+    if (t.first_ms > 0) {
+      j["first_ms"] = t.first_ms;
+      j["first_minor_faults"] = t.first_faults;
+      extra += fmt::format(" first {:.2f} ms, {:.0f} faults;", t.first_ms, t.first_faults);
+    }
+    if (r.gflop > 0 && t.median_ms > 0) {
+      const double gflops = r.gflop / (t.median_ms / 1000.0);
+      j["gflop"] = r.gflop;
+      j["gflops"] = gflops;
+      extra += fmt::format(" {:>8.1f} GFLOP/s", gflops);
+      if (r.name.rfind("matmul", 0) == 0) {
+        peak_[r.dtype] = gflops;
+      } else if (peak_.count(r.dtype)) {
+        j["share_of_peak"] = gflops / peak_[r.dtype];
+        extra += fmt::format(" ({:.0f} % of peak)", 100.0 * gflops / peak_[r.dtype]);
+      }
+    }
+    std::cout << fmt::format("{:<60} {:>10.2f} ms (min {:.2f}, {:.0f} faults/run){}", r.name,
+                             t.median_ms, t.min_ms, t.minor_faults, extra)
+              << std::endl;
+    results_.push_back(j);
+  }
+
+ private:
+  nlohmann::json& results_;
+  std::map<torch::ScalarType, double> peak_;
+};
+
+tr::ForwardBenchOptions forward_options(const BenchArgs& a) {
+  tr::ForwardBenchOptions o;
+  o.repeat = a.repeat;
+  o.warmup = std::min(a.warmup, 1);
+  o.sizes.clear();
+  if (a.sizes.size() % 2 != 0) throw samdeblur::Error("--sizes takes H W pairs");
+  for (size_t i = 0; i + 1 < a.sizes.size(); i += 2)
+    o.sizes.push_back({a.sizes[i], a.sizes[i + 1]});
+  o.execution = samdeblur::models::parse_execution(a.precision, a.memory_format, "sdb-bench");
+  if (a.fused != "auto") o.execution.fused = a.fused == "on";
+  o.ab = a.ab;
+  return o;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,15 +160,16 @@ int main(int argc, char** argv) {
     const torch::Device device = samdeblur::parse_device(a.device);
     torch::manual_seed(0);
     nlohmann::json results = nlohmann::json::array();
-    auto report = [&](const std::string& name, double ms) {
-      std::cout << fmt::format("{:<44} {:>10.2f} ms", name, ms) << std::endl;
-      results.push_back({{"case", name}, {"ms", ms}});
-    };
+    Reporter report(results);
     std::cout << fmt::format("LibTorch {}, {} threads, device {}\n", TORCH_VERSION,
                              torch::get_num_threads(), a.device);
     const bool all = a.what == "all", inference = a.what == "inference" || all;
+    // Each case family starts from the same heap in its own process when run
+    // alone (scripts/bench_nafnet.sh); `inference` runs them in one process.
     if (a.what == "map" || inference) tr::bench_map_unit(device, a.repeat, report);
-    if (a.what == "nafnet" || inference) tr::bench_nafnet_forward(device, a.repeat, report);
+    if (a.what == "peak" || inference) tr::bench_matmul_peak(device, a.peak_size, 3, report);
+    if (a.what == "nafnet" || inference)
+      tr::bench_nafnet_forward(device, forward_options(a), report);
     if (a.what == "train" || all) bench_training(a, device, results);
     if (!a.json_path.empty()) samdeblur::write_file_atomic(a.json_path, results.dump(2) + "\n");
     return 0;

@@ -29,6 +29,12 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op CPU threads (default: torch's choice)")
       ->check(CLI::Range(0, 1024));
   app.add_flag("-q,--quiet", quiet, "print only the result lines and errors");
+  std::string precision, memory_format;
+  app.add_option("--precision", precision, "fp32 (exact, default) or bf16: sets val.precision")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--memory-format", memory_format,
+                 "contiguous (default) or channels_last (+ fused kernels): sets val.memory_format")
+      ->check(CLI::IsMember({"contiguous", "channels_last"}));
   bool allow_nonfinite = false;
   app.add_flag("--allow-nonfinite", allow_nonfinite,
                "load a checkpoint holding NaN/Inf weights (with a warning) instead of refusing it");
@@ -45,6 +51,8 @@ int main(int argc, char** argv) {
     slog::info("command: " + cmdline);
     slog::info(
         fmt::format("LibTorch {}, {} intra-op threads", TORCH_VERSION, torch::get_num_threads()));
+    if (!precision.empty()) overrides.push_back("val.precision=" + precision);
+    if (!memory_format.empty()) overrides.push_back("val.memory_format=" + memory_format);
     const auto cfg = samdeblur::eval::load_eval_config(config_path, overrides);
     if (check_only) {
       for (const auto& ds : cfg.datasets) {

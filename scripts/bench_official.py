@@ -7,13 +7,20 @@ official code checked out at --root (default $SAMDEBLUR_OFFICIAL or /tmp/ref/sam
   /usr/bin/python3 scripts/bench_official.py --what train --threads 2
 --what train times official training iterations (optimize_parameters) of NAFNet-w32
 and SegNAFNet-w32 on an in-memory batch, as `sdb-bench --what train`.
+--what nafnet times the forward pass exactly as `sdb-bench --what nafnet` does: the
+same sizes in the same order, one untimed run per size, `--repeat` timed runs (half
+above 512x512), median and minimum, minor page faults per run; --memory-format
+channels_last converts model and input (torch.channels_last), --precision bf16 runs
+under torch.autocast("cpu", torch.bfloat16). scripts/bench_nafnet.sh runs both sides.
 Nothing of the official code is vendored here; it is imported.
 """
 import argparse
+import contextlib
 import importlib.util
 import json
 import math
 import os
+import resource
 import statistics
 import sys
 import time
@@ -37,6 +44,20 @@ def load_arch(root, name, folder="archs"):
     sys.modules[modname] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def timed_runs(fn, warmup, repeat):
+    """(median ms, min ms, minor page faults per run) of `repeat` runs after `warmup`."""
+    for _ in range(warmup):
+        fn()
+    times, faults = [], 0
+    for _ in range(repeat):
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+        faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    return statistics.median(times), min(times), faults / max(1, repeat)
 
 
 def median_ms(fn, repeat):
@@ -127,6 +148,9 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--masks", type=int, default=30, help="train: masks per image (SegNAFNet)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="nafnet: bf16 = CPU autocast")
+    ap.add_argument("--memory-format", default="contiguous", choices=["contiguous", "channels_last"])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 256, 720, 1280], help="nafnet: H W pairs")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -174,15 +198,33 @@ def bench_map(seg, args, results):
 
 
 def bench_nafnet(nafnet, args, results):
+    """The forward cases of `sdb-bench --what nafnet`, same order and statistics."""
+    cl = args.memory_format == "channels_last"
+    label = "" if (args.precision, args.memory_format) == ("fp32", "contiguous") else \
+        f" [{args.precision} {args.memory_format}]"
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.precision == "bf16" \
+        else contextlib.nullcontext
     with torch.no_grad():
         model = nafnet.NAFNet(img_channel=3, width=32, middle_blk_num=1, enc_blk_nums=[1, 1, 1, 28],
                               dec_blk_nums=[1, 1, 1, 1]).eval()
-        for h, w in [(256, 256), (720, 1280)]:
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+        sizes = list(zip(args.sizes[0::2], args.sizes[1::2]))
+        for h, w in sizes:
             x = torch.rand(1, 3, h, w)
-            ms = median_ms(lambda: model(x), args.repeat if h == 256 else max(1, args.repeat // 2))
-            name = f"NAFNet-w32 forward {w}x{h} (official, no_grad)"
-            print(f"{name:<44} {ms:>10.2f} ms")
-            results.append({"case": name, "ms": ms})
+            if cl:
+                x = x.contiguous(memory_format=torch.channels_last)
+
+            def run():
+                with autocast():
+                    return model(x)
+
+            repeat = max(1, args.repeat // 2) if h * w > 512 * 512 else args.repeat
+            ms, min_ms, faults = timed_runs(run, min(args.warmup, 1), repeat)
+            name = f"NAFNet-w32 forward {w}x{h}{label} (official, no_grad)"
+            print(f"{name:<60} {ms:>10.2f} ms (min {min_ms:.2f}, {faults:.0f} faults/run)")
+            results.append({"case": name, "ms": ms, "min_ms": min_ms, "runs": repeat,
+                            "minor_faults_per_run": faults})
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <future>
 #include <sstream>
+#include <thread>
 
 #include "samdeblur/config/yaml_to_json.h"
 #include "samdeblur/core/atomic_file.h"
@@ -175,16 +176,22 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const EvalConfig& cfg
     log::info(fmt::format("dataset '{}': masks on the fly from the lq images: {}; cache {}",
                           ds.name, provider->describe(), provider->cache_dir()));
   }
-  // Decode the next sample (and compute its masks) on a worker thread while the network runs.
+  // Decode the next sample (and compute its masks) on a worker thread while the network runs,
+  // when a core is left over for it. Without one the loader preempts an OpenMP thread and every
+  // parallel region of the forward waits for it at its barrier (the first image's stall on 2
+  // cores, README "Performance"), so there the next sample is loaded after the forward.
+  const bool spare_core =
+      std::thread::hardware_concurrency() > static_cast<unsigned>(torch::get_num_threads());
+  const auto policy = spare_core ? std::launch::async : std::launch::deferred;
   auto load = [&ds, &provider](const dataset::SamplePaths& p) {
     return dataset::load_sample(p, ds, provider.get());
   };
-  std::future<dataset::Sample> next = std::async(std::launch::async, load, samples[0]);
+  std::future<dataset::Sample> next = std::async(policy, load, samples[0]);
   ProgressBar bar("eval " + ds.name, static_cast<int64_t>(samples.size()));
   DatasetAccumulator acc(metric_list.size());
   for (std::size_t idx = 0; idx < samples.size(); ++idx) {
     dataset::Sample sample = next.get();
-    if (idx + 1 < samples.size()) next = std::async(std::launch::async, load, samples[idx + 1]);
+    if (idx + 1 < samples.size()) next = std::async(policy, load, samples[idx + 1]);
     const auto t0 = std::chrono::steady_clock::now();
     const torch::Tensor out = infer(net, sample, cfg.val, device);
     const double seconds =
@@ -280,6 +287,12 @@ EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run) {
   // The default mask cache folder (resolve_mask_cache_dir) is kept across runs.
   StagingDir staging(result.output_dir, {"summary.json", "metrics.csv"}, {"mask_cache"});
   models::DeblurNet net = build_and_load(cfg.network_g, cfg.path, device, run.allow_nonfinite);
+  const auto execution =
+      models::parse_execution(cfg.val.precision, cfg.val.memory_format, cfg.source + ": val");
+  models::check_execution_supported(execution, device);
+  net->set_execution(execution);
+  log::info(
+      fmt::format("network runs in {}, {}", execution.precision(), execution.memory_format()));
   for (const auto& ds : cfg.datasets) {
     const std::string image_dir =
         staging.path() + "/images" + (cfg.datasets.size() > 1 ? "/" + ds.name : std::string());

@@ -1,5 +1,7 @@
 #include "samdeblur/models/layers.h"
 
+#include "samdeblur/models/fused.h"
+
 namespace samdeblur::models {
 namespace {
 
@@ -45,6 +47,11 @@ torch::Tensor layer_norm_2d(const torch::Tensor& x, const torch::Tensor& weight,
   const bool needs_grad = torch::GradMode::is_enabled() &&
                           (x.requires_grad() || weight.requires_grad() || bias.requires_grad());
   if (needs_grad) return LayerNorm2dFunction::apply(x, weight, bias, eps);
+  if (x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf) {
+    // Statistics in float32; the network's reduced-precision path (ExecutionOptions).
+    return layer_norm_2d(x.to(torch::kFloat), weight.to(torch::kFloat), bias.to(torch::kFloat), eps)
+        .to(x.scalar_type());
+  }
   // Same arithmetic without the autograd node (inference / no_grad).
   const int64_t c = x.size(1);
   auto mu = x.mean(1, /*keepdim=*/true);
@@ -115,6 +122,31 @@ NAFBlockImpl::NAFBlockImpl(const NAFBlockOptions& opts) : options(opts) {
 }
 
 torch::Tensor NAFBlockImpl::forward(const torch::Tensor& input) {
+  const bool needs_grad =
+      torch::GradMode::is_enabled() && (input.requires_grad() || beta.requires_grad());
+  if (fused && !needs_grad && fused_kernels_apply(input)) return forward_fused(input);
+  return forward_reference(input);
+}
+
+torch::Tensor NAFBlockImpl::forward_fused(const torch::Tensor& input) {
+  auto x = fused_layer_norm_2d(input, norm1->weight, norm1->bias, norm1->eps);
+  x = conv2(conv1(x));  // (N, 2 * dw / 2, H, W)
+  if (!options.local_pool() && fused_kernels_apply(x)) {
+    auto [gate, mean] = fused_gate_and_mean(x);  // (N, C', H, W), (N, C', 1, 1)
+    x = gate.mul_(sca->at<torch::nn::Conv2dImpl>(1).forward(mean));
+  } else {
+    x = simple_gate(x);
+    x = x * sca->forward(x);
+  }
+  x = dropout1.forward(conv3(x));
+  auto y = torch::addcmul(input, x, beta);  // input + x * beta
+  x = conv4(fused_kernels_apply(y) ? fused_layer_norm_2d(y, norm2->weight, norm2->bias, norm2->eps)
+                                   : norm2(y));
+  x = dropout2.forward(conv5(simple_gate(x)));
+  return torch::addcmul(y, x, gamma);  // y + x * gamma
+}
+
+torch::Tensor NAFBlockImpl::forward_reference(const torch::Tensor& input) {
   auto x = norm1(input);
   x = conv2(conv1(x));
   x = simple_gate(x);

@@ -121,12 +121,14 @@ torch::Tensor NAFNetImpl::forward(const torch::Tensor& input, const std::vector<
               ": expected (B, ", input_channels(), ", H, W) input, got ", input.sizes());
   const int64_t h = input.size(2), w = input.size(3);
   const auto padded = pad_to_multiple(input, body_.padder_size());
-  auto out = body_.forward(padded);
+  auto out = body_.forward(to_execution(padded));
   const int64_t c = options_.img_channel;
   auto crop = [&](const torch::Tensor& t) {
     return t.slice(1, 0, c).slice(2, 0, h).slice(3, 0, w);
   };
-  return crop(out) + crop(padded);
+  if (execution().is_default()) return crop(out) + crop(padded);
+  // The residual in float32, the output NCHW float32 whatever the execution.
+  return (crop(out).to(torch::kFloat) + crop(padded)).contiguous();
 }
 
 }  // namespace samdeblur::models

@@ -24,7 +24,9 @@ SegNAFNetImpl::SegNAFNetImpl(const NetworkOptions& options) : options_(options) 
 torch::Tensor SegNAFNetImpl::seg_features(const torch::Tensor& padded,
                                           const std::vector<SegMasks>& masks) {
   const int64_t hp = padded.size(2), wp = padded.size(3);
-  auto features = pre_seg_in(pre_seg(padded));  // (B, seg_channel, Hp, Wp)
+  auto features = pre_seg_in(pre_seg(to_execution(padded)));  // (B, seg_channel, Hp, Wp)
+  // The MAP unit runs in float32 on NCHW features whatever the execution.
+  if (!execution().is_default()) features = features.to(torch::kFloat).contiguous();
   std::vector<torch::Tensor> pooled;
   pooled.reserve(masks.size());
   for (size_t b = 0; b < masks.size(); ++b) {
@@ -49,12 +51,13 @@ torch::Tensor SegNAFNetImpl::forward(const torch::Tensor& input,
   }
   const auto padded = pad_to_multiple(input, body_.padder_size());
   const auto seg = seg_features(padded, masks);
-  auto out = body_.forward(torch::cat({padded, seg}, 1));
+  auto out = body_.forward(to_execution(torch::cat({padded, seg}, 1)));
   const int64_t c = options_.img_channel;
   auto crop = [&](const torch::Tensor& t) {
     return t.slice(1, 0, c).slice(2, 0, h).slice(3, 0, w);
   };
-  return crop(out) + crop(padded);
+  if (execution().is_default()) return crop(out) + crop(padded);
+  return (crop(out).to(torch::kFloat) + crop(padded)).contiguous();
 }
 
 }  // namespace samdeblur::models

@@ -3,12 +3,14 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <vector>
 
 #include "samdeblur/models/map_unit.h"
+#include "samdeblur/models/nafnet.h"
 #include "samdeblur/train/loss.h"
 #include "samdeblur/train/scheduler.h"
 
@@ -18,20 +20,56 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-}  // namespace
+double minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_minflt);
+}
 
-// Median wall time (ms) of `repeat` runs after one warm-up run.
-double time_ms(const std::function<void()>& fn, int repeat, const torch::Device& device) {
-  fn();
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Collects the per-run times and faults of one case.
+struct Samples {
   std::vector<double> ms;
-  for (int i = 0; i < repeat; ++i) {
+  double faults = 0;
+
+  template <class F>
+  void run(F&& fn, const torch::Device& device) {
+    const double f0 = minor_faults();
     const auto t0 = Clock::now();
     fn();
     if (device.is_cuda()) torch::cuda::synchronize();
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    faults += minor_faults() - f0;
   }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  Timing timing() const {
+    Timing t;
+    t.runs = static_cast<int>(ms.size());
+    if (ms.empty()) return t;
+    t.median_ms = median(ms);
+    t.min_ms = *std::min_element(ms.begin(), ms.end());
+    t.minor_faults = faults / static_cast<double>(ms.size());
+    return t;
+  }
+};
+
+}  // namespace
+
+Timing time_runs(const std::function<void()>& fn, int warmup, int repeat,
+                 const torch::Device& device) {
+  for (int i = 0; i < warmup; ++i) fn();
+  if (device.is_cuda()) torch::cuda::synchronize();
+  Samples s;
+  for (int i = 0; i < repeat; ++i) s.run(fn, device);
+  return s.timing();
+}
+
+double time_ms(const std::function<void()>& fn, int repeat, const torch::Device& device) {
+  return time_runs(fn, 1, repeat, device).median_ms;
 }
 
 // A partition of (h, w) into about `m` rectangular cells, labels 0..m-1.
@@ -128,28 +166,111 @@ void bench_map_unit(const torch::Device& device, int repeat, const BenchReport& 
     const auto feats = torch::randn({channels, c.h, c.w}, torch::TensorOptions().device(device));
     const auto labels = grid_labels(c.h, c.w, c.m).to(device);
     const double value = 1.0 / 255.0;
-    report(
-        fmt::format("MAP label-map {}x{} M={} C={}", c.w, c.h, c.m, channels),
-        time_ms([&] { models::mask_average_labels(feats, labels, c.m, value); }, repeat, device));
+    report({fmt::format("MAP label-map {}x{} M={} C={}", c.w, c.h, c.m, channels),
+            time_runs([&] { models::mask_average_labels(feats, labels, c.m, value); }, 1, repeat,
+                      device)});
     const auto dense = torch::nn::functional::one_hot(labels, c.m)
                            .permute({2, 0, 1})
                            .unsqueeze(1)
                            .to(torch::kFloat);
-    report(fmt::format("MAP dense     {}x{} M={} C={}", c.w, c.h, c.m, channels),
-           time_ms([&] { models::mask_average_dense(feats, dense, value); },
-                   std::max(1, repeat / 2), device));
+    report({fmt::format("MAP dense     {}x{} M={} C={}", c.w, c.h, c.m, channels),
+            time_runs([&] { models::mask_average_dense(feats, dense, value); }, 1,
+                      std::max(1, repeat / 2), device)});
   }
 }
 
-void bench_nafnet_forward(const torch::Device& device, int repeat, const BenchReport& report) {
+double nafnet_conv_gflop(const models::NetworkOptions& o, int64_t h, int64_t w) {
+  const int64_t padder = int64_t{1} << o.enc_blk_nums.size();
+  h = (h + padder - 1) / padder * padder;
+  w = (w + padder - 1) / padder * padder;
+  // multiply-adds of a conv with `in` -> `out` channels, k x k, on `pixels` outputs
+  auto conv = [](double in, double out, double k, double pixels, double groups = 1) {
+    return in / groups * out * k * k * pixels;
+  };
+  // NAFBlock of c channels (dw_expand = ffn_expand = 2) on `pixels` pixels.
+  auto block = [&](double c, double pixels) {
+    return conv(c, 2 * c, 1, pixels) + conv(2 * c, 2 * c, 3, pixels, 2 * c) +
+           conv(c, c, 1, pixels) + conv(c, c, 1, 1) + conv(c, 2 * c, 1, pixels) +
+           conv(c, c, 1, pixels);
+  };
+  const double in =
+      static_cast<double>(o.img_channel + (o.mask ? 1 : 0) + (o.is_seg() ? o.seg_channel : 0));
+  double c = static_cast<double>(o.width), px = static_cast<double>(h * w), macs = 0;
+  macs += conv(in, c, 3, px) + conv(c, static_cast<double>(o.img_channel), 3, px);  // intro, ending
+  for (const int64_t n : o.enc_blk_nums) {
+    macs += static_cast<double>(n) * block(c, px);
+    macs += conv(c, 2 * c, 2, px / 4);  // down, stride 2
+    c *= 2;
+    px /= 4;
+  }
+  macs += static_cast<double>(o.middle_blk_num) * block(c, px);
+  for (const int64_t n : o.dec_blk_nums) {
+    macs += conv(c, 2 * c, 1, px);  // up: 1x1 to 2c, then pixel shuffle to c / 2
+    c /= 2;
+    px *= 4;
+    macs += static_cast<double>(n) * block(c, px);
+  }
+  return 2.0 * macs / 1e9;
+}
+
+namespace {
+
+std::string execution_label(const models::ExecutionOptions& e) {
+  if (e.is_default()) return "";
+  return fmt::format(" [{} {}{}]", e.precision(), e.memory_format(), e.fused ? " fused" : "");
+}
+
+}  // namespace
+
+void bench_nafnet_forward(const torch::Device& device, const ForwardBenchOptions& options,
+                          const BenchReport& report) {
+  std::vector<models::ExecutionOptions> executions;
+  if (options.ab) executions.emplace_back();
+  executions.push_back(options.execution);
+  std::vector<models::DeblurNet> nets;
+  for (const auto& e : executions) {
+    models::check_execution_supported(e, device);
+    torch::manual_seed(0);  // identical weights for every execution
+    auto net = models::build_network(nafnet_w32("NAFNet"));
+    net->to(device);
+    net->eval();
+    net->set_execution(e);
+    nets.push_back(net);
+  }
   c10::InferenceMode guard;
-  auto net = models::build_network(nafnet_w32("NAFNet"));
-  net->to(device);
-  net->eval();
-  for (auto [h, w] : {std::pair<int64_t, int64_t>{256, 256}, {720, 1280}}) {
+  for (const auto& [h, w] : options.sizes) {
     const auto x = torch::rand({1, 3, h, w}, torch::TensorOptions().device(device));
-    report(fmt::format("NAFNet-w32 forward {}x{}", w, h),
-           time_ms([&] { net->forward(x); }, h > 256 ? std::max(1, repeat / 2) : repeat, device));
+    const int repeat = h * w > 512 * 512 ? std::max(1, options.repeat / 2) : options.repeat;
+    std::vector<Samples> first(nets.size()), samples(nets.size());
+    for (int i = 0; i < options.warmup + repeat; ++i) {
+      for (size_t k = 0; k < nets.size(); ++k) {  // interleaved: A, B, A, B, ...
+        (i < options.warmup ? first : samples)[k].run([&] { nets[k]->forward(x); }, device);
+      }
+    }
+    for (size_t k = 0; k < nets.size(); ++k) {
+      Timing t = samples[k].timing();
+      if (!first[k].ms.empty()) {
+        t.first_ms = first[k].ms.front();
+        t.first_faults = first[k].faults / static_cast<double>(first[k].ms.size());
+      }
+      report({fmt::format("NAFNet-w32 forward {}x{}{}", w, h, execution_label(executions[k])), t,
+              nafnet_conv_gflop(nafnet_w32("NAFNet"), h, w), executions[k].dtype});
+    }
+  }
+}
+
+void bench_matmul_peak(const torch::Device& device, int64_t n, int repeat,
+                       const BenchReport& report) {
+  c10::InferenceMode guard;
+  std::vector<torch::ScalarType> dtypes = {torch::kFloat};
+  if (device.is_cuda() || models::cpu_supports_bf16()) dtypes.push_back(torch::kBFloat16);
+  for (const auto dtype : dtypes) {
+    const auto opts = torch::TensorOptions().device(device).dtype(dtype);
+    const auto a = torch::rand({n, n}, opts), b = torch::rand({n, n}, opts);
+    report({fmt::format("matmul {}^3 {}", n, dtype == torch::kFloat ? "fp32" : "bf16"),
+            time_runs([&] { torch::mm(a, b); }, 1, repeat, device),
+            2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / 1e9,
+            dtype});
   }
 }
 

@@ -28,6 +28,10 @@ struct ValOptions {
   // ext: `none` (SAM-Deblur's unaligned scores) or `realblur` (RealBlur's
   // evaluation: output registered to gt, masked PSNR / SSIM; metrics/realblur_align.h).
   metrics::Alignment align = metrics::Alignment::none;
+  // ext: how the network runs (models/execution.h): fp32 | bf16, and
+  // contiguous | channels_last (+ fused kernels). Defaults: the exact path.
+  std::string precision = "fp32";
+  std::string memory_format = "contiguous";
 };
 
 struct PathOptions {

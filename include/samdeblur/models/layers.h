@@ -15,6 +15,8 @@ namespace samdeblur::models {
 // bias (C). With autograd on it runs as a custom autograd function whose backward
 // is the official LayerNormFunction.backward formula (arch_util.py):
 //   gx = (g - y * mean_c(g * y) - mean_c(g)) / sqrt(var + eps),  g = grad * weight.
+// A bfloat16/half input is normalised in float32 (statistics and affine) and the
+// result is returned in the input's dtype (the bf16 inference path).
 torch::Tensor layer_norm_2d(const torch::Tensor& x, const torch::Tensor& weight,
                             const torch::Tensor& bias, double eps);
 
@@ -50,11 +52,22 @@ struct NAFBlockOptions {
 
 // NAFBlock (NAFNet_arch.py). Keys: conv1..conv5, sca.1 (sca.0 is the pooling),
 // norm1, norm2, beta, gamma. beta/gamma are zero-initialised (1, C, 1, 1).
-// Shape: (N, C, H, W) -> (N, C, H, W).
+// Shape: (N, C, H, W) -> (N, C, H, W), in the input's memory format (NCHW or
+// channels-last: no op inside changes the layout).
 class NAFBlockImpl : public torch::nn::Module {
  public:
   explicit NAFBlockImpl(const NAFBlockOptions& options);
   torch::Tensor forward(const torch::Tensor& input);
+  // The composition of ATen ops that mirrors NAFNet_arch.py (the exact path).
+  torch::Tensor forward_reference(const torch::Tensor& input);
+  // Inference with the fused kernels of models/fused.h (one-pass LayerNorm2d,
+  // SimpleGate + channel-attention mean in one pass, scale in place, residuals
+  // as addcmul). Equal to forward_reference within float rounding.
+  torch::Tensor forward_fused(const torch::Tensor& input);
+
+  // When set, forward() takes forward_fused() whenever no gradient is needed and
+  // the input is a contiguous float32 CPU tensor (models::ExecutionOptions::fused).
+  bool fused = false;
 
   NAFBlockOptions options;
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "samdeblur/models/execution.h"
+
 namespace samdeblur::config {
 class Section;  // config/yaml_reader.h
 }
@@ -77,6 +79,20 @@ class DeblurNetImpl : public torch::nn::Module {
   virtual bool needs_masks() const = 0;        // SegNAFNet*
   virtual int64_t input_channels() const = 0;  // 3, or 4 for the CAT variant
   virtual const NetworkOptions& options() const = 0;
+
+  // Sets how the network runs (models/execution.h) and converts its parameters
+  // to that dtype and layout; the default options restore the exact path.
+  // Call outside InferenceMode (parameters stay normal tensors).
+  void set_execution(const ExecutionOptions& options);
+  const ExecutionOptions& execution() const { return execution_; }
+
+ protected:
+  // x (B, C, H, W) float32 in the execution dtype and memory format (x itself
+  // for the default options).
+  torch::Tensor to_execution(const torch::Tensor& x) const;
+
+ private:
+  ExecutionOptions execution_;
 };
 
 using DeblurNet = std::shared_ptr<DeblurNetImpl>;

@@ -1,0 +1,44 @@
+#pragma once
+// How a deblurring network runs, as opposed to what it computes (ext: no official
+// counterpart). The default is the exact path: float32, NCHW, the ATen
+// composition that mirrors the reference. The other settings change results
+// only by float rounding (channels-last, fused kernels) or by bfloat16 rounding
+// (precision bf16, inference only); see README "Performance".
+#include <torch/torch.h>
+
+#include <string>
+
+namespace samdeblur::models {
+
+struct ExecutionOptions {
+  // Activations and 4-D weights in channels-last (NHWC) order end to end: the
+  // network converts its input once and no op inside changes the layout.
+  bool channels_last = false;
+  // NAFBlocks use the fused kernels of models/fused.h when no gradient is needed.
+  bool fused = false;
+  // kFloat (exact) or kBFloat16: weights and activations in bfloat16 (oneDNN
+  // convolutions), LayerNorm2d statistics, the MAP unit and the final residual
+  // in float32; the output is float32. Inference only.
+  torch::ScalarType dtype = torch::kFloat;
+
+  bool is_default() const { return !channels_last && !fused && dtype == torch::kFloat; }
+  std::string precision() const { return dtype == torch::kBFloat16 ? "bf16" : "fp32"; }
+  std::string memory_format() const { return channels_last ? "channels_last" : "contiguous"; }
+};
+
+// "fp32" | "bf16" -> dtype; "contiguous" | "channels_last" -> layout (fp32
+// channels_last also turns on the fused kernels: the fast fp32 path). `what` names the key or
+// flag in errors (ConfigError listing the valid values).
+torch::ScalarType parse_precision(const std::string& value, const std::string& what);
+ExecutionOptions parse_execution(const std::string& precision, const std::string& memory_format,
+                                 const std::string& what);
+
+// True when /proc/cpuinfo-style `flags` text lists avx512_bf16 or amx_bf16.
+bool cpuinfo_has_bf16(const std::string& cpuinfo);
+// This machine's CPU (reads /proc/cpuinfo once; false when unreadable).
+bool cpu_supports_bf16();
+// Throws Error when `options` cannot run on `device`: bf16 on a CPU without
+// AVX512-BF16 / AMX-BF16 (oneDNN would emulate it, slower than fp32).
+void check_execution_supported(const ExecutionOptions& options, const torch::Device& device);
+
+}  // namespace samdeblur::models

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# NAFNet-w32 forward: samdeblur against the official model, like with like.
+# Every side and every execution runs in its own fresh process through the same
+# case sequence (256x256, then 1280x720; one untimed run per size; median and
+# minimum of --repeat timed runs, half of them at 720p; minor page faults per
+# run), with the same intra-op threads; the official model both as shipped
+# (glibc malloc) and with tcmalloc preloaded (the allocator sdb-bench links).
+# Then the matrix-product peak, and an interleaved A/B run of ours (exact vs
+# channels-last + fused) in one process. Results: one JSON file per run in OUT.
+#
+#   scripts/bench_nafnet.sh [THREADS=2] [REPEAT=5] [OUT=bench_nafnet]
+#
+# Environment: SDB_BIN (default build/bin), PYTHON (/usr/bin/python3, Debian's
+# python3-torch: the same LibTorch), SAMDEBLUR_OFFICIAL (official checkout for
+# scripts/bench_official.py; the official side is skipped when it is missing),
+# TCMALLOC (libtcmalloc_minimal.so.4 path), SIZES (default "256 256 720 1280").
+# Run it on an otherwise idle machine: any competing process stalls OpenMP.
+set -euo pipefail
+THREADS=${1:-2}
+REPEAT=${2:-5}
+OUT=${3:-bench_nafnet}
+BIN=${SDB_BIN:-build/bin}
+PYTHON=${PYTHON:-/usr/bin/python3}
+OFFICIAL=${SAMDEBLUR_OFFICIAL:-/tmp/ref/sam-deblur}
+TCMALLOC=${TCMALLOC:-/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4}
+read -r -a SIZES <<<"${SIZES:-256 256 720 1280}"
+mkdir -p "$OUT"
+
+have_official=1
+if [[ ! -d "$OFFICIAL/basicsr" ]] || ! "$PYTHON" -c 'import torch' 2>/dev/null; then
+  echo "official side skipped: no checkout at $OFFICIAL (SAMDEBLUR_OFFICIAL) or no torch in $PYTHON" >&2
+  have_official=0
+fi
+have_bf16=0
+grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && have_bf16=1
+
+common=(--what nafnet --threads "$THREADS" --repeat "$REPEAT" --sizes "${SIZES[@]}")
+for variant in "fp32 contiguous" "fp32 channels_last" "bf16 channels_last"; do
+  read -r precision format <<<"$variant"
+  if [[ $precision == bf16 && $have_bf16 == 0 ]]; then
+    echo "bf16 skipped: this CPU has neither avx512_bf16 nor amx_bf16" >&2
+    continue
+  fi
+  tag="${precision}_${format}"
+  echo "== $tag"
+  "$BIN/sdb-bench" "${common[@]}" --precision "$precision" --memory-format "$format" -q \
+    --json "$OUT/sdb_$tag.json"
+  if [[ $have_official == 1 ]]; then
+    LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${common[@]}" \
+      --precision "$precision" --memory-format "$format" --json "$OUT/official_tcmalloc_$tag.json"
+    "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${common[@]}" \
+      --precision "$precision" --memory-format "$format" --json "$OUT/official_glibc_$tag.json"
+  fi
+done
+echo "== matrix-product peak"
+"$BIN/sdb-bench" --what peak --threads "$THREADS" --peak-size 4096 -q --json "$OUT/peak.json"
+echo "== interleaved A/B, one process: exact vs channels-last + fused"
+"$BIN/sdb-bench" "${common[@]}" --memory-format channels_last --ab -q --json "$OUT/sdb_ab.json"
