@@ -3,10 +3,8 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "samdeblur/core/error.h"
+#include "samdeblur/models/execution.h"
 
 namespace samdeblur::sam {
 
@@ -24,33 +22,9 @@ torch::ScalarType precision_dtype(Precision precision) {
   return precision == Precision::bf16 ? torch::kBFloat16 : torch::kFloat;
 }
 
-bool cpuinfo_lists_bf16(const std::string& cpuinfo) {
-  std::istringstream lines(cpuinfo);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(line);
-    std::string word;
-    while (words >> word)
-      if (word == "avx512_bf16" || word == "amx_bf16") return true;
-  }
-  return false;
-}
-
-bool cpu_has_native_bf16() {
-  static const bool supported = [] {
-    std::ifstream in("/proc/cpuinfo");
-    if (!in) return false;
-    std::ostringstream text;
-    text << in.rdbuf();
-    return cpuinfo_lists_bf16(text.str());
-  }();
-  return supported;
-}
-
 void check_precision_supported(Precision precision, const torch::Device& device) {
   check_precision_supported(precision, device,
-                            precision == Precision::bf16 && cpu_has_native_bf16());
+                            precision == Precision::bf16 && models::cpu_supports_bf16());
 }
 
 void check_precision_supported(Precision precision, const torch::Device& device, bool cpu_bf16) {

@@ -12,6 +12,7 @@
 #include "samdeblur/core/error.h"
 #include "samdeblur/masks/cache.h"
 #include "samdeblur/masks/options.h"
+#include "samdeblur/models/execution.h"
 #include "samdeblur/sam/bench.h"
 #include "samdeblur/sam/image_encoder.h"
 #include "samdeblur/sam/mask_decoder.h"
@@ -236,9 +237,6 @@ TEST(SamPrecision, NamesAndRefusalWithoutNativeBf16) {
   EXPECT_EQ(precision_from_name("bf16"), Precision::bf16);
   EXPECT_THROW(precision_from_name("fp16", "--precision"), ConfigError);
   EXPECT_EQ(precision_name(Precision::bf16), "bf16");
-  EXPECT_TRUE(cpuinfo_lists_bf16("processor : 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n"));
-  EXPECT_TRUE(cpuinfo_lists_bf16("flags : sse2 amx_bf16\n"));
-  EXPECT_FALSE(cpuinfo_lists_bf16("flags : sse2 avx512f avx512_bf16x\nbugs : avx512_bf16\n"));
   // A CPU without native bf16 refuses it (by name), CUDA and fp32 never do.
   const auto message =
       test::error_of([] { check_precision_supported(Precision::bf16, torch::kCPU, false); });
@@ -246,7 +244,7 @@ TEST(SamPrecision, NamesAndRefusalWithoutNativeBf16) {
   EXPECT_NO_THROW(check_precision_supported(Precision::bf16, torch::kCPU, true));
   EXPECT_NO_THROW(check_precision_supported(Precision::bf16, torch::Device("cuda"), false));
   EXPECT_NO_THROW(check_precision_supported(Precision::fp32, torch::kCPU, false));
-  if (!cpu_has_native_bf16()) {
+  if (!models::cpu_supports_bf16()) {
     EXPECT_THROW(make_predictor(test::tiny_sam_config(), test::tiny_sam_checkpoint(), torch::kCPU,
                                 false, Precision::bf16),
                  Error);
@@ -254,7 +252,8 @@ TEST(SamPrecision, NamesAndRefusalWithoutNativeBf16) {
 }
 
 TEST(SamPrecision, Bf16MasksAgreeWithFp32) {
-  if (!cpu_has_native_bf16()) GTEST_SKIP() << "this CPU has no native bf16 (refusal tested above)";
+  if (!models::cpu_supports_bf16())
+    GTEST_SKIP() << "this CPU has no native bf16 (refusal tested above)";
   auto fp32 = tiny_predictor();
   auto bf16 = make_predictor(test::tiny_sam_config(), test::tiny_sam_checkpoint(), torch::kCPU,
                              false, Precision::bf16);

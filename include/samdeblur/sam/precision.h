@@ -19,13 +19,9 @@ std::string precision_name(Precision precision);
 // kFloat or kBFloat16.
 torch::ScalarType precision_dtype(Precision precision);
 
-// True when /proc/cpuinfo-style text has a `flags` line listing avx512_bf16 or amx_bf16.
-bool cpuinfo_lists_bf16(const std::string& cpuinfo);
-// This machine's CPU (/proc/cpuinfo, read once; false when unreadable).
-bool cpu_has_native_bf16();
 // Throws Error when `precision` cannot run natively on `device`: bf16 on a CPU without
 // AVX512-BF16 / AMX-BF16 (oneDNN would emulate it, slower than fp32). `cpu_bf16` defaults to
-// cpu_has_native_bf16() (tests pass their own answer).
+// models::cpu_supports_bf16() (models/execution.h; tests pass their own answer).
 void check_precision_supported(Precision precision, const torch::Device& device);
 void check_precision_supported(Precision precision, const torch::Device& device, bool cpu_bf16);
 
