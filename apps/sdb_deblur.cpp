@@ -68,6 +68,17 @@ void add_flags(CLI::App& app, DeblurArgs& a) {
   app.add_option("-d,--device", a.d.device, "cpu, cuda or cuda:N");
   app.add_option("--threads", a.d.threads, "intra-op CPU threads (0: torch's choice)")
       ->check(CLI::Range(0, 4096));
+  app.add_option("--precision", a.d.precision,
+                 "network precision: fp32 (exact) or bf16 (CPUs with AVX512-BF16/AMX, or CUDA)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  app.add_option("--memory-format", a.d.memory_format,
+                 "contiguous (exact) or channels_last (+ fused kernels, fp32 rounding)")
+      ->check(CLI::IsMember({"contiguous", "channels_last"}))
+      ->capture_default_str();
+  app.add_option("--sam-precision", a.d.masks.precision, "SAM precision: fp32 (exact) or bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   app.add_option("--json", a.json, "write the per-image JSON lines to FILE (default stdout)");
   app.add_flag("--allow-nonfinite", a.d.allow_nonfinite, "load NaN/Inf weights with a warning");
   app.add_flag("-q,--quiet", a.quiet, "no progress bar; log warnings and errors only");

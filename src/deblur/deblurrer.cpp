@@ -18,6 +18,7 @@
 #include "samdeblur/masks/cache.h"
 #include "samdeblur/masks/encodings.h"
 #include "samdeblur/masks/source.h"
+#include "samdeblur/models/execution.h"
 
 namespace samdeblur {
 namespace {
@@ -89,6 +90,10 @@ Deblurrer::Deblurrer(Options options) : options_(std::move(options)), device_(to
   path.pretrain_network_g = options_.checkpoint;
   path.param_key_g = options_.param_key;
   net_ = eval::build_and_load(network, path, device_, options_.allow_nonfinite);
+  const auto execution =
+      models::parse_execution(options_.precision, options_.memory_format, "Deblurrer options");
+  models::check_execution_supported(execution, device_);
+  net_->set_execution(execution);
   input_.key = "deblur";
   input_.name = "deblur";
   input_.type = dataset_type_for(net_->options());

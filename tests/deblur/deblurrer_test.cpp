@@ -11,6 +11,7 @@
 #include "samdeblur/io/image.h"
 #include "samdeblur/masks/encodings.h"
 #include "samdeblur/metrics/psnr_ssim.h"
+#include "samdeblur/models/execution.h"
 #include "support/test_support.h"
 
 namespace {
@@ -208,5 +209,29 @@ TEST(Deblurrer, InMemoryFileAndLabelMapVariantsAgree) {
     EXPECT_GT(cv::norm(in_memory, d.deblur(bgr, flat).image, cv::NORM_INF), 0.0);
     EXPECT_EQ(d.deblur_file(image).label_map.size(), bgr.size());
     EXPECT_GE(d.mask_cache_hits(), 1);  // the second deblur_file hit the cache
+  }
+}
+
+// The execution options reach the network: channels-last (+ fused kernels) stays within
+// float32 rounding of the exact path (at most one grey level after quantisation), bf16
+// runs close to it where the CPU has native bf16 and is refused by name elsewhere.
+TEST(Deblurrer, ExecutionOptionsReachTheNetwork) {
+  const std::string image = samdeblur::test::data_path("eval/input/img_b.png");
+  const cv::Mat bgr = io::read_image_bgr(image);
+  Deblurrer::Options o;
+  o.checkpoint = eval_checkpoint("NAFNet");
+  o.tiles.tile = 0;
+  const cv::Mat exact = Deblurrer(o).deblur(bgr);
+  o.memory_format = "channels_last";
+  EXPECT_LE(cv::norm(exact, Deblurrer(o).deblur(bgr), cv::NORM_INF), 1.0);
+  o.memory_format = "planar";
+  EXPECT_THROW(Deblurrer{o}, samdeblur::ConfigError);
+  o.memory_format = "contiguous";
+  o.precision = "bf16";
+  if (models::cpu_supports_bf16()) {
+    EXPECT_GE(cv::PSNR(exact, Deblurrer(o).deblur(bgr)), 35.0);
+  } else {
+    const auto message = samdeblur::test::error_of([&] { Deblurrer d(o); });
+    EXPECT_NE(message.find("bf16"), std::string::npos) << message;
   }
 }
