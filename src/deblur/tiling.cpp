@@ -10,20 +10,6 @@
 #include "samdeblur/eval/evaluator.h"
 
 namespace samdeblur::deblur {
-namespace {
-
-// The masks of the tile [i, i + h) x [j, j + w): the full-resolution label map
-// (or dense masks) cropped with the image.
-models::SegMasks crop(const models::SegMasks& m, int64_t i, int64_t h, int64_t j, int64_t w) {
-  if (m.labels.defined())
-    return models::SegMasks::from_labels(m.labels.slice(0, i, i + h).slice(1, j, j + w),
-                                         m.num_masks, m.value);
-  models::SegMasks out = m;
-  out.dense = m.dense.slice(2, i, i + h).slice(3, j, j + w);
-  return out;
-}
-
-}  // namespace
 
 void TileOptions::validate() const {
   if (tile < 0)
@@ -76,7 +62,7 @@ torch::Tensor infer_tiled(models::DeblurNetImpl& net, const dataset::Sample& sam
       dataset::Sample tile;
       tile.name = fmt::format("{} tile ({}, {})", sample.name, i, j);
       tile.lq = sample.lq.slice(1, i, i + th).slice(2, j, j + tw);
-      if (sample.masks) tile.masks = crop(*sample.masks, i, th, j, tw);
+      if (sample.masks) tile.masks = eval::crop_masks(*sample.masks, i, th, j, tw);
       const torch::Tensor out = eval::infer(net, tile, whole, device);  // (3, th, tw)
       const torch::Tensor weights =
           wy.unsqueeze(1) * ramp_weights(j, tw, w, o.overlap).unsqueeze(0);  // (th, tw)

@@ -24,8 +24,6 @@
 namespace samdeblur::eval {
 namespace fs = std::filesystem;
 
-namespace {
-
 models::SegMasks crop_masks(const models::SegMasks& m, int64_t i, int64_t h, int64_t j, int64_t w) {
   if (m.labels.defined())
     return models::SegMasks::from_labels(m.labels.slice(0, i, i + h).slice(1, j, j + w),
@@ -34,6 +32,8 @@ models::SegMasks crop_masks(const models::SegMasks& m, int64_t i, int64_t h, int
   out.dense = m.dense.slice(2, i, i + h).slice(3, j, j + w);
   return out;
 }
+
+namespace {
 
 torch::Tensor forward_batch(models::DeblurNetImpl& net, const torch::Tensor& batch,
                             const std::vector<models::SegMasks>& masks) {

@@ -50,6 +50,10 @@ struct EvalResult {
 torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
                     const ValOptions& val, const torch::Device& device);
 
+// The masks of the image region [i, i + h) x [j, j + w): the label map (or the
+// dense masks) cropped like the image (val.grids crops, sdb-deblur's tiles).
+models::SegMasks crop_masks(const models::SegMasks& m, int64_t i, int64_t h, int64_t j, int64_t w);
+
 // Builds the network, loads path.pretrain_network_g, evaluates every dataset,
 // writes metrics.csv, summary.json, config.yml (and images/ when val.save_img)
 // into the output folder, all atomically.
