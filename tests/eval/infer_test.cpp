@@ -80,6 +80,24 @@ TEST(Infer, GridsCoverEveryPixelAndAverageOverlaps) {
   EXPECT_TRUE(torch::allclose(out, eval::infer(*net, s, grids, torch::kCPU), 1e-6, 1e-6));
 }
 
+// --threads must bound the BLAS pool too: Debian's OpenBLAS (pthread build) would
+// otherwise run fp32 matrix products on every core whatever the intra-op threads are.
+TEST(Infer, CpuThreadsBoundTheBlasPool) {
+  const int torch_before = torch::get_num_threads();
+  const int blas_before = blas_threads();
+  EXPECT_EQ(set_cpu_threads(0), "");
+  EXPECT_EQ(torch::get_num_threads(), torch_before);
+  const std::string blas = set_cpu_threads(1);
+  EXPECT_EQ(torch::get_num_threads(), 1);
+  if (blas.empty()) {
+    EXPECT_EQ(blas_threads(), -1) << "a BLAS pool is loaded but set_cpu_threads missed it";
+  } else {
+    EXPECT_EQ(blas_threads(), 1) << blas;
+  }
+  set_cpu_threads(torch_before);  // both pools at the suite's thread count again
+  if (!blas.empty()) EXPECT_GT(blas_before, 0);
+}
+
 TEST(Infer, DeviceParsing) {
   EXPECT_EQ(parse_device("cpu").type(), torch::kCPU);
   EXPECT_THROW(parse_device("tpu:0"), Error);
