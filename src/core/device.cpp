@@ -1,10 +1,15 @@
 #include "samdeblur/core/device.h"
 
+#include <unistd.h>
+
 #include <dlfcn.h>
 
 #include <fmt/format.h>
 #include <cstdint>
+#include <cstdlib>
+#include <set>
 
+#include "samdeblur/core/blas.h"
 #include "samdeblur/core/error.h"
 
 namespace samdeblur {
@@ -49,6 +54,35 @@ std::string set_cpu_threads(int n) {
     return "blis";
   }
   return "";
+}
+
+std::string blas_kernel() {
+  auto name = loaded_symbol<char* (*)()>("openblas_get_corename");
+  return name ? std::string(name()) : std::string();
+}
+
+std::string blas_kernel_for_cpu() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512bf16")) return "Cooperlake";
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return "";
+}
+
+void reexec_with_fast_blas_kernel(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("SAMDEBLUR_KEEP_BLAS_KERNEL")) return;
+  const std::string current = blas_kernel();
+  // OpenBLAS's generic x86-64 fallbacks: what it runs on a CPU model it does not know.
+  static const std::set<std::string> generic = {"Prescott", "Core2",  "Penryn",    "Dunnington",
+                                                "Nehalem",  "Katmai", "Northwood", "Banias"};
+  if (current.empty() || !generic.count(current)) return;
+  const std::string wanted = blas_kernel_for_cpu();
+  if (wanted.empty()) return;
+  if (setenv("OPENBLAS_CORETYPE", wanted.c_str(), 1) != 0) return;
+  execv("/proc/self/exe", argv);
+  unsetenv("OPENBLAS_CORETYPE");  // exec failed: go on with the generic kernels
 }
 
 int blas_threads() {

@@ -8,11 +8,15 @@
 
 #include <optional>
 
+#include "samdeblur/core/blas.h"
+
 namespace samdeblur::cli {
 
 // nullopt when the app should go on, otherwise the exit code to return
-// (0 after --help, 2 for a usage error).
+// (0 after --help, 2 for a usage error). First re-executes the program with fast
+// BLAS kernels where OpenBLAS chose generic ones (core/blas.h).
 inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  reexec_with_fast_blas_kernel(argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
