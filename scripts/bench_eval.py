@@ -14,6 +14,8 @@
              timing hooks wrapped around its dataset __getitem__, ImageRestorationModel.test
              and metric functions (nothing of the official code is modified or vendored;
              the hooks only read clocks), and writes the per-image times and metrics.
+             Without a GPU, .cuda() is the identity (the official SSIM calls it
+             unconditionally).
   report     reads /usr/bin/time -v outputs, our timing.json / metrics.csv and the
              official timing JSON, and writes one results JSON plus a printed table.
 
@@ -134,7 +136,7 @@ def cmd_make_data(a):
     if not photos:
         sys.exit("no demo photos in data/demo/photos")
     data = os.path.join(a.out, "data")
-    for sub in ["input", "target", "grouped_masks"]:
+    for sub in ["input", "target"] + (["grouped_masks"] if a.network == "SegNAFNet" else []):
         os.makedirs(os.path.join(data, sub), exist_ok=True)
     counts = []
     for i in range(a.images):
@@ -142,6 +144,8 @@ def cmd_make_data(a):
         lq, gt = make_pair(photos[i % len(photos)], w, h, i)
         cv2.imwrite(os.path.join(data, "input", name + ".png"), lq)
         cv2.imwrite(os.path.join(data, "target", name + ".png"), gt)
+        if a.network != "SegNAFNet":
+            continue
         m = [160, 175, 145, 180, 140][i % 5]  # 140-180 masks, as SAM gives at 720p
         masks = grouped_masks(voronoi_labels(w, h, m, seed=12 + i))
         np.savez_compressed(os.path.join(data, "grouped_masks", name + ".npz"), masks=masks)
@@ -159,6 +163,12 @@ def cmd_make_data(a):
 def cmd_official(a):
     import torch
     torch.set_num_threads(a.threads)
+    if not torch.cuda.is_available():
+        # The official _ssim_3d (metrics/psnr_ssim.py) moves its kernel and both images to
+        # CUDA unconditionally; without a GPU .cuda() is made the identity (as
+        # scripts/make_eval_fixtures.py does), so the SSIM runs in float32 on the CPU.
+        torch.Tensor.cuda = lambda self, *args, **kwargs: self
+        torch.nn.Module.cuda = lambda self, *args, **kwargs: self
     sys.path.insert(0, a.root)
     sys.argv = [os.path.join(a.root, "basicsr/test.py"), "-opt", a.opt]
     t_start = time.perf_counter()

@@ -18,7 +18,8 @@
 #
 # Environment: SIZE (WxH, overrides the mode's), IMAGES, NETWORK (SegNAFNet | NAFNet),
 # THREADS (2), OUT (bench_eval/<mode>-<network>), SDB_BIN (build/bin), PYTHON
-# (/usr/bin/python3: Debian's python3-torch, the same LibTorch 1.13), SAMDEBLUR_OFFICIAL
+# (/usr/bin/python3: Debian's python3-torch, the same LibTorch 1.13; when it lacks einops,
+# a venv with system site packages, OFFICIAL_VENV, made once), SAMDEBLUR_OFFICIAL
 # (official checkout, /tmp/ref/sam-deblur; copied into $OUT/official because test.py
 # writes results/ beside its code), TCMALLOC (libtcmalloc_minimal.so.4), SIDES (which
 # runs, default "sdb official_tcmalloc official_glibc"), NICE (a prefix such as
@@ -39,7 +40,7 @@ NETWORK=${NETWORK:-SegNAFNet}
 THREADS=${THREADS:-2}
 OUT=${OUT:-bench_eval/$MODE-$NETWORK}
 BIN=$(realpath "${SDB_BIN:-build/bin}")
-PYTHON=${PYTHON:-/usr/bin/python3}
+PYTHON=${PYTHON:-}
 OFFICIAL=${SAMDEBLUR_OFFICIAL:-/tmp/ref/sam-deblur}
 TCMALLOC=${TCMALLOC:-/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4}
 read -r -a RUNS <<<"${SIDES:-$sides}"
@@ -50,6 +51,25 @@ HELPER="$HERE/bench_eval.py"
 [[ -x "$BIN/sdb-eval" ]] || { echo "no $BIN/sdb-eval: build it first (SDB_BIN)" >&2; exit 1; }
 [[ -d "$OFFICIAL/basicsr" ]] || { echo "no official checkout at $OFFICIAL (SAMDEBLUR_OFFICIAL)" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
+# Debian's python3 lacks einops (restormer_arch.py, imported by the official arch registry):
+# a venv over the system site packages gets it from PyPI.
+if [[ -z $PYTHON ]]; then
+  PYTHON=/usr/bin/python3
+  if [[ " ${RUNS[*]} " == *" official"* ]] && ! "$PYTHON" -c 'import einops' 2>/dev/null; then
+    venv=${OFFICIAL_VENV:-$HOME/.cache/samdeblur-official-venv}
+    if [[ ! -x "$venv/bin/python" ]]; then
+      /usr/bin/python3 -m venv --system-site-packages "$venv"
+      "$venv/bin/pip" install -q einops
+    fi
+    PYTHON=$venv/bin/python
+  fi
+fi
+if [[ " ${RUNS[*]} " == *" official"* ]] &&
+  ! "$PYTHON" -c 'import torch, torchvision, tqdm, lmdb, skimage, scipy, einops, cv2, yaml' 2>/dev/null; then
+  echo "the official test.py needs: apt-get install python3-torchvision python3-tqdm python3-lmdb" \
+    "python3-skimage python3-scipy python3-opencv python3-yaml, and einops (pip)" >&2
+  exit 1
+fi
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
 
