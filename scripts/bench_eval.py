@@ -297,11 +297,13 @@ def cmd_report(a):
         agree[name] = {"against": ref_name, "max_abs_psnr_diff": dp, "max_abs_ssim_diff": ds,
                        "agree": dp < a.psnr_tol and ds < a.ssim_tol}
     out["metrics_agreement"] = agree
-    ours = runs.get("sdb", {}).get("process", {}).get("wall_seconds")
+    def ok(r):
+        return r["process"].get("exit_status") == 0
+    ours = runs["sdb"]["process"].get("wall_seconds") if "sdb" in runs and ok(runs["sdb"]) else None
     ratios = {}
     for name, r in runs.items():
         wall = r["process"].get("wall_seconds")
-        if ours and wall and name != "sdb":
+        if ours and wall and name != "sdb" and ok(r):
             ratios[name] = wall / ours
     out["whole_process_ratio_vs_sdb"] = ratios
     with open(a.json, "w") as f:
