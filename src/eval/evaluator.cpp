@@ -10,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include "samdeblur/config/yaml_to_json.h"
 #include "samdeblur/core/atomic_file.h"
 #include "samdeblur/core/device.h"
@@ -154,6 +156,39 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Minor page faults and CPU seconds (user + system) of the calling thread or the process.
+struct Usage {
+  int64_t minor_faults = 0;
+  double cpu_seconds = 0;
+};
+
+Usage usage_now(bool this_thread) {
+  rusage u{};
+#ifdef RUSAGE_THREAD
+  getrusage(this_thread ? RUSAGE_THREAD : RUSAGE_SELF, &u);
+#else
+  (void)this_thread;
+  getrusage(RUSAGE_SELF, &u);
+#endif
+  const auto sec = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + 1e-6 * t.tv_usec;
+  };
+  return {static_cast<int64_t>(u.ru_minflt), sec(u.ru_utime) + sec(u.ru_stime)};
+}
+
+// A sample with what loading it cost (ImageTiming::load_*), measured on the loading thread.
+struct LoadedSample {
+  dataset::Sample sample;
+  double seconds = 0;
+  int64_t minor_faults = 0;
+};
+
 DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const EvalConfig& cfg,
                                const dataset::DatasetOptions& ds, const torch::Device& device,
                                const std::string& image_dir, const RunOptions& run,
@@ -184,27 +219,43 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const EvalConfig& cfg
       std::thread::hardware_concurrency() > static_cast<unsigned>(torch::get_num_threads());
   const auto policy = spare_core ? std::launch::async : std::launch::deferred;
   auto load = [&ds, &provider](const dataset::SamplePaths& p) {
-    return dataset::load_sample(p, ds, provider.get());
+    const auto t0 = Clock::now();
+    const Usage u0 = usage_now(true);
+    LoadedSample out{dataset::load_sample(p, ds, provider.get())};
+    out.seconds = seconds_since(t0);
+    out.minor_faults = usage_now(true).minor_faults - u0.minor_faults;
+    return out;
   };
-  std::future<dataset::Sample> next = std::async(policy, load, samples[0]);
+  std::future<LoadedSample> next = std::async(policy, load, samples[0]);
   ProgressBar bar("eval " + ds.name, static_cast<int64_t>(samples.size()));
   DatasetAccumulator acc(metric_list.size());
   for (std::size_t idx = 0; idx < samples.size(); ++idx) {
-    dataset::Sample sample = next.get();
+    const auto t_image = Clock::now();
+    LoadedSample loaded = next.get();
+    const dataset::Sample& sample = loaded.sample;
     if (idx + 1 < samples.size()) next = std::async(policy, load, samples[idx + 1]);
-    const auto t0 = std::chrono::steady_clock::now();
+    ImageTiming timing{sample.name, loaded.seconds};
+    timing.load_minor_faults = loaded.minor_faults;
+    const auto t0 = Clock::now();
+    const Usage u0 = usage_now(false);
     const torch::Tensor out = infer(net, sample, cfg.val, device);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const Usage u1 = usage_now(false);
+    timing.infer_seconds = seconds_since(t0);
+    timing.infer_minor_faults = u1.minor_faults - u0.minor_faults;
+    timing.infer_cpu_seconds = u1.cpu_seconds - u0.cpu_seconds;
+    const auto t_post = Clock::now();
     const cv::Mat sr = io::tensor_to_image(out);
     ImageRecord rec = evaluate_sample(metric_list, sr, sample);
-    rec.seconds = seconds;
+    rec.seconds = timing.infer_seconds;
     acc.add(rec);
     if (cfg.val.save_img) io::write_image_atomic(image_dir + "/" + sample.name + ".png", sr);
     if (run.progress)
       bar.update(1, fmt::format("{} {}={:.2f}", sample.name, r.metric_names[psnr_index],
                                 rec.metrics[psnr_index]));
     r.images.push_back(std::move(rec));
+    timing.post_seconds = seconds_since(t_post);
+    timing.total_seconds = seconds_since(t_image);
+    r.timing.push_back(std::move(timing));
   }
   bar.finish();
   if (provider) {
@@ -220,6 +271,27 @@ DatasetResult evaluate_dataset(models::DeblurNetImpl& net, const EvalConfig& cfg
   r.mcr = acc.mcr();
   r.summary = acc.json(r.metric_names);
   return r;
+}
+
+// timing.json: EvalResult::setup_seconds and every image's ImageTiming, per dataset.
+nlohmann::json timing_json(const EvalResult& result) {
+  nlohmann::json datasets = nlohmann::json::array();
+  for (const auto& d : result.datasets) {
+    nlohmann::json images = nlohmann::json::array();
+    for (const auto& t : d.timing)
+      images.push_back({{"name", t.name},
+                        {"load_seconds", t.load_seconds},
+                        {"infer_seconds", t.infer_seconds},
+                        {"post_seconds", t.post_seconds},
+                        {"total_seconds", t.total_seconds},
+                        {"load_minor_faults", t.load_minor_faults},
+                        {"infer_minor_faults", t.infer_minor_faults},
+                        {"infer_cpu_seconds", t.infer_cpu_seconds}});
+    datasets.push_back({{"name", d.name}, {"images", images}});
+  }
+  return {{"setup_seconds", result.setup_seconds},
+          {"intra_op_threads", torch::get_num_threads()},
+          {"datasets", datasets}};
 }
 
 void write_outputs(const EvalConfig& cfg, const EvalResult& result, const RunOptions& run,
@@ -258,6 +330,7 @@ void write_outputs(const EvalConfig& cfg, const EvalResult& result, const RunOpt
   summary["config"] = config::yaml_to_json(cfg.resolved);
   write_file_atomic(result.output_dir + "/metrics.csv", csv.str());
   write_file_atomic(result.output_dir + "/summary.json", summary.dump(2) + "\n");
+  write_file_atomic(result.output_dir + "/timing.json", timing_json(result).dump(2) + "\n");
   YAML::Emitter emitter;
   emitter << cfg.resolved;
   write_file_atomic(result.output_dir + "/config.yml", std::string(emitter.c_str()) + "\n");
@@ -286,7 +359,9 @@ EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run) {
   // only when complete; a failure leaves the previous result untouched.
   // The default mask cache folder (resolve_mask_cache_dir) is kept across runs.
   StagingDir staging(result.output_dir, {"summary.json", "metrics.csv"}, {"mask_cache"});
+  const auto t_setup = Clock::now();
   models::DeblurNet net = build_and_load(cfg.network_g, cfg.path, device, run.allow_nonfinite);
+  result.setup_seconds = seconds_since(t_setup);
   const auto execution =
       models::parse_execution(cfg.val.precision, cfg.val.memory_format, cfg.source + ": val");
   models::check_execution_supported(execution, device);

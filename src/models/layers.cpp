@@ -57,8 +57,11 @@ torch::Tensor layer_norm_2d(const torch::Tensor& x, const torch::Tensor& weight,
   auto mu = x.mean(1, /*keepdim=*/true);
   auto centered = x - mu;
   auto var = centered.pow(2).mean(1, /*keepdim=*/true);
-  auto y = centered / (var + eps).sqrt();
-  return weight.view({1, c, 1, 1}) * y + bias.view({1, c, 1, 1});
+  // centered / std, * weight, + bias in place: the same operations on the same values
+  // (IEEE products and sums commute), one full-size tensor instead of four alive at once.
+  return centered.div_((var + eps).sqrt())
+      .mul_(weight.view({1, c, 1, 1}))
+      .add_(bias.view({1, c, 1, 1}));
 }
 
 LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps) : eps(eps) {

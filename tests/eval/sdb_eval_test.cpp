@@ -131,6 +131,22 @@ TEST_P(SdbEvalParity, MatchesOfficialPipeline) {
   EXPECT_TRUE(summary.contains("config"));
   EXPECT_EQ(summary["config"]["val"]["mcr_threshold"].get<double>(), 1.0);
   EXPECT_TRUE(fs::exists(work / "out" / "config.yml"));
+  // timing.json: every image's load / network / rest seconds (scripts/bench_eval.sh).
+  const nlohmann::json timing = nlohmann::json::parse(read_text(work / "out" / "timing.json"));
+  EXPECT_GE(timing["setup_seconds"].get<double>(), 0.0);
+  ASSERT_EQ(timing["datasets"].size(), 1u);
+  const auto& images = timing["datasets"][0]["images"];
+  ASSERT_EQ(images.size(), 3u);
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    EXPECT_EQ(images[i]["name"].get<std::string>(), rows[i + 1][c_name]);
+    const double load = images[i]["load_seconds"].get<double>();
+    const double net = images[i]["infer_seconds"].get<double>();
+    EXPECT_GT(net, 0.0);
+    EXPECT_GE(load, 0.0);
+    EXPECT_GE(images[i]["post_seconds"].get<double>(), 0.0);
+    EXPECT_GE(images[i]["total_seconds"].get<double>(), net);
+    EXPECT_GE(images[i]["infer_minor_faults"].get<int64_t>(), 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -26,6 +26,19 @@ struct RunOptions {
   bool allow_nonfinite = false;
 };
 
+// Where one image's time went (timing.json): loading the sample (decoding lq / gt,
+// reading and converting the grouped masks; on a worker thread when a core is spare),
+// the network (`infer`), and the rest (tensor2img, metrics, writing the image).
+// total: from asking for the sample to the end of the image, i.e. what the image adds
+// to the run. Minor page faults of the process during the network, and of the loading
+// thread during the load, count first-touched memory independently of machine load.
+struct ImageTiming {
+  std::string name;
+  double load_seconds = 0, infer_seconds = 0, post_seconds = 0, total_seconds = 0;
+  int64_t load_minor_faults = 0, infer_minor_faults = 0;
+  double infer_cpu_seconds = 0;  // user + system time of the process during the network
+};
+
 struct DatasetResult {
   std::string key, name;
   std::vector<std::string> metric_names;  // MetricList::names(): psnr and ssim always present
@@ -37,11 +50,13 @@ struct DatasetResult {
   // ext, masks computed on the fly (mask_source): cache folder and counters.
   std::string mask_cache_dir;
   int64_t mask_cache_hits = 0, mask_cache_misses = 0;
+  std::vector<ImageTiming> timing;  // parallel to images
 };
 
 struct EvalResult {
   std::vector<DatasetResult> datasets;
   std::string output_dir;
+  double setup_seconds = 0;  // building the network and loading the checkpoint
 };
 
 // Runs the network on one sample and returns the (3, H, W) float output on the
@@ -55,8 +70,9 @@ torch::Tensor infer(models::DeblurNetImpl& net, const dataset::Sample& sample,
 models::SegMasks crop_masks(const models::SegMasks& m, int64_t i, int64_t h, int64_t j, int64_t w);
 
 // Builds the network, loads path.pretrain_network_g, evaluates every dataset,
-// writes metrics.csv, summary.json, config.yml (and images/ when val.save_img)
-// into the output folder, all atomically.
+// writes metrics.csv, summary.json, config.yml, timing.json (ImageTiming per image,
+// scripts/bench_eval.sh reads it; and images/ when val.save_img) into the output
+// folder, all atomically.
 EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run);
 
 // Builds the network of `network_g`, loads path.pretrain_network_g (if set;
