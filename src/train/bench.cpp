@@ -325,12 +325,15 @@ void bench_matmul_peak(const torch::Device& device, int64_t n, int repeat,
     const auto a = torch::rand({n, n}, opts), b = torch::rand({n, n}, opts);
     report({fmt::format("matmul {}^3 {}", n, tag),
             time_runs([&] { torch::mm(a, b); }, 1, repeat, device), gflop, dtype});
-    // The same n^3 multiply-adds as a channels-last 1x1 convolution, (1, n, 1, n)
-    // by (n, n, 1, 1): oneDNN on the CPU, whatever BLAS at::mm was linked with.
-    const auto x = torch::rand({1, n, 1, n}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+    // The same n^3 multiply-adds as a channels-last 1x1 convolution of stride 2,
+    // (1, n, 1, 2n) by (n, n, 1, 1) -> (1, n, 1, n): oneDNN on the CPU whatever
+    // BLAS at::mm was linked with (the stride keeps ATen 1.13 from sending a
+    // float32 1x1 convolution of batch < 16 on one thread to im2col + BLAS).
+    const auto x = torch::rand({1, n, 1, 2 * n}, opts).contiguous(at::MemoryFormat::ChannelsLast);
     const auto w = torch::rand({n, n, 1, 1}, opts).contiguous(at::MemoryFormat::ChannelsLast);
     report({fmt::format("matmul {}^3 {} as 1x1 conv", n, tag),
-            time_runs([&] { torch::conv2d(x, w); }, 1, repeat, device), gflop, dtype});
+            time_runs([&] { torch::conv2d(x, w, {}, /*stride=*/2); }, 1, repeat, device), gflop,
+            dtype});
   }
 }
 
