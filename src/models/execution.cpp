@@ -24,7 +24,7 @@ ExecutionOptions parse_execution(const std::string& precision, const std::string
   o.dtype = parse_precision(precision, what);
   if (memory_format == "channels_last") {
     o.channels_last = true;
-    o.fused = o.dtype == torch::kFloat;  // the kernels are float32-only
+    o.fused = true;  // models/fused_forward.h: float32 and bfloat16
   } else if (memory_format != "contiguous") {
     throw ConfigError(fmt::format(
         "{}: unknown memory format '{}' (valid: contiguous, channels_last)", what, memory_format));

@@ -1,6 +1,7 @@
 #include "samdeblur/models/layers.h"
 
 #include "samdeblur/models/fused.h"
+#include "samdeblur/models/fused_forward.h"
 
 namespace samdeblur::models {
 namespace {
@@ -127,6 +128,8 @@ NAFBlockImpl::NAFBlockImpl(const NAFBlockOptions& opts) : options(opts) {
 torch::Tensor NAFBlockImpl::forward(const torch::Tensor& input) {
   const bool needs_grad =
       torch::GradMode::is_enabled() && (input.requires_grad() || beta.requires_grad());
+  if (fused && !needs_grad && forward_kernels_apply(input))
+    return nafblock_forward_cl(*this, input);
   if (fused && !needs_grad && fused_kernels_apply(input)) return forward_fused(input);
   return forward_reference(input);
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "samdeblur/core/error.h"
+#include "samdeblur/models/fused_forward.h"
 
 namespace samdeblur::models {
 namespace {
@@ -26,6 +27,16 @@ torch::nn::Sequential make_stage(int64_t blocks, int64_t channels, const Network
 // An empty nn.Sequential is the identity in Python; the C++ one throws.
 torch::Tensor run(torch::nn::Sequential& stage, const torch::Tensor& x) {
   return stage->is_empty() ? x : stage->forward(x);
+}
+
+// pixel_shuffle(x, 2) + skip by the one-pass kernel (bit-identical) when no
+// gradient is needed and both are channels-last (a channels-last execution);
+// never on the NCHW exact path, whose layout it would change.
+bool shuffle_add_in_one_pass(const torch::Tensor& x, const torch::Tensor& skip) {
+  const bool needs_grad =
+      torch::GradMode::is_enabled() && (x.requires_grad() || skip.requires_grad());
+  return !needs_grad && forward_kernels_apply(x) && forward_kernels_apply(skip) &&
+         !skip.is_contiguous() && x.scalar_type() == skip.scalar_type();
 }
 
 }  // namespace
@@ -99,8 +110,13 @@ torch::Tensor NAFUNet::forward(const torch::Tensor& input) {
   }
   x = run(middle_blks, x);
   for (size_t i = 0; i < decoder_seqs_.size(); ++i) {
-    x = up_seqs_[i]->forward(x);
-    x = x + skips[skips.size() - 1 - i];
+    x = up_seqs_[i]->at<torch::nn::Conv2dImpl>(0).forward(x);  // (B, 4C, h, w)
+    const auto& skip = skips[skips.size() - 1 - i];            // (B, C, 2h, 2w)
+    if (shuffle_add_in_one_pass(x, skip)) {
+      x = pixel_shuffle_add_cl(x, skip);
+    } else {
+      x = up_seqs_[i]->at<torch::nn::PixelShuffleImpl>(1).forward(x) + skip;
+    }
     x = run(decoder_seqs_[i], x);
   }
   return ending(x);

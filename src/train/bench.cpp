@@ -4,9 +4,12 @@
 #include <fmt/format.h>
 
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <vector>
 
 #include "samdeblur/models/map_unit.h"
@@ -220,6 +223,55 @@ std::string execution_label(const models::ExecutionOptions& e) {
   return fmt::format(" [{} {}{}]", e.precision(), e.memory_format(), e.fused ? " fused" : "");
 }
 
+// Wall time of `fn` per top-level operator called from this thread (ATen ops,
+// the RECORD_FUNCTION scopes of models/fused_forward.cpp), nested calls counted
+// in their caller: {name -> (ms, calls)}. LibTorch's legacy CPU profiler.
+std::map<std::string, std::pair<double, int>> profile_top_level(const std::function<void()>& fn) {
+  namespace prof = torch::autograd::profiler;
+  prof::enableProfilerLegacy(
+      torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+  fn();
+  const auto lists = prof::disableProfilerLegacy();
+  std::map<std::string, std::pair<double, int>> ops;
+  for (const auto& events : lists) {
+    std::vector<const prof::LegacyEvent*> open;
+    for (const auto& e : events) {
+      if (e.kind() == prof::EventKind::PushRange) {
+        open.push_back(&e);
+      } else if (e.kind() == prof::EventKind::PopRange && !open.empty()) {
+        const auto* start = open.back();
+        open.pop_back();
+        if (!open.empty()) continue;
+        auto& op = ops[start->name()];
+        op.first += start->cpuElapsedUs(e) / 1000.0;
+        ++op.second;
+      }
+    }
+  }
+  return ops;
+}
+
+// One profiled forward of each execution at each size, reported per operator
+// (Timing: median_ms = the operator's total ms in that forward, runs = calls).
+void profile_nafnet_forward(const std::vector<models::DeblurNet>& nets,
+                            const std::vector<models::ExecutionOptions>& executions,
+                            const torch::Tensor& x, const BenchReport& report) {
+  for (size_t k = 0; k < nets.size(); ++k) {
+    const auto ops = profile_top_level([&] { nets[k]->forward(x); });
+    std::vector<std::pair<std::string, std::pair<double, int>>> sorted(ops.begin(), ops.end());
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+    for (const auto& [name, op] : sorted) {
+      Timing t;
+      t.median_ms = t.min_ms = op.first;
+      t.runs = op.second;
+      report({fmt::format("  profile {}x{}{}: {} ({} calls)", x.size(3), x.size(2),
+                          execution_label(executions[k]), name, op.second),
+              t});
+    }
+  }
+}
+
 }  // namespace
 
 void bench_nafnet_forward(const torch::Device& device, const ForwardBenchOptions& options,
@@ -256,6 +308,7 @@ void bench_nafnet_forward(const torch::Device& device, const ForwardBenchOptions
       report({fmt::format("NAFNet-w32 forward {}x{}{}", w, h, execution_label(executions[k])), t,
               nafnet_conv_gflop(nafnet_w32("NAFNet"), h, w), executions[k].dtype});
     }
+    if (options.profile) profile_nafnet_forward(nets, executions, x, report);
   }
 }
 
@@ -264,12 +317,22 @@ void bench_matmul_peak(const torch::Device& device, int64_t n, int repeat,
   c10::InferenceMode guard;
   std::vector<torch::ScalarType> dtypes = {torch::kFloat};
   if (device.is_cuda() || models::cpu_supports_bf16()) dtypes.push_back(torch::kBFloat16);
+  const double gflop =
+      2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / 1e9;
   for (const auto dtype : dtypes) {
     const auto opts = torch::TensorOptions().device(device).dtype(dtype);
+    const std::string tag = dtype == torch::kFloat ? "fp32" : "bf16";
     const auto a = torch::rand({n, n}, opts), b = torch::rand({n, n}, opts);
-    report({fmt::format("matmul {}^3 {}", n, dtype == torch::kFloat ? "fp32" : "bf16"),
-            time_runs([&] { torch::mm(a, b); }, 1, repeat, device),
-            2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / 1e9,
+    report({fmt::format("matmul {}^3 {}", n, tag),
+            time_runs([&] { torch::mm(a, b); }, 1, repeat, device), gflop, dtype});
+    // The same n^3 multiply-adds as a channels-last 1x1 convolution of stride 2,
+    // (1, n, 1, 2n) by (n, n, 1, 1) -> (1, n, 1, n): oneDNN on the CPU whatever
+    // BLAS at::mm was linked with (the stride keeps ATen 1.13 from sending a
+    // float32 1x1 convolution of batch < 16 on one thread to im2col + BLAS).
+    const auto x = torch::rand({1, n, 1, 2 * n}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+    const auto w = torch::rand({n, n, 1, 1}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+    report({fmt::format("matmul {}^3 {} as 1x1 conv", n, tag),
+            time_runs([&] { torch::conv2d(x, w, {}, /*stride=*/2); }, 1, repeat, device), gflop,
             dtype});
   }
 }

@@ -266,7 +266,7 @@ TEST(Execution, ParsesAndRefuses) {
   EXPECT_TRUE(fast.channels_last && fast.fused && fast.dtype == torch::kFloat);
   EXPECT_TRUE(sm::parse_execution("fp32", "contiguous", "val").is_default());
   EXPECT_EQ(sm::parse_execution("bf16", "contiguous", "val").dtype, torch::kBFloat16);
-  EXPECT_FALSE(sm::parse_execution("bf16", "channels_last", "val").fused);  // float32 kernels
+  EXPECT_TRUE(sm::parse_execution("bf16", "channels_last", "val").fused);  // fused_forward.h
   EXPECT_THROW(sm::parse_execution("fp16", "contiguous", "val.precision"), samdeblur::ConfigError);
   EXPECT_THROW(sm::parse_execution("fp32", "nhwc", "val.memory_format"), samdeblur::ConfigError);
   EXPECT_TRUE(sm::cpuinfo_has_bf16("processor : 0\nflags : fpu avx512f avx512_bf16 sse\n"));

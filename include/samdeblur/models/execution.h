@@ -14,7 +14,8 @@ struct ExecutionOptions {
   // Activations and 4-D weights in channels-last (NHWC) order end to end: the
   // network converts its input once and no op inside changes the layout.
   bool channels_last = false;
-  // NAFBlocks use the fused kernels of models/fused.h when no gradient is needed.
+  // NAFBlocks use the fused kernels when no gradient is needed: models/fused_forward.h
+  // for channels-last float32 / bfloat16 activations, models/fused.h for NCHW float32.
   bool fused = false;
   // kFloat (exact) or kBFloat16: weights and activations in bfloat16 (oneDNN
   // convolutions), LayerNorm2d statistics, the MAP unit and the final residual
@@ -26,8 +27,8 @@ struct ExecutionOptions {
   std::string memory_format() const { return channels_last ? "channels_last" : "contiguous"; }
 };
 
-// "fp32" | "bf16" -> dtype; "contiguous" | "channels_last" -> layout (fp32
-// channels_last also turns on the fused kernels: the fast fp32 path). `what` names the key or
+// "fp32" | "bf16" -> dtype; "contiguous" | "channels_last" -> layout
+// (channels_last also turns on the fused kernels, in either dtype). `what` names the key or
 // flag in errors (ConfigError listing the valid values).
 torch::ScalarType parse_precision(const std::string& value, const std::string& what);
 ExecutionOptions parse_execution(const std::string& precision, const std::string& memory_format,

@@ -65,8 +65,9 @@ class NAFBlockImpl : public torch::nn::Module {
   // as addcmul). Equal to forward_reference within float rounding.
   torch::Tensor forward_fused(const torch::Tensor& input);
 
-  // When set, forward() takes forward_fused() whenever no gradient is needed and
-  // the input is a contiguous float32 CPU tensor (models::ExecutionOptions::fused).
+  // When set and no gradient is needed, forward() takes nafblock_forward_cl()
+  // (models/fused_forward.h) for a channels-last float32 / bfloat16 CPU input and
+  // forward_fused() for an NCHW float32 one (models::ExecutionOptions::fused).
   bool fused = false;
 
   NAFBlockOptions options;

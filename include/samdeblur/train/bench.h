@@ -70,13 +70,20 @@ struct ForwardBenchOptions {
   // Also time the exact path (default ExecutionOptions), interleaved run by run
   // with `execution` on identical weights, so that both see the same machine.
   bool ab = false;
+  // After the timed runs of each size, one more forward of each execution under
+  // LibTorch's profiler, reported per top-level operator ("  profile ..." cases:
+  // median_ms = the operator's total ms in that forward, runs = its calls).
+  bool profile = false;
 };
 // NAFNet-w32 forward under InferenceMode, random weights (seed 0).
 void bench_nafnet_forward(const torch::Device& device, const ForwardBenchOptions& options,
                           const BenchReport& report);
 
 // An n x n x n matrix product in float32 and, where the device supports it,
-// bfloat16: the machine's reachable peak for the GFLOP/s shares.
+// bfloat16, each twice: at::mm (on the CPU the BLAS LibTorch was built with for
+// float32, oneDNN for bfloat16) and the same multiply-adds as a channels-last
+// 1x1 convolution (oneDNN, the NAFNet convolutions' library). The faster of the
+// two is the machine's reachable peak for the GFLOP/s shares.
 void bench_matmul_peak(const torch::Device& device, int64_t n, int repeat,
                        const BenchReport& report);
 
