@@ -193,8 +193,9 @@ TEST(DeblurFigures, DISABLED_LargeImagesTiledAgainstWholeImage) {
         t0 = std::chrono::steady_clock::now();
         const cv::Mat out = tiled.deblur(img, whole.label_map).image;  // the same masks
         const double s = seconds_since(t0);
-        const std::size_t n = samdeblur::deblur::tile_starts(img.rows, tile, overlap).size() *
-                              samdeblur::deblur::tile_starts(img.cols, tile, overlap).size();
+        const std::size_t n =  // as infer_tiled: starts aligned to the padding multiple 16
+            samdeblur::deblur::tile_starts(img.rows, tile, overlap, 16).size() *
+            samdeblur::deblur::tile_starts(img.cols, tile, overlap, 16).size();
         std::cout << fmt::format("| {} | {} | {} / {} | {} | {:.2f} | {:.1f} |", net, name, tile,
                                  overlap, n,
                                  samdeblur::metrics::calculate_psnr(out, whole.image, 0), s)
