@@ -45,7 +45,9 @@ std::string dataset_type_for(const models::NetworkOptions& n) {
 
 namespace deblur {
 
-// grouped_labels (deblurrer.h): the rank of each grey value among those present.
+// grouped_labels (deblurrer.h): the rank of each grey value among those present, written
+// straight into the (H, W) int64 labels (every rank is present, so this is
+// SegMasks::from_labels' result without its full-size temporaries).
 models::SegMasks grouped_labels(const cv::Mat& label_map, double value) {
   std::array<int64_t, 256> rank{};
   rank.fill(-1);
@@ -56,11 +58,17 @@ models::SegMasks grouped_labels(const cv::Mat& label_map, double value) {
   int64_t m = 0;
   for (auto& v : rank)
     if (v == 0) v = m++;
-  const torch::Tensor lut = torch::tensor(std::vector<int64_t>(rank.begin(), rank.end()));
-  const torch::Tensor grey = torch::from_blob(const_cast<uint8_t*>(label_map.ptr<uint8_t>()),
-                                              {label_map.rows, label_map.cols}, torch::kUInt8)
-                                 .to(torch::kInt64);
-  return models::SegMasks::from_labels(lut.index({grey}), m, value);
+  models::SegMasks out;
+  out.labels = torch::empty({label_map.rows, label_map.cols}, torch::kInt64);
+  int64_t* labels = out.labels.data_ptr<int64_t>();
+  for (int r = 0; r < label_map.rows; ++r) {
+    const uint8_t* row = label_map.ptr<uint8_t>(r);
+    int64_t* dst = labels + static_cast<int64_t>(r) * label_map.cols;
+    for (int c = 0; c < label_map.cols; ++c) dst[c] = rank[row[c]];
+  }
+  out.num_masks = m;
+  out.value = value;
+  return out;
 }
 
 }  // namespace deblur

@@ -22,8 +22,26 @@ void TileOptions::validate() const {
         fmt::format("tile_overlap: must be smaller than the tile ({}), got {}", tile, overlap));
 }
 
-std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap) {
+namespace {
+
+// tile_starts with align > 1: the last start is the first multiple of align >= n - tile,
+// the others multiples of align spread evenly from 0, gaps of at most tile - overlap.
+std::vector<int64_t> aligned_starts(int64_t n, int64_t tile, int64_t overlap, int64_t align) {
+  const int64_t last = (n - tile + align - 1) / align * align;
+  if (last == 0) return {0};
+  const int64_t gap = tile - overlap - align;  // before rounding down to align
+  const int64_t count = (last + gap - 1) / gap + 1;
+  std::vector<int64_t> starts;
+  for (int64_t k = 0; k + 1 < count; ++k) starts.push_back(k * last / (count - 1) / align * align);
+  starts.push_back(last);
+  return starts;
+}
+
+}  // namespace
+
+std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap, int64_t align) {
   if (tile <= 0 || n <= tile) return {0};
+  if (align > 1 && tile - overlap > align) return aligned_starts(n, tile, overlap, align);
   const int64_t step = tile - overlap;
   const int64_t count = (n - overlap + step - 1) / step;  // ceil((n - overlap) / step) >= 2
   std::vector<int64_t> starts;
@@ -53,12 +71,15 @@ torch::Tensor infer_tiled(models::DeblurNetImpl& net, const dataset::Sample& sam
   const eval::ValOptions whole;  // no grids: one forward per tile
   const int64_t h = sample.lq.size(1), w = sample.lq.size(2);
   if (!is_tiled(h, w, o)) return eval::infer(net, sample, whole, device);
-  const int64_t th = std::min(o.tile, h), tw = std::min(o.tile, w);
+  // Starts on the network's down-sampling grid (its padding multiple).
+  const int64_t align = int64_t{1} << net.options().enc_blk_nums.size();
   torch::Tensor acc = torch::zeros({3, h, w});
   torch::Tensor weight_sum = torch::zeros({1, h, w});
-  for (const int64_t i : tile_starts(h, o.tile, o.overlap)) {
+  for (const int64_t i : tile_starts(h, o.tile, o.overlap, align)) {
+    const int64_t th = std::min(o.tile, h - i);
     const torch::Tensor wy = ramp_weights(i, th, h, o.overlap);
-    for (const int64_t j : tile_starts(w, o.tile, o.overlap)) {
+    for (const int64_t j : tile_starts(w, o.tile, o.overlap, align)) {
+      const int64_t tw = std::min(o.tile, w - j);
       dataset::Sample tile;
       tile.name = fmt::format("{} tile ({}, {})", sample.name, i, j);
       tile.lq = sample.lq.slice(1, i, i + th).slice(2, j, j + tw);

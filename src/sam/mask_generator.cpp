@@ -79,14 +79,20 @@ void sync(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
 }
 
-// MaskData of the official code, CPU-resident except inside a batch.
+// MaskData of the official code, CPU-resident except inside a batch. Deviation (same
+// records): while a crop is processed, a mask whose RLE is larger than its low-resolution
+// logits and than kHeldRleBytes (a lazily upsampling predictor's 256 x 256 plane, 256 KiB) is
+// held as those logits (`pending`, on the predictor's device) instead, and encoded again from
+// them only if it survives the crop's NMS (encode_pending); the memory held per candidate is
+// then at most 256 KiB (or one plane), whatever the image size.
 struct MaskData {
   torch::Tensor iou_preds = torch::empty({0}, torch::kFloat32);    // (N,)
   torch::Tensor points = torch::empty({0, 2}, torch::kFloat64);    // (N, 2) image (or crop) pixels
   torch::Tensor stability = torch::empty({0}, torch::kFloat32);    // (N,)
   torch::Tensor boxes = torch::empty({0, 4}, torch::kInt64);       // (N, 4) XYXY
   torch::Tensor crop_boxes = torch::empty({0, 4}, torch::kInt64);  // (N, 4) XYXY
-  std::vector<Rle> rles;
+  std::vector<Rle> rles;                                           // (N,); empty when pending
+  std::vector<torch::Tensor> pending;  // (N,); (h, w) low-resolution logits or undefined
 
   int64_t size() const { return static_cast<int64_t>(rles.size()); }
 
@@ -100,10 +106,15 @@ struct MaskData {
     boxes = boxes.index_select(0, idx);
     crop_boxes = crop_boxes.index_select(0, idx);
     std::vector<Rle> kept;
+    std::vector<torch::Tensor> kept_pending;
     kept.reserve(static_cast<size_t>(idx.numel()));
     const auto* p = idx.data_ptr<int64_t>();
-    for (int64_t i = 0; i < idx.numel(); ++i) kept.push_back(std::move(rles[p[i]]));
+    for (int64_t i = 0; i < idx.numel(); ++i) {
+      kept.push_back(std::move(rles[p[i]]));
+      kept_pending.push_back(std::move(pending[p[i]]));
+    }
     rles = std::move(kept);
+    pending = std::move(kept_pending);
   }
 
   void cat(MaskData&& o) {
@@ -113,6 +124,7 @@ struct MaskData {
     boxes = torch::cat({boxes, o.boxes});
     crop_boxes = torch::cat({crop_boxes, o.crop_boxes});
     for (auto& r : o.rles) rles.push_back(std::move(r));
+    for (auto& t : o.pending) pending.push_back(std::move(t));
   }
 };
 
@@ -185,6 +197,30 @@ struct BatchContext {
 // change any mask.
 constexpr int64_t kChunkBytes = int64_t{8} << 20;
 
+// Candidates whose RLE passes this many bytes (and their low-resolution plane's: SAM's
+// 256 x 256 float logits are as large) are held as that plane until the crop's NMS.
+constexpr int64_t kHeldRleBytes = int64_t{256} << 10;
+
+// Rows per chunk for the crop of ctx: the larger of the model-input and the image planes
+// (upscale_masks passes through both) in float32, within kChunkBytes.
+int64_t chunk_rows(const BatchContext& ctx) {
+  const int64_t side = ctx.predictor.config().image_size;
+  const int64_t plane_bytes =
+      static_cast<int64_t>(sizeof(float)) * std::max(side * side, ctx.orig_h * ctx.orig_w);
+  return std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(plane_bytes, 1));
+}
+
+// The full-resolution logits (K, h, w) of the crop for rows (K, ...) of a batch: upsampled
+// from low-resolution logits (lazy) or already at full resolution.
+torch::Tensor full_logits(const BatchContext& ctx, const torch::Tensor& rows, bool lazy) {
+  return lazy ? ctx.predictor.upscale_masks(rows.unsqueeze(0)).squeeze(0) : rows;
+}
+
+// Thresholded logits (K, h, w) of the crop -> one RLE each in the image frame.
+std::vector<Rle> encode(const BatchContext& ctx, const torch::Tensor& binary) {
+  return mask_to_rle(uncrop_masks(binary, ctx.crop, ctx.orig_h, ctx.orig_w));
+}
+
 // The rows of one chunk that survive the filters of _process_batch, in order.
 struct ChunkOut {
   torch::Tensor rows;  // (K,) int64 indices into the batch rows given to filter_chunk
@@ -218,16 +254,18 @@ ChunkOut filter_chunk(const BatchContext& ctx, const torch::Tensor& logits, int6
     out.boxes = out.boxes.index({keep});
     out.rows = out.rows.index({keep.cpu()});
   }
-  out.rles = mask_to_rle(uncrop_masks(masks, ctx.crop, ctx.orig_h, ctx.orig_w));
+  out.rles = encode(ctx, masks);
   out.stability = out.stability.cpu();
   out.boxes = out.boxes.cpu();
   return out;
 }
 
 // _process_batch: points (B, 2) float64 in crop pixels. Same filters in the same order as the
-// official; deviation (same masks): masks that fail pred_iou_thresh are dropped before they are
-// upsampled to the image size (the filter reads only the predicted IoU), and the remaining ones
-// are upsampled and filtered in chunks of about kChunkBytes.
+// official; deviations (same masks): masks that fail pred_iou_thresh are dropped before they are
+// upsampled to the image size (the filter reads only the predicted IoU), the remaining ones are
+// upsampled and filtered in chunks of about kChunkBytes, and with a lazily upsampling predictor
+// a mask whose RLE is larger than its low-resolution logits and kHeldRleBytes keeps the logits
+// instead (MaskData::pending).
 MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
   const torch::Device device = ctx.predictor.device();
   const int64_t bsz = points.size(0);
@@ -266,24 +304,29 @@ MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
     pts = pts.index({keep.cpu()});
   }
   const int64_t rows = masks.size(0);
-  // The larger of the model-input and the image planes (upscale_masks passes through both).
-  const int64_t side = ctx.predictor.config().image_size;
-  const int64_t plane_bytes =
-      static_cast<int64_t>(sizeof(float)) * std::max(side * side, ctx.orig_h * ctx.orig_w);
-  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(plane_bytes, 1));
-  std::vector<ChunkOut> parts;
-  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-    const auto part = masks.slice(0, r0, std::min(rows, r0 + chunk));
-    const auto logits = lazy ? ctx.predictor.upscale_masks(part.unsqueeze(0)).squeeze(0) : part;
-    parts.push_back(filter_chunk(ctx, logits, r0));
-  }
+  const int64_t chunk = chunk_rows(ctx);
+  // An RLE above this is replaced by its low-resolution plane.
+  const int64_t max_rle_bytes =
+      std::max(kHeldRleBytes, masks.size(1) * masks.size(2) * masks.element_size());
   MaskData out;
   std::vector<torch::Tensor> kept, stab, boxes;
-  for (auto& p : parts) {
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const auto part = masks.slice(0, r0, std::min(rows, r0 + chunk));
+    ChunkOut p = filter_chunk(ctx, full_logits(ctx, part, lazy), r0);
+    const auto* row = p.rows.data_ptr<int64_t>();
+    for (size_t k = 0; k < p.rles.size(); ++k) {
+      Rle& rle = p.rles[k];
+      torch::Tensor logits;
+      if (lazy && static_cast<int64_t>(rle.counts.size() * sizeof(int64_t)) > max_rle_bytes) {
+        logits = masks[row[k]].clone();
+        rle = Rle{};
+      }
+      out.rles.push_back(std::move(rle));
+      out.pending.push_back(std::move(logits));
+    }
     kept.push_back(p.rows);
     stab.push_back(p.stability);
     boxes.push_back(p.boxes);
-    for (auto& r : p.rles) out.rles.push_back(std::move(r));
   }
   const auto idx = kept.empty() ? torch::empty({0}, torch::kInt64) : torch::cat(kept);
   out.iou_preds = iou.cpu().index_select(0, idx);
@@ -292,6 +335,26 @@ MaskData process_batch(const BatchContext& ctx, const torch::Tensor& points) {
   out.boxes = boxes.empty() ? torch::empty({0, 4}, torch::kInt64) : torch::cat(boxes);
   out.crop_boxes = torch::empty({out.size(), 4}, torch::kInt64);
   return out;
+}
+
+// Encodes the masks held as low-resolution logits (MaskData::pending) while the predictor still
+// holds their crop: upsampled again in chunks (upscale_masks works per plane, so these are the
+// logits the filters saw) and thresholded as in filter_chunk.
+void encode_pending(const BatchContext& ctx, MaskData& data) {
+  std::vector<int64_t> todo;
+  for (int64_t i = 0; i < data.size(); ++i)
+    if (data.pending[i].defined()) todo.push_back(i);
+  const auto n = static_cast<int64_t>(todo.size());
+  const int64_t chunk = chunk_rows(ctx);
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    std::vector<torch::Tensor> planes;
+    for (int64_t k = r0; k < std::min(n, r0 + chunk); ++k) planes.push_back(data.pending[todo[k]]);
+    auto rles = encode(ctx, full_logits(ctx, torch::stack(planes), true) > ctx.mask_threshold);
+    for (size_t k = 0; k < rles.size(); ++k) {
+      data.rles[todo[r0 + k]] = std::move(rles[k]);
+      data.pending[todo[r0 + k]] = torch::Tensor();
+    }
+  }
 }
 
 // _process_crop: the masks of crop `crop` (XYXY in the image) from the prompts
@@ -338,6 +401,7 @@ MaskData process_crop(Predictor& predictor, const MaskGeneratorOptions& o, const
   const auto keep = batched_nms(crop_data.boxes.to(torch::kFloat32), crop_data.iou_preds,
                                 torch::zeros({crop_data.size()}, torch::kInt64), o.box_nms_thresh);
   crop_data.filter(keep);
+  encode_pending(ctx, crop_data);  // survivors held as low-resolution logits
   // Back to the image frame.
   crop_data.boxes = uncrop_boxes_xyxy(crop_data.boxes, crop);
   crop_data.points = uncrop_points(crop_data.points, crop);

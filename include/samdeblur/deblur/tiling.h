@@ -35,7 +35,12 @@ struct TileOptions {
 // Starts of the tiles along an axis of length n: one tile [0, n) when n <= tile;
 // otherwise the fewest tiles of length `tile` whose neighbours share >= overlap
 // pixels, spread evenly, the first at 0 and the last flush with n.
-std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap);
+// align > 1 (infer_tiled: the network's padding multiple, 16 for 4 encoder levels):
+// every start is a multiple of align, so each tile sees the whole image's
+// down-sampling grid; the last tile is [start, n) with start the first multiple of
+// align >= n - tile (shorter than `tile` when n - tile is not a multiple; the
+// network pads it as it pads the whole image); unaligned when tile - overlap <= align.
+std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap, int64_t align = 1);
 
 // Blending weights (len,) of a tile [start, start + len) of an axis of length n:
 // a linear ramp (k + 0.5) / ramp over the first / last `ramp` pixels on a side
@@ -47,8 +52,9 @@ bool is_tiled(int64_t h, int64_t w, const TileOptions& options);
 
 // The (3, H, W) float output on the CPU, as eval::infer returns it: the whole
 // image when it fits in one tile (then exactly eval::infer), otherwise every
-// tile through eval::infer (lq and masks cropped), blended by
-// ramp_weights(..., overlap) in both directions and normalised by the weight sum.
+// tile (starts aligned to the network's padding multiple, tile_starts) through
+// eval::infer (lq and masks cropped), blended by ramp_weights(..., overlap) in
+// both directions and normalised by the weight sum.
 torch::Tensor infer_tiled(models::DeblurNetImpl& net, const dataset::Sample& sample,
                           const TileOptions& options, const torch::Device& device);
 
