@@ -6,22 +6,25 @@
 # zlib that samdeblur links itself. Debian's OpenCV pulls in GDAL, OpenBLAS, ICU, x265,
 # HDF5, Qt, FFmpeg, ... (242 MiB of libraries); this one needs only those three.
 #
-# The sources come from PyPI (the opencv-contrib-python sdist holds opencv/ and
-# opencv_contrib/; no other download). CPU baseline, dispatch list and -O2 are Debian's
-# (its cv2.getBuildInformation()), so results equal Debian's OpenCV on the same CPU.
+# The sources are Debian's source package of the installed OpenCV (apt-get source, with a
+# private deb-src list made from the system's Debian entries; no other download). CPU
+# baseline, dispatch list and -O2 are Debian's (its cv2.getBuildInformation()), and the
+# JPEG / PNG / zlib the same system libraries, so results equal Debian's OpenCV.
 # Idempotent: a finished install with the same options is reused.
 #
 # Usage: scripts/build_opencv_min.sh        prints OpenCV_DIR (for -DOpenCV_DIR=) last
 # Environment:
-#   SAMDEBLUR_OPENCV_VERSION  opencv-contrib-python sdist (default 4.6.0.66: OpenCV 4.6.0)
+#   SAMDEBLUR_OPENCV_DEB      Debian source version (default: the installed libopencv-dev's,
+#                             4.6.0+dfsg-12 on bookworm)
 #   SAMDEBLUR_OPENCV_PREFIX   install folder (default ~/.cache/samdeblur/opencv-min-<4.6.0>)
 #   JOBS, NICE                parallel jobs (default nproc) and nice level (default 10)
 set -euo pipefail
-PYPI_VERSION="${SAMDEBLUR_OPENCV_VERSION:-4.6.0.66}"
-CV_VERSION="${PYPI_VERSION%.*}"
+DEB_VERSION="${SAMDEBLUR_OPENCV_DEB:-$(dpkg-query -W -f='${Version}' libopencv-dev 2>/dev/null || echo 4.6.0+dfsg-12)}"
+CV_VERSION="${DEB_VERSION%%+*}"
+CV_VERSION="${CV_VERSION%%-*}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/samdeblur"
 PREFIX="${SAMDEBLUR_OPENCV_PREFIX:-$CACHE/opencv-min-$CV_VERSION}"
-WORK="$CACHE/opencv-min-work-$PYPI_VERSION"
+WORK="$CACHE/opencv-min-work-$DEB_VERSION"
 JOBS="${JOBS:-$(nproc)}"
 NICE="${NICE:-10}"
 log() { echo "build_opencv_min: $*" >&2; }
@@ -51,7 +54,7 @@ OPTIONS=(
   -DOPENCV_ENABLE_NONFREE=OFF -DENABLE_PRECOMPILED_HEADERS=OFF
 )
 STAMP="$PREFIX/samdeblur-opencv-min.txt"
-ID="$PYPI_VERSION ${OPTIONS[*]}"
+ID="$DEB_VERSION ${OPTIONS[*]}"
 CONFIG_DIR="$PREFIX/lib/cmake/opencv4"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$ID" && -f "$CONFIG_DIR/OpenCVConfig.cmake" ]]; then
   log "reusing $PREFIX"
@@ -59,19 +62,26 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$ID" && -f "$CONFIG_DIR/OpenCVConfig.
   exit 0
 fi
 
-# 1. Sources: the sdist, only opencv/ and opencv_contrib/modules/ximgproc unpacked.
-mkdir -p "$WORK"
-SDIST="$(ls "$WORK"/opencv-contrib-python-"$PYPI_VERSION".tar.gz 2>/dev/null || true)"
-if [[ -z "$SDIST" ]]; then
-  log "downloading the opencv-contrib-python $PYPI_VERSION sdist from PyPI"
-  python3 -m pip download --quiet --no-deps --no-binary opencv-contrib-python \
-    "opencv-contrib-python==$PYPI_VERSION" -d "$WORK"
-  SDIST="$WORK/opencv-contrib-python-$PYPI_VERSION.tar.gz"
-fi
-SRC="$WORK/opencv-contrib-python-$PYPI_VERSION"
-if [[ ! -f "$SRC/opencv/CMakeLists.txt" || ! -d "$SRC/opencv_contrib/modules/ximgproc" ]]; then
-  log "unpacking $SDIST"
-  tar -xzf "$SDIST" -C "$WORK" --wildcards "*/opencv/*" "*/opencv_contrib/modules/ximgproc/*"
+# 1. Sources: Debian's orig tarballs (OpenCV and its contrib modules).
+SRC="$WORK/src"
+if [[ ! -f "$SRC/opencv/CMakeLists.txt" || ! -d "$SRC/contrib/modules/ximgproc" ]]; then
+  APT="$WORK/apt"
+  mkdir -p "$APT/parts" "$APT/lists/partial" "$WORK/download"
+  # deb-src twins of the system's Debian entries (one-line and deb822 formats).
+  sed -n 's/^deb \(.*\)/deb-src \1/p' /etc/apt/sources.list >"$APT/sources.list" 2>/dev/null || true
+  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$APT/parts/debian.sources"
+  fi
+  APT_OPTS=(-o Dir::Etc::SourceList="$APT/sources.list" -o Dir::Etc::SourceParts="$APT/parts"
+    -o Dir::State::Lists="$APT/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+  log "fetching Debian's opencv $DEB_VERSION source package"
+  apt-get "${APT_OPTS[@]}" -qq update
+  (cd "$WORK/download" && apt-get "${APT_OPTS[@]}" -qq source --download-only "opencv=$DEB_VERSION")
+  rm -rf "$SRC"
+  mkdir -p "$SRC/opencv" "$SRC/contrib"
+  tar -xJf "$(ls "$WORK"/download/opencv_*.orig.tar.xz)" -C "$SRC/opencv" --strip-components=1
+  tar -xJf "$(ls "$WORK"/download/opencv_*.orig-contrib.tar.xz)" -C "$SRC/contrib" \
+    --strip-components=1
 fi
 
 # 2. Configure, build and install (a fresh build folder: the options may have changed).
@@ -80,7 +90,7 @@ rm -rf "$BUILD" "$PREFIX"
 GENERATOR=()
 command -v ninja >/dev/null && GENERATOR=(-G Ninja)
 cmake -S "$SRC/opencv" -B "$BUILD" "${GENERATOR[@]}" -DCMAKE_INSTALL_PREFIX="$PREFIX" \
-  -DOPENCV_EXTRA_MODULES_PATH="$SRC/opencv_contrib/modules" "${OPTIONS[@]}" >"$WORK/configure.log"
+  -DOPENCV_EXTRA_MODULES_PATH="$SRC/contrib/modules" "${OPTIONS[@]}" >"$WORK/configure.log"
 nice -n "$NICE" cmake --build "$BUILD" -j "$JOBS"
 cmake --install "$BUILD" >"$WORK/install.log"
 

@@ -247,8 +247,8 @@ PY
 )"
 
 # ---- 3. benchmarks -----------------------------------------------------------------------
-NAF_SIZES=(720 1280) TRAIN_B=32 TRAIN_S=256 REPEAT=10 SAM_TYPE=vit_h PPS=32
-((DRY)) && NAF_SIZES=(64 64) TRAIN_B=2 TRAIN_S=64 REPEAT=1 SAM_TYPE=vit_b PPS=4
+NAF_SIZES=(720 1280) TRAIN_B=32 TRAIN_S=256 REPEAT=10 SAM_TYPE=vit_h PPS=32 SAM_REPEAT=5 WARM=1
+((DRY)) && NAF_SIZES=(64 64) TRAIN_B=2 TRAIN_S=64 REPEAT=1 SAM_TYPE=vit_b PPS=4 SAM_REPEAT=1 WARM=0
 bench() {  # name seconds command...
   local name=$1 secs=$2
   shift 2
@@ -268,9 +268,9 @@ bench train 90 "$B/sdb-bench" --what train --device "$DEVICE" --batch "$TRAIN_B"
 SAM_ARGS=(--random-model-type "$SAM_TYPE")
 [[ -n "${SAMDEBLUR_SAM_CHECKPOINT:-}" ]] && SAM_ARGS=(--checkpoint "$SAMDEBLUR_SAM_CHECKPOINT")
 bench sam_encoder 90 "$B/sdb-sam-bench" "${SAM_ARGS[@]}" --what encoder --device "$DEVICE" \
-  --repeat 5 --warmup 1
+  --repeat "$SAM_REPEAT" --warmup "$WARM"
 bench sam_amg 120 "$B/sdb-sam-bench" "${SAM_ARGS[@]}" --what amg --device "$DEVICE" \
-  --image data/demo/photos/chelsea.jpg --points-per-side "$PPS" --repeat 3 --warmup 1
+  --image data/demo/photos/chelsea.jpg --points-per-side "$PPS" --repeat "$((SAM_REPEAT > 1 ? 3 : 1))" --warmup "$WARM"
 put bench "$("$PYTHON" - "$WORK" <<'PY'
 import glob, json, os, sys
 r = {}
