@@ -67,8 +67,10 @@ left() { echo $((BUDGET_S - ($(date +%s) - START))); }
 
 [[ -f "$BUNDLE/manifest.json" ]] || stop "$BUNDLE/manifest.json missing: run scripts/gpu_check.sh first"
 manifest() { "$PYTHON" -c "import json; print(json.load(open('$BUNDLE/manifest.json'))['$1'])"; }
+THREADS=4
 if ((DRY)); then
   DEVICE=cpu
+  THREADS=1  # a loaded build machine: 4 threads each would oversubscribe it
   TORCH_LIB="$(manifest torch_lib)"
 else
   DEVICE=cuda
@@ -103,7 +105,7 @@ FILTER="${GTEST_FILTER:-*}"
 ((DRY)) && FILTER="${GTEST_FILTER:-EncoderSdpa.*:DistributedCuda.*:SamModel.*Cuda*:DistEnv.*}"
 say "suite: $SHARDS shards, filter $FILTER"
 for ((i = 0; i < SHARDS; i++)); do
-  GTEST_TOTAL_SHARDS=$SHARDS GTEST_SHARD_INDEX=$i OMP_NUM_THREADS=4 timeout 210 \
+  GTEST_TOTAL_SHARDS=$SHARDS GTEST_SHARD_INDEX=$i OMP_NUM_THREADS=$THREADS timeout 210 \
     "$B/sdb-tests" --gtest_filter="$FILTER" --gtest_brief=1 \
     --gtest_output="json:$WORK/tests_$i.json" >"$WORK/tests_$i.log" 2>&1 &
 done
@@ -183,9 +185,9 @@ run_eval() {  # name device [flags...]
   timeout 90 "$B/sdb-eval" -q -c "$WORK/eval.yml" -o "$WORK/eval_$name" --device "$dev" "$@" \
     >>"$LOG" 2>&1 || say "sdb-eval $name failed"
 }
-run_eval cpu cpu --threads 4
-run_eval dev "$DEVICE"
-run_eval dev_cl "$DEVICE" --memory-format channels_last
+run_eval cpu cpu --threads "$THREADS"
+run_eval dev "$DEVICE" --threads "$THREADS"
+run_eval dev_cl "$DEVICE" --threads "$THREADS" --memory-format channels_last
 put eval "$("$PYTHON" - "$WORK" <<'PY'
 import json, os, sys
 work = sys.argv[1]
@@ -209,7 +211,7 @@ PY
 run_train() {  # name iters [--set ...]
   local name=$1 iters=$2
   shift 2
-  timeout 150 "$B/sdb-train" -q -c configs/train/tiny/NAFNet.yml --device "$DEVICE" --threads 4 \
+  timeout 150 "$B/sdb-train" -q -c configs/train/tiny/NAFNet.yml --device "$DEVICE" --threads "$THREADS" \
     --set "path.experiments_root=$WORK/train_$name" --set "train.total_iter=$iters" \
     --set val.val_freq=0 --set "logger.save_checkpoint_freq=$(((iters + 1) / 2))" \
     --set logger.print_freq=5 --set logger.use_tb_logger=false "$@" >>"$LOG" 2>&1 ||
@@ -256,7 +258,8 @@ bench() {  # name seconds command...
     say "skipping $name: $(left) s of the 8-minute budget left"
     return
   fi
-  timeout "$secs" "$@" --json "$WORK/bench_$name.json" >>"$LOG" 2>&1 || say "$name failed"
+  timeout "$secs" "$@" --threads "$THREADS" --json "$WORK/bench_$name.json" >>"$LOG" 2>&1 ||
+    say "$name failed"
 }
 for v in "fp32 contiguous" "bf16 contiguous" "fp32 channels_last"; do
   read -r prec fmt <<<"$v"
