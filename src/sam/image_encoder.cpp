@@ -163,8 +163,10 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
         // 3-D inputs fall back to the unfused arithmetic (torch 2.11, one thread, a quarter
         // of a vit_h global-attention block: 3.2 s fused, 12.8 s 3-D, 11.1 s explicit; a
         // loaded machine, direction only).
-        std::optional<torch::Tensor> mask;  // (1, nb, nq, N) additive bias
-        if (rel) mask = (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).view({1, nb, nq, kh * kw});
+        // (1, nb, nq, N) additive bias; reshape: the sum takes einsum's (possibly permuted)
+        // layout, which view() refuses.
+        std::optional<torch::Tensor> mask;
+        if (rel) mask = (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).reshape({1, nb, nq, kh * kw});
         o = at::scaled_dot_product_attention(qb.unsqueeze(0), kb.unsqueeze(0), vb.unsqueeze(0),
                                              mask, 0.0, false, scale)
                 .squeeze(0);
