@@ -10,6 +10,9 @@
 #                            ~/.cache/samdeblur/libtorch2-venv; outside the source tree
 #                            because CMake refuses exported include paths inside it)
 #   TORCH_CUDA_ARCH_LIST     default 9.0 (H100/H200)
+#   SAMDEBLUR_OPENCV_DIR     an OpenCV CMake package (OpenCV_DIR) to build against instead
+#                            of Debian's, e.g. the minimal one of scripts/build_opencv_min.sh
+#                            (scripts/gpu_check.sh bundles this same build); unset: Debian's
 #   JOBS, NICE               parallel jobs (default nproc) and nice level (default 10)
 #   SAMDEBLUR_LT2_SKIP_TESTS=1  build only (scripts/gpu_check.sh)
 set -euo pipefail
@@ -52,8 +55,16 @@ if ! nm -D --defined-only "$TORCH_DIR/lib/libc10.so" | grep __cxx11 >/dev/null; 
   exit 1
 fi
 
-# 2. Configure and build everything against it, with CUDA.
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
+# 2. Configure and build everything against it, with CUDA. OpenCV: the given package, or
+#    (-U: forget one an earlier run gave) the system's.
+if [[ -n "${SAMDEBLUR_OPENCV_DIR:-}" ]]; then
+  [[ -f "$SAMDEBLUR_OPENCV_DIR/OpenCVConfig.cmake" ]] ||
+    { echo "check_libtorch2: no OpenCVConfig.cmake in SAMDEBLUR_OPENCV_DIR=$SAMDEBLUR_OPENCV_DIR" >&2; exit 1; }
+  OPENCV_ARG=(-DOpenCV_DIR="$SAMDEBLUR_OPENCV_DIR")
+else
+  OPENCV_ARG=(-UOpenCV_DIR)
+fi
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "${OPENCV_ARG[@]}" \
   -DCMAKE_PREFIX_PATH="$TORCH_DIR" \
   -DCMAKE_CUDA_COMPILER="$NVCC" \
   -DTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
@@ -69,5 +80,6 @@ fi
 # 3. The whole suite on the CPU (CUDA tests skip: no device visible).
 CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=1 \
   ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" --timeout 300
-echo "check_libtorch2: torch $TORCH_PIN ($TORCH_DIR): build and tests passed in" \
+echo "check_libtorch2: torch $TORCH_PIN ($TORCH_DIR), OpenCV at" \
+  "$(sed -n 's/^OpenCV_DIR:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt"): build and tests passed in" \
   "$(($(date +%s) - START)) s"

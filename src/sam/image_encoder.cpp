@@ -125,13 +125,15 @@ namespace {
 // allocate its 16 x 4096 x 4096 scores). Rh (qh, kh, c) and Rw (qw, kw, c) are the decomposed
 // relative positions (undefined: none). LibTorch 1.13: the explicit arithmetic of the reference
 // on each block ((q * scale) @ k^T, + rel_h, + rel_w, softmax, @ v), equal to the explicit path
-// within fp32 rounding (tests/sam/sam_perf_test.cpp). LibTorch >= 2.1:
+// within fp32 rounding (tests/sam/sam_perf_test.cpp). LibTorch >= 2.1 with `sdpa`:
 // at::scaled_dot_product_attention on each block with the relative-position bias as attn_mask
-// (scale applied to q @ k^T instead of q: the same up to fp32 rounding).
+// (scale applied to q @ k^T instead of q: the same up to fp32 rounding;
+// tests/sam/encoder_sdpa_test.cpp).
 torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
                                 const torch::Tensor& v, double scale, const torch::Tensor& Rh,
                                 const torch::Tensor& Rw, std::pair<int64_t, int64_t> q_size,
-                                std::pair<int64_t, int64_t> k_size, int64_t budget) {
+                                std::pair<int64_t, int64_t> k_size, int64_t budget,
+                                [[maybe_unused]] bool sdpa) {
   const int64_t BH = q.size(0), N = k.size(1), c = q.size(2);
   const auto [qh, qw] = q_size;
   const auto [kh, kw] = k_size;
@@ -156,19 +158,30 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
       const auto qb = qg.reshape({nb, nq, c});
       torch::Tensor o;
 #if SAMDEBLUR_TORCH_AT_LEAST(2, 1)
-      std::optional<torch::Tensor> mask;
-      if (rel) mask = (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).view({nb, nq, kh * kw});
-      o = at::scaled_dot_product_attention(qb, kb, vb, mask, 0.0, false, scale);
-#else
-      auto attn = torch::matmul(qb * scale, kb.transpose(-2, -1));  // (nb, nq, N)
-      if (rel) {
-        auto a = attn.view({nb, r1 - r0, qw, kh, kw});
-        a.add_(rel_h.unsqueeze(-1));
-        a.add_(rel_w.unsqueeze(-2));
+      if (sdpa) {
+        // As (1, nb, nq, c): LibTorch's fused CPU kernel takes 4-D (B, heads, L, E) only;
+        // 3-D inputs fall back to the unfused arithmetic (torch 2.11, one thread, a quarter
+        // of a vit_h global-attention block: 3.2 s fused, 12.8 s 3-D, 11.1 s explicit; a
+        // loaded machine, direction only).
+        // (1, nb, nq, N) additive bias; reshape: the sum takes einsum's (possibly permuted)
+        // layout, which view() refuses.
+        std::optional<torch::Tensor> mask;
+        if (rel) mask = (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).reshape({1, nb, nq, kh * kw});
+        o = at::scaled_dot_product_attention(qb.unsqueeze(0), kb.unsqueeze(0), vb.unsqueeze(0),
+                                             mask, 0.0, false, scale)
+                .squeeze(0);
       }
-      attn = attn.softmax(-1);
-      o = torch::matmul(attn, vb);
 #endif
+      if (!o.defined()) {
+        auto attn = torch::matmul(qb * scale, kb.transpose(-2, -1));  // (nb, nq, N)
+        if (rel) {
+          auto a = attn.view({nb, r1 - r0, qw, kh, kw});
+          a.add_(rel_h.unsqueeze(-1));
+          a.add_(rel_w.unsqueeze(-2));
+        }
+        attn = attn.softmax(-1);
+        o = torch::matmul(attn, vb);
+      }
       out.slice(0, b0, b1).slice(1, r0 * qw, r1 * qw).copy_(o);
     }
   }
@@ -200,7 +213,7 @@ torch::Tensor EncoderAttentionImpl::forward(const torch::Tensor& x) {
       Rw = get_rel_pos(W, W, rel_pos_w);
     }
     o = blocked_attention(q, k, v, scale, Rh, Rw, {H, W}, {H, W},
-                          block_bytes > 0 ? block_bytes : attention_chunk_bytes());
+                          block_bytes > 0 ? block_bytes : attention_chunk_bytes(), sdpa);
   } else {
     // The reference's explicit path (also the differentiable one).
     auto attn = torch::matmul(q * scale, k.transpose(-2, -1));

@@ -74,6 +74,9 @@ class EncoderAttentionImpl : public torch::nn::Module {
   // gradient is needed; false: the explicit path of the reference.
   bool blocked = true;
   int64_t block_bytes = 0;  // score-block budget; 0: attention_chunk_bytes()
+  // Blocked path on LibTorch >= 2.1: true, each block through scaled_dot_product_attention;
+  // false, the explicit arithmetic per block (the only one on LibTorch 1.13).
+  bool sdpa = true;
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
   torch::Tensor rel_pos_h, rel_pos_w;
 };
