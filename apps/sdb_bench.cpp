@@ -15,6 +15,7 @@
 
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/atomic_file.h"
+#include "samdeblur/core/blas.h"
 #include "samdeblur/core/cli.h"
 #include "samdeblur/core/device.h"
 #include "samdeblur/core/error.h"
@@ -160,13 +161,13 @@ int main(int argc, char** argv) {
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
   samdeblur::apply_quiet(a.quiet);
   return samdeblur::run_guarded([&]() -> int {
-    if (a.threads > 0) torch::set_num_threads(a.threads);
+    samdeblur::set_cpu_threads(a.threads);
     const torch::Device device = samdeblur::parse_device(a.device);
     torch::manual_seed(0);
     nlohmann::json results = nlohmann::json::array();
     Reporter report(results);
-    std::cout << fmt::format("LibTorch {}, {} threads, device {}\n", TORCH_VERSION,
-                             torch::get_num_threads(), a.device);
+    std::cout << fmt::format("LibTorch {}, {} threads, device {}, BLAS {}\n", TORCH_VERSION,
+                             torch::get_num_threads(), a.device, samdeblur::blas_description());
     const bool all = a.what == "all", inference = a.what == "inference" || all;
     // Each case family starts from the same heap in its own process when run
     // alone (scripts/bench_nafnet.sh); `inference` runs them in one process.

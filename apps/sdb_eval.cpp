@@ -8,6 +8,7 @@
 
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/cli.h"
+#include "samdeblur/core/device.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/eval/config.h"
@@ -45,7 +46,7 @@ int main(int argc, char** argv) {
 
   samdeblur::apply_quiet(quiet);
   return samdeblur::run_guarded([&]() -> int {
-    if (threads > 0) torch::set_num_threads(threads);
+    samdeblur::set_cpu_threads(threads);
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
     slog::info("command: " + cmdline);

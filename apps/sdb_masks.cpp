@@ -9,6 +9,7 @@
 
 #include "samdeblur/config/cli_fields.h"
 #include "samdeblur/core/app.h"
+#include "samdeblur/core/device.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/masks/job.h"
@@ -106,7 +107,7 @@ int main(int argc, char** argv) {
 
   samdeblur::apply_quiet(a.quiet);
   return samdeblur::run_guarded([&]() -> int {
-    if (a.threads > 0) torch::set_num_threads(a.threads);
+    samdeblur::set_cpu_threads(a.threads);
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
     slog::info("command: " + cmdline);

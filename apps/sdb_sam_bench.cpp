@@ -14,6 +14,8 @@
 #include "samdeblur/config/cli_fields.h"
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/atomic_file.h"
+#include "samdeblur/core/blas.h"
+#include "samdeblur/core/device.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/io/image.h"
@@ -82,19 +84,21 @@ int main(int argc, char** argv) {
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
   samdeblur::apply_quiet(quiet);
   return samdeblur::run_guarded([&]() -> int {
-    if (threads > 0) torch::set_num_threads(threads);
+    samdeblur::set_cpu_threads(threads);
     bench.device = torch::Device(device_text);
     bench.precision = sam::precision_from_name(precision, "--precision");
     nlohmann::json results = {
         {"libtorch", TORCH_VERSION},
         {"threads", torch::get_num_threads()},
+        {"blas", samdeblur::blas_description()},
         {"device", device_text},
         {"checkpoint",
          bench.checkpoint.empty() ? "random " + bench.random_model_type : bench.checkpoint},
         {"precision", precision},
         {"cases", nlohmann::json::array()}};
-    std::cout << fmt::format("LibTorch {}, {} intra-op threads, device {}\n", TORCH_VERSION,
-                             torch::get_num_threads(), device_text);
+    std::cout << fmt::format("LibTorch {}, {} intra-op threads, device {}, BLAS {}\n",
+                             TORCH_VERSION, torch::get_num_threads(), device_text,
+                             samdeblur::blas_description());
     if (what == "encoder" || what == "all") {
       results["cases"].push_back(sam::bench_image_encoder(bench));
       print_encoder(results["cases"].back(), bench.repeat);

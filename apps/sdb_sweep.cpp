@@ -9,6 +9,7 @@
 
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/cli.h"
+#include "samdeblur/core/device.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/core/progress.h"
 #include "samdeblur/sweep/runner.h"
@@ -33,7 +34,7 @@ int main(int argc, char** argv) {
   if (quiet) log::set_console_level(log::Level::warn);
   samdeblur::ProgressBar::set_enabled(!quiet);
   return samdeblur::run_guarded([&]() -> int {
-    if (threads > 0) torch::set_num_threads(threads);
+    samdeblur::set_cpu_threads(threads);
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += (i ? " " : "") + std::string(argv[i]);
     log::info("command: " + cmdline);

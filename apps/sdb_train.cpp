@@ -13,6 +13,7 @@
 
 #include "samdeblur/core/app.h"
 #include "samdeblur/core/cli.h"
+#include "samdeblur/core/device.h"
 #include "samdeblur/core/error.h"
 #include "samdeblur/core/log.h"
 #include "samdeblur/train/distributed.h"
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
       tr::check_data(cfg);
       return tr::launch_local_workers(nproc, worker_args(argc, argv));
     }
-    if (threads > 0) torch::set_num_threads(threads);
+    samdeblur::set_cpu_threads(threads);
     const auto cfg = tr::load_train_config(config_path, overrides);
     tr::check_data(cfg);
     if (check_only) {

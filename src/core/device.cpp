@@ -61,6 +61,12 @@ std::string blas_kernel() {
   return name ? std::string(name()) : std::string();
 }
 
+std::string blas_description() {
+  const std::string kernel = blas_kernel();
+  if (kernel.empty()) return "OpenBLAS: not loaded";
+  return fmt::format("OpenBLAS {}, {} threads", kernel, blas_threads());
+}
+
 std::string blas_kernel_for_cpu() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512bf16")) return "Cooperlake";

@@ -77,7 +77,7 @@ Deblurrer::Deblurrer(Options options) : options_(std::move(options)), device_(to
   options_.tiles.validate();
   if (options_.checkpoint.empty()) throw ConfigError("Deblurrer: no checkpoint given");
   device_ = parse_device(options_.device);
-  if (options_.threads > 0) torch::set_num_threads(options_.threads);
+  set_cpu_threads(options_.threads);
   models::NetworkOptions network;
   if (options_.network) {
     network = *options_.network;

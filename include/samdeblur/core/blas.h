@@ -14,6 +14,9 @@ namespace samdeblur {
 // process has no OpenBLAS.
 std::string blas_kernel();
 
+// "OpenBLAS <kernel>, <n> threads" (or "OpenBLAS: not loaded"), for benchmark logs.
+std::string blas_description();
+
 // The OPENBLAS_CORETYPE matching this CPU's instruction sets ("Cooperlake" with
 // AVX512-BF16, "SkylakeX" with AVX-512, "Haswell" with AVX2 + FMA), or "".
 std::string blas_kernel_for_cpu();
