@@ -13,6 +13,7 @@
 #include "samdeblur/core/log.h"
 #include "samdeblur/eval/config.h"
 #include "samdeblur/eval/evaluator.h"
+#include "samdeblur/eval/input_check.h"
 
 namespace slog = samdeblur::log;
 
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
                "load a checkpoint holding NaN/Inf weights (with a warning) instead of refusing it");
   bool check_only = false;
   app.add_flag("--check", check_only,
-               "validate the config and list the datasets' files, then exit");
+               "validate the config and every input file, list the datasets, then exit");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
 
   samdeblur::apply_quiet(quiet);
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
     if (!memory_format.empty()) overrides.push_back("val.memory_format=" + memory_format);
     const auto cfg = samdeblur::eval::load_eval_config(config_path, overrides);
     if (check_only) {
+      samdeblur::eval::check_inputs(cfg.datasets);  // every damaged file named, exit 1
       for (const auto& ds : cfg.datasets) {
         std::string masks;
         if (ds.needs_masks())

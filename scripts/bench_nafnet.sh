@@ -19,20 +19,11 @@ set -euo pipefail
 THREADS=${1:-2}
 REPEAT=${2:-5}
 OUT=${3:-bench_nafnet}
-BIN=${SDB_BIN:-build/bin}
-PYTHON=${PYTHON:-/usr/bin/python3}
 OFFICIAL=${SAMDEBLUR_OFFICIAL:-/tmp/ref/sam-deblur}
-TCMALLOC=${TCMALLOC:-/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4}
 read -r -a SIZES <<<"${SIZES:-256 256 720 1280}"
+source "$(dirname "${BASH_SOURCE[0]}")/bench_common.sh"  # BIN PYTHON TCMALLOC have_bf16
+official_side "$OFFICIAL/basicsr" "$OFFICIAL (SAMDEBLUR_OFFICIAL)"
 mkdir -p "$OUT"
-
-have_official=1
-if [[ ! -d "$OFFICIAL/basicsr" ]] || ! "$PYTHON" -c 'import torch' 2>/dev/null; then
-  echo "official side skipped: no checkout at $OFFICIAL (SAMDEBLUR_OFFICIAL) or no torch in $PYTHON" >&2
-  have_official=0
-fi
-have_bf16=0
-grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && have_bf16=1
 
 common=(--what nafnet --threads "$THREADS" --repeat "$REPEAT" --sizes "${SIZES[@]}")
 for variant in "fp32 contiguous" "fp32 channels_last" "bf16 channels_last"; do

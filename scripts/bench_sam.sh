@@ -30,20 +30,11 @@ IMAGE=${1:?usage: scripts/bench_sam.sh IMAGE [THREADS] [REPEAT] [OUT]}
 THREADS=${2:-1}
 REPEAT=${3:-3}
 OUT=${4:-bench_sam}
-BIN=${SDB_BIN:-build/bin}
-PYTHON=${PYTHON:-/usr/bin/python3}
 export SAM_REF=${SAM_REF:-/tmp/ref/segment-anything}
-TCMALLOC=${TCMALLOC:-/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4}
 WEIGHTS=${WEIGHTS:-/tmp/sam_vit_b_random.pth}
+source "$(dirname "${BASH_SOURCE[0]}")/bench_common.sh"  # BIN PYTHON TCMALLOC have_bf16
+official_side "$SAM_REF/segment_anything" "$SAM_REF (SAM_REF)"
 mkdir -p "$OUT"
-
-have_official=1
-if [[ ! -d "$SAM_REF/segment_anything" ]] || ! "$PYTHON" -c 'import torch' 2>/dev/null; then
-  echo "official side skipped: no checkout at $SAM_REF (SAM_REF) or no torch in $PYTHON" >&2
-  have_official=0
-fi
-have_bf16=0
-grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && have_bf16=1
 if [[ ! -f $WEIGHTS ]]; then
   [[ $have_official == 1 ]] || { echo "no $WEIGHTS and no official code to make it" >&2; exit 1; }
   "$PYTHON" scripts/bench_sam_official.py --make-weights "$WEIGHTS"

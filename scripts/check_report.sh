@@ -6,7 +6,7 @@
 # (<table id="results">). Optionally writes a screenshot.
 #   scripts/check_report.sh REPORT.html [SCREENSHOT.png]
 # Exit codes: 0 ok, 1 check failed, 2 usage / missing file, 3 no chromium
-# (apt-get install -y chromium).
+# (scripts/install_deps.sh --with-browser installs it).
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -21,7 +21,7 @@ if [ ! -f "$report" ]; then
 fi
 chrome=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 if [ -z "$chrome" ]; then
-  echo "check_report: chromium not found (apt-get install -y chromium)" >&2
+  echo "check_report: chromium not found (scripts/install_deps.sh --with-browser)" >&2
   exit 3
 fi
 

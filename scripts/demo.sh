@@ -30,7 +30,10 @@ fi
 # ---- 3. train the four variants
 for v in NAFNet MaskNAFNet SegNAFNet-no-dropout SegNAFNet; do
   echo "==== training $v"
-  # A fresh run each time (an earlier run folder is archived by sdb-train).
+  # A fresh run each time: sdb-train moves the previous run folder to
+  # results/demo-runs/<v>_archived_<time>. Older archives are removed first, so a rerun
+  # keeps only the previous run beside the new one.
+  rm -rf "results/demo-runs/${v}_archived_"*
   build/bin/sdb-train --config "configs/demo/train/$v.yml"
 done
 

@@ -1,17 +1,16 @@
 // SAM compute precision (sam/precision.h).
 #include "samdeblur/sam/precision.h"
 
-#include <fmt/format.h>
-
 #include "samdeblur/core/error.h"
 #include "samdeblur/models/execution.h"
 
 namespace samdeblur::sam {
 
 Precision precision_from_name(const std::string& name, const std::string& what) {
-  if (name == "fp32") return Precision::fp32;
-  if (name == "bf16") return Precision::bf16;
-  throw ConfigError(fmt::format("{}: unknown precision '{}' (valid: fp32, bf16)", what, name));
+  // One spelling for SAM and the deblurring networks: models::parse_precision owns the
+  // names and the error.
+  return models::parse_precision(name, what) == torch::kBFloat16 ? Precision::bf16
+                                                                 : Precision::fp32;
 }
 
 std::string precision_name(Precision precision) {

@@ -14,6 +14,7 @@
 #include "samdeblur/metrics/psnr_ssim.h"
 #include "samdeblur/models/execution.h"
 #include "support/test_support.h"
+#include "support/tiny_networks.h"
 
 namespace {
 
@@ -28,12 +29,7 @@ std::string eval_checkpoint(const std::string& name) {
 
 // A width-8 network of `type` with seeded random weights saved to dir/<type>.pth.
 std::string random_checkpoint(const samdeblur::test::TempDir& dir, const std::string& type) {
-  models::NetworkOptions o;
-  o.type = type;
-  o.width = 8;
-  o.seg_channel = 2;
-  o.enc_blk_nums = {1, 1};
-  o.dec_blk_nums = {1, 1};
+  models::NetworkOptions o = samdeblur::test::tiny_network_options(type);
   o.train_size = {1, 3, 32, 32};
   torch::manual_seed(7);
   const auto net = models::build_network(o);
@@ -166,12 +162,7 @@ TEST(Tiling, TiledOutputIsCloseToTheWholeImage) {
     SCOPED_TRACE(type);
     Deblurrer::Options o;
     o.checkpoint = random_checkpoint(tmp, type);
-    o.network = models::NetworkOptions{};
-    o.network->type = type;
-    o.network->width = 8;
-    o.network->seg_channel = 2;
-    o.network->enc_blk_nums = {1, 1};
-    o.network->dec_blk_nums = {1, 1};
+    o.network = samdeblur::test::tiny_network_options(type);
     o.network->train_size = {1, 3, 32, 32};
     o.masks.type = "superpixels";
     o.masks.superpixels.region_size = 24;

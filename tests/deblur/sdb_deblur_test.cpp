@@ -9,6 +9,7 @@
 
 #include "samdeblur/io/image.h"
 #include "support/test_support.h"
+#include "support/tiny_networks.h"
 
 namespace fs = std::filesystem;
 
@@ -32,10 +33,7 @@ std::vector<nlohmann::json> json_lines(const std::string& text) {
   return out;
 }
 
-struct Variant {
-  std::string name, type, dataset_type, mask_dir, extra;
-};
-void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+using Variant = samdeblur::test::FixtureNetwork;
 
 std::string eval_config(const Variant& v, const fs::path& yml_dir) {
   std::ostringstream y;
@@ -89,22 +87,9 @@ TEST_P(SdbDeblurEvalParity, SameBytesAsSdbEval) {
   EXPECT_TRUE(fs::exists(tmp / "rec" / "img_a.png"));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Fixtures, SdbDeblurEvalParity,
-    ::testing::Values(Variant{"NAFNet", "NAFNetLocal", "PairedImageDataset", "",
-                              "  train_size: [1, 3, 16, 16]\n"},
-                      Variant{"MaskNAFNet", "NAFNetLocal", "PairedImageMaskDataset", "input_mask",
-                              "  mask: true\n  train_size: [1, 3, 16, 16]\n"},
-                      Variant{"SegNAFNet", "SegNAFNetLocal", "PairedImageGroupMaskDataset",
-                              "grouped_masks", "  seg_channel: 2\n  train_size: [1, 3, 16, 16]\n"},
-                      Variant{"SegNAFNet-plain", "SegNAFNet", "PairedImageGroupMaskDataset",
-                              "grouped_masks", "  seg_channel: 2\n"}),
-    [](const ::testing::TestParamInfo<Variant>& info) {
-      std::string n = info.param.name;
-      for (char& c : n)
-        if (c == '-') c = '_';
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Fixtures, SdbDeblurEvalParity,
+                         ::testing::ValuesIn(samdeblur::test::fixture_networks()),
+                         samdeblur::test::fixture_network_test_name);
 
 TEST(SdbDeblur, AppliesExifOrientationBeforeProcessing) {
   if (!samdeblur::test::app_built("sdb-deblur")) GTEST_SKIP() << "apps not built";

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "support/test_support.h"
+#include "support/tiny_networks.h"
 
 namespace fs = std::filesystem;
 
@@ -20,10 +21,7 @@ using samdeblur::test::read_text;
 
 const std::string kData = samdeblur::test::data_path("eval");
 
-struct Variant {
-  std::string name, type, dataset_type, mask_dir, extra;
-};
-void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+using Variant = samdeblur::test::FixtureNetwork;
 
 std::string config_for(const Variant& v, const std::string& data) {
   std::ostringstream y;
@@ -52,6 +50,19 @@ std::string config_for(const Variant& v, const std::string& data) {
 samdeblur::test::AppResult run_eval(std::vector<std::string> args) {
   args.insert(args.begin(), "-q");
   return samdeblur::test::run_app("sdb-eval", args);
+}
+
+// A copy of the tiny benchmark's input/ and target/ in work/data and work/cfg.yml, the NAFNet
+// fixture's config on it (with the committed checkpoint): for tests that damage the data.
+std::string config_on_a_copy(const fs::path& work) {
+  fs::create_directories(work / "data");
+  fs::copy(kData + "/input", work / "data" / "input");
+  fs::copy(kData + "/target", work / "data" / "target");
+  std::string cfg =
+      config_for(samdeblur::test::fixture_network("NAFNet"), (work / "data").string());
+  const std::string copied = (work / "data").string() + "/checkpoints/NAFNet.pth";
+  cfg.replace(cfg.find(copied), copied.size(), kData + "/checkpoints/NAFNet.pth");
+  return samdeblur::test::write_text(work / "cfg.yml", cfg);
 }
 
 std::vector<std::vector<std::string>> read_csv(const fs::path& p) {
@@ -149,36 +160,15 @@ TEST_P(SdbEvalParity, MatchesOfficialPipeline) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Official, SdbEvalParity,
-    ::testing::Values(Variant{"NAFNet", "NAFNetLocal", "PairedImageDataset", "",
-                              "  train_size: [1, 3, 16, 16]\n"},
-                      Variant{"MaskNAFNet", "NAFNetLocal", "PairedImageMaskDataset", "input_mask",
-                              "  mask: true\n  train_size: [1, 3, 16, 16]\n"},
-                      Variant{"SegNAFNet", "SegNAFNetLocal", "PairedImageGroupMaskDataset",
-                              "grouped_masks", "  seg_channel: 2\n  train_size: [1, 3, 16, 16]\n"},
-                      Variant{"SegNAFNet-plain", "SegNAFNet", "PairedImageGroupMaskDataset",
-                              "grouped_masks", "  seg_channel: 2\n"}),
-    [](const ::testing::TestParamInfo<Variant>& info) {
-      std::string n = info.param.name;
-      std::replace(n.begin(), n.end(), '-', '_');
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Official, SdbEvalParity,
+                         ::testing::ValuesIn(samdeblur::test::fixture_networks()),
+                         samdeblur::test::fixture_network_test_name);
 
 // Bad input: a clear error naming the file, a non-zero exit code, no outputs.
 TEST(SdbEvalErrors, MissingPartnerAndSizeMismatch) {
   const samdeblur::test::TempDir tmp("eval_errors");
   const fs::path work = tmp.path();
-  fs::create_directories(work / "data");
-  fs::copy(kData + "/input", work / "data" / "input");
-  fs::copy(kData + "/target", work / "data" / "target");
-  const Variant v{"NAFNet", "NAFNetLocal", "PairedImageDataset", "",
-                  "  train_size: [1, 3, 16, 16]\n"};
-  std::string cfg = config_for(v, (work / "data").string());
-  const std::string ckpt = kData + "/checkpoints/NAFNet.pth";
-  cfg.replace(cfg.find((work / "data").string() + "/checkpoints/NAFNet.pth"),
-              ((work / "data").string() + "/checkpoints/NAFNet.pth").size(), ckpt);
-  const std::string cfg_path = samdeblur::test::write_text(work / "cfg.yml", cfg);
+  const std::string cfg_path = config_on_a_copy(work);
 
   // 1. An input renamed: its gt has no partner.
   fs::rename(work / "data" / "input" / "img_b.png", work / "data" / "input" / "img_x.png");
@@ -201,4 +191,23 @@ TEST(SdbEvalErrors, MissingPartnerAndSizeMismatch) {
   r = run_eval({"--config", cfg_path, "--set", "val.sav_img=true"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output().find("val.sav_img"), std::string::npos) << r.output();
+}
+
+// --check reads every input file through eval::check_inputs: a truncated image is named and
+// the exit code is 1, before any dataset is listed.
+TEST(SdbEvalErrors, CheckNamesATruncatedInput) {
+  const samdeblur::test::TempDir tmp("eval_check");
+  const std::string cfg = config_on_a_copy(tmp.path());
+  auto r = run_eval({"--check", "--config", cfg});
+  ASSERT_EQ(r.exit_code, 0) << r.output();
+  EXPECT_NE(r.out.find("tiny (PairedImageDataset): 3 samples"), std::string::npos) << r.out;
+
+  const fs::path truncated = tmp / "data" / "input" / "img_b.png";
+  const std::string bytes = read_text(truncated);
+  samdeblur::test::write_text(truncated, bytes.substr(0, bytes.size() / 2));
+  r = run_eval({"--check", "--config", cfg});
+  EXPECT_EQ(r.exit_code, 1) << r.output();
+  EXPECT_NE(r.err.find(truncated.string() + ": truncated or corrupt PNG"), std::string::npos)
+      << r.output();
+  EXPECT_EQ(r.out.find("samples"), std::string::npos) << r.out;
 }

@@ -13,6 +13,7 @@
 #include "samdeblur/models/layers.h"
 #include "samdeblur/models/nafnet.h"
 #include "samdeblur/models/network.h"
+#include "support/tiny_networks.h"
 
 namespace sm = samdeblur::models;
 using sm::testing::build_with_fixture;
@@ -23,16 +24,8 @@ namespace {
 
 constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
 
-sm::NetworkOptions tiny(const std::string& type) {
-  sm::NetworkOptions o;
-  o.type = type;
-  o.width = 8;
-  o.seg_channel = 2;
-  o.enc_blk_nums = {1, 1};
-  o.middle_blk_num = 1;
-  o.dec_blk_nums = {1, 1};
-  return o;
-}
+// The model fixtures' tiny network: test::tiny_network_options.
+const auto& tiny = samdeblur::test::tiny_network_options;
 
 // PSNR (dB) of `got` against `want`, peak 1.
 double psnr(const torch::Tensor& got, const torch::Tensor& want) {

@@ -9,8 +9,10 @@
 #include "samdeblur/models/local_pool.h"
 #include "samdeblur/models/network.h"
 #include "samdeblur/models/seg_nafnet.h"
+#include "support/tiny_networks.h"
 
 namespace sm = samdeblur::models;
+using samdeblur::test::tiny_network_options;
 using sm::testing::build_with_fixture;
 using sm::testing::expect_close;
 using sm::testing::key_file;
@@ -25,16 +27,6 @@ sm::NetworkOptions gopro(const std::string& type) {
   o.enc_blk_nums = {1, 1, 1, 28};
   o.middle_blk_num = 1;
   o.dec_blk_nums = {1, 1, 1, 1};
-  return o;
-}
-
-sm::NetworkOptions tiny(const std::string& type) {
-  sm::NetworkOptions o;
-  o.type = type;
-  o.width = 8;
-  o.enc_blk_nums = {1, 1};
-  o.middle_blk_num = 1;
-  o.dec_blk_nums = {1, 1};
   return o;
 }
 
@@ -162,25 +154,27 @@ void check_case(const std::string& fixture, sm::NetworkOptions options, bool gra
 }  // namespace
 
 TEST(NAFNetParity, MatchesOfficialOutputsAndGradients) {
-  check_case("nafnet", tiny("NAFNet"), /*grads=*/true);
+  check_case("nafnet", tiny_network_options("NAFNet"), /*grads=*/true);
 }
 
 TEST(NAFNetParity, CatVariantMatchesOfficial) {
-  auto o = tiny("NAFNet");
+  auto o = tiny_network_options("NAFNet");
   o.mask = true;
   check_case("nafnet_cat", o, /*grads=*/true);
 }
 
-TEST(NAFNetParity, LocalMatchesOfficial) { check_case("nafnet_local", tiny("NAFNetLocal"), false); }
+TEST(NAFNetParity, LocalMatchesOfficial) {
+  check_case("nafnet_local", tiny_network_options("NAFNetLocal"), false);
+}
 
 TEST(NAFNetParity, LocalFastImpMatchesOfficial) {
-  auto o = tiny("NAFNetLocal");
+  auto o = tiny_network_options("NAFNetLocal");
   o.fast_imp = true;
   check_case("nafnet_local_fast", o, false);
 }
 
 TEST(NAFNet, OddSizesKeepShapeAndRunUnderInferenceMode) {
-  auto net = sm::build_network(tiny("NAFNet"));
+  auto net = sm::build_network(tiny_network_options("NAFNet"));
   c10::InferenceMode guard;
   for (auto [h, w] : {std::pair{1, 1}, {5, 3}, {17, 32}, {33, 7}}) {
     const auto out = net->forward(torch::rand({2, 3, h, w}));
@@ -191,7 +185,7 @@ TEST(NAFNet, OddSizesKeepShapeAndRunUnderInferenceMode) {
 }
 
 TEST(NAFNet, GradientsFlowOnATinyModel) {
-  auto o = tiny("NAFNet");
+  auto o = tiny_network_options("NAFNet");
   o.enc_blk_nums = {1};
   o.dec_blk_nums = {1};
   o.drop_out_rate = 0.1;
@@ -221,7 +215,7 @@ TEST(NetworkOptions, ValidateNamesTheKey) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
   };
-  auto o = tiny("NAFNet");
+  auto o = tiny_network_options("NAFNet");
   EXPECT_NO_THROW(o.validate());
   auto bad = o;
   bad.type = "UNet";
@@ -238,13 +232,13 @@ TEST(NetworkOptions, ValidateNamesTheKey) {
   bad.enc_blk_nums = {1, -2};
   bad.dec_blk_nums = {1, 1};
   expect_error(bad, "network_g.enc_blk_nums[1]");
-  bad = tiny("SegNAFNet");
+  bad = tiny_network_options("SegNAFNet");
   bad.mask_dropout = 1.5;
   expect_error(bad, "network_g.mask_dropout");
-  bad = tiny("SegNAFNet");
+  bad = tiny_network_options("SegNAFNet");
   bad.mask = true;
   expect_error(bad, "network_g.mask");
-  bad = tiny("NAFNetLocal");
+  bad = tiny_network_options("NAFNetLocal");
   bad.train_size = {1, 3, 0, 256};
   expect_error(bad, "network_g.train_size[2]");
   bad = o;
@@ -255,7 +249,7 @@ TEST(NetworkOptions, ValidateNamesTheKey) {
 
 TEST(BuildNetwork, BuildsEveryType) {
   for (const std::string type : {"NAFNet", "NAFNetLocal", "SegNAFNet", "SegNAFNetLocal"}) {
-    auto net = sm::build_network(tiny(type));
+    auto net = sm::build_network(tiny_network_options(type));
     EXPECT_EQ(net->options().type, type);
     EXPECT_EQ(net->needs_masks(), type.rfind("Seg", 0) == 0);
     EXPECT_EQ(net->input_channels(), 3);

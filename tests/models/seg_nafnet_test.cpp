@@ -7,8 +7,10 @@
 #include "model_fixtures.h"
 #include "samdeblur/models/map_unit.h"
 #include "samdeblur/models/network.h"
+#include "support/tiny_networks.h"
 
 namespace sm = samdeblur::models;
+using samdeblur::test::tiny_network_options;
 using sm::testing::build_with_fixture;
 using sm::testing::expect_close;
 using sm::testing::load_fixture;
@@ -16,17 +18,6 @@ using sm::testing::load_fixture;
 namespace {
 
 constexpr double kOfficialValue = 1.0 / 255.0;
-
-sm::NetworkOptions tiny(const std::string& type) {
-  sm::NetworkOptions o;
-  o.type = type;
-  o.width = 8;
-  o.seg_channel = 2;
-  o.enc_blk_nums = {1, 1};
-  o.middle_blk_num = 1;
-  o.dec_blk_nums = {1, 1};
-  return o;
-}
 
 // Random label map (H, W) in [-1, m): -1 with probability `uncovered`.
 torch::Tensor random_labels(int64_t h, int64_t w, int64_t m, double uncovered) {
@@ -198,7 +189,7 @@ torch::Tensor seg_of(sm::DeblurNet& net, const torch::Tensor& input,
 
 TEST(SegNAFNetParity, EvalMatchesOfficialOutputsAndGradients) {
   std::map<std::string, torch::Tensor> data;
-  auto net = load_seg("segnafnet", tiny("SegNAFNet"), data);
+  auto net = load_seg("segnafnet", tiny_network_options("SegNAFNet"), data);
   net->eval();
   const auto masks = fixture_masks(data, kOfficialValue);
   EXPECT_TRUE(masks[0].labels.defined());  // partition with an uncovered rectangle
@@ -223,7 +214,7 @@ TEST(SegNAFNetParity, EvalMatchesOfficialOutputsAndGradients) {
 
 TEST(SegNAFNetParity, TrainingDropoutDrawsTheOfficialPermutations) {
   std::map<std::string, torch::Tensor> data;
-  auto net = load_seg("segnafnet", tiny("SegNAFNet"), data);
+  auto net = load_seg("segnafnet", tiny_network_options("SegNAFNet"), data);
   net->train();
   const int64_t seed = data.at("train_seed").item<int64_t>();
   torch::NoGradGuard no_grad;
@@ -241,7 +232,7 @@ TEST(SegNAFNetParity, TrainingDropoutDrawsTheOfficialPermutations) {
 
 TEST(SegNAFNetParity, LocalMatchesOfficial) {
   std::map<std::string, torch::Tensor> data;
-  auto net = load_seg("segnafnet_local", tiny("SegNAFNetLocal"), data);
+  auto net = load_seg("segnafnet_local", tiny_network_options("SegNAFNetLocal"), data);
   EXPECT_FALSE(net->is_training());
   c10::InferenceMode guard;
   const auto out = net->forward(data.at("input"), fixture_masks(data, kOfficialValue));
@@ -250,7 +241,7 @@ TEST(SegNAFNetParity, LocalMatchesOfficial) {
 
 TEST(SegNAFNet, EvalIsDeterministicAndInputsAreNotMutated) {
   torch::manual_seed(3);
-  auto o = tiny("SegNAFNet");
+  auto o = tiny_network_options("SegNAFNet");
   o.mask_dropout = 0.5;
   auto net = sm::build_network(o);
   {
@@ -283,7 +274,7 @@ TEST(SegNAFNet, EvalIsDeterministicAndInputsAreNotMutated) {
 
 TEST(SegNAFNet, GradientsReachPreSegInTraining) {
   torch::manual_seed(4);
-  auto net = sm::build_network(tiny("SegNAFNet"));
+  auto net = sm::build_network(tiny_network_options("SegNAFNet"));
   {
     torch::NoGradGuard g;
     for (auto& p : net->parameters()) p.uniform_(-0.3, 0.3);
@@ -302,7 +293,7 @@ TEST(SegNAFNet, GradientsReachPreSegInTraining) {
 }
 
 TEST(SegNAFNet, RejectsMismatchedMasks) {
-  auto net = sm::build_network(tiny("SegNAFNet"));
+  auto net = sm::build_network(tiny_network_options("SegNAFNet"));
   const auto input = torch::rand({2, 3, 8, 8});
   const auto m = sm::SegMasks::from_labels(random_labels(8, 8, 2, 0.0), 2, 1.0);
   EXPECT_THROW(net->forward(input, {m}), c10::Error);  // one SegMasks for two images

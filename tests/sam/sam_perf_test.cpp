@@ -235,7 +235,15 @@ TEST(SamPerf, BlockedEncoderKeepsTinySamEmbedding) {
 TEST(SamPrecision, NamesAndRefusalWithoutNativeBf16) {
   EXPECT_EQ(precision_from_name("fp32"), Precision::fp32);
   EXPECT_EQ(precision_from_name("bf16"), Precision::bf16);
-  EXPECT_THROW(precision_from_name("fp16", "--precision"), ConfigError);
+  // One parser with the deblurring networks (models::parse_precision): the same names,
+  // dtypes and error, which names the flag, the value and the valid values.
+  for (const std::string name : {"fp32", "bf16"})
+    EXPECT_EQ(precision_dtype(precision_from_name(name)), models::parse_precision(name, "x"));
+  const auto bad = test::error_of<ConfigError>([] { precision_from_name("fp16", "--precision"); });
+  EXPECT_EQ(bad,
+            test::error_of<ConfigError>([] { models::parse_precision("fp16", "--precision"); }));
+  for (const char* part : {"--precision", "'fp16'", "fp32, bf16"})
+    EXPECT_NE(bad.find(part), std::string::npos) << bad;
   EXPECT_EQ(precision_name(Precision::bf16), "bf16");
   // A CPU without native bf16 refuses it (by name), CUDA and fp32 never do.
   const auto message =

@@ -1,4 +1,4 @@
-// The shared test scaffolding itself (tests/support/test_support.h).
+// The shared test scaffolding itself (tests/support/test_support.h, tiny_networks.h).
 #include "support/test_support.h"
 
 #include <gtest/gtest-spi.h>
@@ -8,6 +8,8 @@
 #include <fstream>
 
 #include "samdeblur/dataset/paired.h"
+#include "samdeblur/io/checkpoint.h"
+#include "support/tiny_networks.h"
 
 namespace fs = std::filesystem;
 using namespace samdeblur;
@@ -129,6 +131,36 @@ TEST(TestSupport, TinyDatasetOptionsListTheTinyBenchmark) {
   EXPECT_EQ(cat.dataroot_lq, "/x/input");
   EXPECT_EQ(cat.dataroot_mask, "/x/input_mask");
   EXPECT_TRUE(test::tiny_dataset_options("PairedImageDataset").dataroot_mask.empty());
+}
+
+// The four fixture networks are the tiny network (with mask: true for MaskNAFNet): every
+// parameter of its checkpoint has the name and shape of the tiny network's, and the
+// other fixtures they name (expected outputs, mask folders) are there.
+TEST(TestSupport, FixtureNetworksAreTheTinyNetworkOfTheirCheckpoints) {
+  const auto& networks = test::fixture_networks();
+  ASSERT_EQ(networks.size(), 4u);
+  const auto expected =
+      nlohmann::json::parse(test::read_text(test::data_path("eval/expected.json")));
+  for (const auto& n : networks) {
+    SCOPED_TRACE(n.name);
+    EXPECT_EQ(&test::fixture_network(n.name), &n);
+    EXPECT_TRUE(expected["models"].contains(n.name));
+    if (!n.mask_dir.empty()) {
+      EXPECT_TRUE(fs::is_directory(test::data_path("eval/" + n.mask_dir)));
+    }
+    auto o = test::tiny_network_options(n.type);
+    EXPECT_NO_THROW(o.validate());
+    o.mask = n.extra.find("mask: true") != std::string::npos;
+    const auto net = models::build_network(o);
+    std::map<std::string, std::vector<int64_t>> want, got;
+    for (const auto& p : net->named_parameters()) want[p.key()] = p.value().sizes().vec();
+    const auto ckpt = test::data_path("eval/checkpoints/" + n.name + ".pth");
+    for (const auto& [key, value] : io::load_state_dict_file(ckpt)) got[key] = value.sizes().vec();
+    EXPECT_EQ(got, want);
+  }
+  ::testing::TestParamInfo<test::FixtureNetwork> info(networks[3], 3);
+  EXPECT_EQ(test::fixture_network_test_name(info), "SegNAFNet_plain");
+  EXPECT_THROW(test::fixture_network("UNet"), std::runtime_error);
 }
 
 TEST(TestSupport, StartAppAndWaitForExitTellExitFromSignal) {

@@ -206,7 +206,8 @@ TEST(SweepReportBrowser, RendersInHeadlessChromiumWithoutConsoleErrors) {
   std::string chromium;
   for (const char* c : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
     if (fs::exists(c)) chromium = c;
-  if (chromium.empty()) GTEST_SKIP() << "chromium not installed (apt-get install chromium)";
+  if (chromium.empty())
+    GTEST_SKIP() << "chromium not installed (scripts/install_deps.sh --with-browser)";
   const test::TempDir tmp("sweep_browser");
   const fs::path out = tmp / "out";
   sweep::run_sweep(sweep::load_sweep_config(kTiny), quiet_options(out));
