@@ -6,11 +6,14 @@
 #include <yaml-cpp/parser.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include "samdeblur/core/log.h"
 
 namespace samdeblur::config {
 
@@ -20,7 +23,10 @@ namespace {
 // official (PyYAML) reader would accept dangerously or resolve silently:
 //  - a tag outside the core schema (e.g. !!python/object/apply:..., which BasicSR's unsafe
 //    loader would execute if our resolved config.yml were fed back to it);
-//  - a key repeated in one mapping (yaml-cpp keeps the first, PyYAML the last value);
+//  - a key repeated in one mapping with a different value (yaml-cpp keeps the first, PyYAML
+//    the last value); a repeat with the same scalar value (the official GoPro NAFNet.yml
+//    says `use_shuffle: True` and later `use_shuffle: true`) is accepted with a warning,
+//    since both readers then agree;
 //  - more than kMaxYamlNodes nodes once aliases are expanded (an alias bomb: yaml-cpp shares
 //    aliased nodes, but every walk that copies or dumps the tree expands them);
 //  - a scalar that is not valid UTF-8 (it would only fail when summary.json is written).
@@ -65,8 +71,11 @@ class YamlValidator : public YAML::EventHandler {
     bool is_map;
     bool expecting_key = true;
     YAML::anchor_t anchor = 0;
-    uint64_t start = 0;                    // nodes_ when the collection began
-    std::map<std::string, int> key_lines;  // for maps: key -> 1-based line
+    uint64_t start = 0;                                // nodes_ when the collection began
+    std::map<std::string, int> key_lines;              // for maps: key -> 1-based line
+    std::map<std::string, std::string> scalar_values;  // for maps: key -> its scalar value
+    std::string key;                                   // the key whose value comes next
+    int repeated_from = 0;                             // > 0: `key` repeats the one at this line
   };
 
   [[noreturn]] void fail(const YAML::Mark& mark, const std::string& what) const {
@@ -80,14 +89,44 @@ class YamlValidator : public YAML::EventHandler {
                              kMaxYamlNodes));
   }
 
-  // A node begins: a key position of a mapping checks for duplicates.
-  void begin_node(const YAML::Mark& mark, const std::string& key_text, bool key_comparable) {
-    if (stack_.empty() || !stack_.back().is_map || !stack_.back().expecting_key) return;
-    if (!key_comparable) return;  // a complex (mapping / sequence) key
-    auto& lines = stack_.back().key_lines;
-    const auto [it, inserted] = lines.emplace(key_text, mark.line + 1);
-    if (!inserted)
-      fail(mark, fmt::format("duplicate key '{}' (first at line {})", key_text, it->second));
+  // A node begins. At a key position of a mapping: remember the key and whether it
+  // repeats one. At a value position: a repeated key must bring the same scalar value.
+  void begin_node(const YAML::Mark& mark, const std::string& text, bool scalar) {
+    if (stack_.empty() || !stack_.back().is_map) return;
+    Frame& f = stack_.back();
+    if (!f.expecting_key) {
+      value_node(f, mark, text, scalar);
+      return;
+    }
+    f.key = scalar ? text : "";
+    f.repeated_from = 0;
+    if (!scalar) return;  // a complex (mapping / sequence) key
+    const auto [it, inserted] = f.key_lines.emplace(text, mark.line + 1);
+    if (!inserted) f.repeated_from = it->second;
+  }
+
+  void value_node(Frame& f, const YAML::Mark& mark, const std::string& text, bool scalar) {
+    if (f.key.empty()) return;
+    const std::string value = scalar ? normalised_scalar(text) : "";
+    if (!f.repeated_from) {
+      if (scalar) f.scalar_values[f.key] = value;
+      return;
+    }
+    const auto first = f.scalar_values.find(f.key);
+    if (!scalar || first == f.scalar_values.end() || first->second != value)
+      fail(mark, fmt::format("duplicate key '{}' (first at line {}) with a different value", f.key,
+                             f.repeated_from));
+    log::warn(fmt::format("{}:{}: key '{}' repeats line {} with the same value; accepted", source_,
+                          mark.line + 1, f.key, f.repeated_from));
+  }
+
+  // YAML 1.1 booleans compare as booleans (True == true); anything else as written.
+  static std::string normalised_scalar(const std::string& text) {
+    std::string lower = text;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower == "true" || lower == "false") return lower;
+    return text;
   }
 
   void after_node() {

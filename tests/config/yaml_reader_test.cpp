@@ -66,6 +66,21 @@ TEST_F(YamlReader, DuplicateKeyIsRefusedWithBothLines) {
   EXPECT_NO_THROW(cfg::load_yaml_file(ok));
 }
 
+// PyYAML keeps the last value and yaml-cpp the first: a repeat is harmless only when
+// both are the same scalar (the official GoPro NAFNet.yml repeats use_shuffle).
+TEST_F(YamlReader, RepeatedKeyWithTheSameScalarIsAccepted) {
+  const auto same =
+      write_temp("same.yml", "d:\n  use_shuffle: True\n  n: 1\n  use_shuffle: true\n");
+  const auto n = cfg::load_yaml_file(same);
+  EXPECT_TRUE(n["d"]["use_shuffle"].as<bool>());
+  EXPECT_EQ(n["d"]["n"].as<int>(), 1);
+  const auto differ = write_temp("differ.yml", "d:\n  use_shuffle: true\n  use_shuffle: false\n");
+  expect_config_error([&] { cfg::load_yaml_file(differ); },
+                      {":3:", "duplicate key 'use_shuffle'", "line 2", "different value"});
+  const auto nested = write_temp("nested.yml", "a:\n  x: 1\na:\n  x: 1\n");
+  expect_config_error([&] { cfg::load_yaml_file(nested); }, {"duplicate key 'a'", "line 1"});
+}
+
 TEST_F(YamlReader, DuplicateTopLevelKeyIsRefused) {
   const auto path = write_temp("dup_top.yml", "name: a\nother: 1\nname: b\n");
   expect_config_error([&] { cfg::load_yaml_file(path); },
