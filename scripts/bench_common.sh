@@ -21,3 +21,19 @@ official_side() {
     have_official=0
   fi
 }
+
+# OpenBLAS (fp32 matrix products under Debian's LibTorch, README "Benchmarks"): its
+# pthread pool ignores torch's thread count, so every side gets OPENBLAS_NUM_THREADS
+# (blas_env THREADS). Our apps re-execute with OPENBLAS_CORETYPE where OpenBLAS fell back
+# to a generic kernel on this CPU (core/blas.h): the official side's like-with-like runs
+# (tcmalloc) get that same kernel (same_blas), its as-shipped runs keep OpenBLAS's choice.
+blas_env() {
+  export OPENBLAS_NUM_THREADS=$1
+  local kernel
+  kernel=$("$BIN/sdb-bench" --what peak --peak-size 32 --repeat 1 --threads 1 2>/dev/null |
+    sed -n 's/.*BLAS OpenBLAS \([A-Za-z0-9]*\),.*/\1/p' | head -n 1 || true)
+  same_blas=(env)
+  if [[ -n $kernel ]]; then same_blas=(env "OPENBLAS_CORETYPE=$kernel"); fi
+  echo "BLAS: OpenBLAS kernel ${kernel:-unknown} for ours and the official tcmalloc runs," \
+    "$1 threads on every side" >&2
+}

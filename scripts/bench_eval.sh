@@ -87,6 +87,11 @@ if [[ ! -d "$OUT/official/basicsr" ]]; then
 fi
 
 export OMP_NUM_THREADS=$THREADS
+# OpenBLAS threads and kernels as in the other benchmarks (bench_common.sh, blas_env).
+abs_bin=$BIN
+source "$HERE/bench_common.sh"  # keeps PYTHON and TCMALLOC as set above
+BIN=$abs_bin
+blas_env "$THREADS"
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 for run in "${RUNS[@]}"; do
   echo "== $run" >&2
@@ -99,7 +104,7 @@ for run in "${RUNS[@]}"; do
       ;;
     official_tcmalloc | official_glibc)
       preload=()
-      [[ $run == official_tcmalloc ]] && preload=(env "LD_PRELOAD=$TCMALLOC")
+      [[ $run == official_tcmalloc ]] && preload=("${same_blas[@]}" "LD_PRELOAD=$TCMALLOC")
       rm -rf "$OUT/official/results"
       (cd "$OUT/official" && "${NICE_CMD[@]}" /usr/bin/time -v -o "$timefile" "${preload[@]}" \
         "$PYTHON" "$HELPER" official --root . --opt "$OUT/config.yml" \

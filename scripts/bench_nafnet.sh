@@ -23,6 +23,7 @@ OFFICIAL=${SAMDEBLUR_OFFICIAL:-/tmp/ref/sam-deblur}
 read -r -a SIZES <<<"${SIZES:-256 256 720 1280}"
 source "$(dirname "${BASH_SOURCE[0]}")/bench_common.sh"  # BIN PYTHON TCMALLOC have_bf16
 official_side "$OFFICIAL/basicsr" "$OFFICIAL (SAMDEBLUR_OFFICIAL)"
+blas_env "$THREADS"  # OPENBLAS_NUM_THREADS, same_blas
 mkdir -p "$OUT"
 
 common=(--what nafnet --threads "$THREADS" --repeat "$REPEAT" --sizes "${SIZES[@]}")
@@ -37,7 +38,7 @@ for variant in "fp32 contiguous" "fp32 channels_last" "bf16 channels_last"; do
   "$BIN/sdb-bench" "${common[@]}" --precision "$precision" --memory-format "$format" -q \
     --json "$OUT/sdb_$tag.json"
   if [[ $have_official == 1 ]]; then
-    LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${common[@]}" \
+    "${same_blas[@]}" LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${common[@]}" \
       --precision "$precision" --memory-format "$format" --json "$OUT/official_tcmalloc_$tag.json"
     "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${common[@]}" \
       --precision "$precision" --memory-format "$format" --json "$OUT/official_glibc_$tag.json"

@@ -34,6 +34,7 @@ export SAM_REF=${SAM_REF:-/tmp/ref/segment-anything}
 WEIGHTS=${WEIGHTS:-/tmp/sam_vit_b_random.pth}
 source "$(dirname "${BASH_SOURCE[0]}")/bench_common.sh"  # BIN PYTHON TCMALLOC have_bf16
 official_side "$SAM_REF/segment_anything" "$SAM_REF (SAM_REF)"
+blas_env "$THREADS"  # OPENBLAS_NUM_THREADS, same_blas
 mkdir -p "$OUT"
 if [[ ! -f $WEIGHTS ]]; then
   [[ $have_official == 1 ]] || { echo "no $WEIGHTS and no official code to make it" >&2; exit 1; }
@@ -51,7 +52,7 @@ for name in encoder amg-all amg-dflt; do
   echo "== $name"
   "$BIN/sdb-sam-bench" "${common[@]}" "${opts[@]}" -q --json "$OUT/sdb_fp32_$name.json"
   if [[ $have_official == 1 ]]; then
-    LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_sam_official.py "${common[@]}" "${opts[@]}" \
+    "${same_blas[@]}" LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_sam_official.py "${common[@]}" "${opts[@]}" \
       --json "$OUT/official_tcmalloc_$name.json"
   fi
   if [[ $have_bf16 == 1 ]]; then
