@@ -78,6 +78,11 @@ LocalAvgPool2dOptions tlc_pool_options(int64_t feature_h, int64_t feature_w, int
 
 torch::Tensor local_avg_pool2d(const torch::Tensor& x, const LocalAvgPool2dOptions& o) {
   TORCH_CHECK(x.dim() == 4, "local_avg_pool2d: expected (N, C, H, W), got ", x.sizes());
+  // Reduced precision (the bf16 execution): the integral image and the replicate padding
+  // in float32. A bf16 running sum over a feature map would lose the window means, and
+  // ATen 1.13 has no bf16 replication_pad2d on the CPU.
+  if (x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf)
+    return local_avg_pool2d(x.to(torch::kFloat), o).to(x.scalar_type());
   const int64_t h = x.size(2), w = x.size(3);
   // Early out of the official forward: the window covers the whole feature map.
   if (o.kernel_size[0] >= h && o.kernel_size[1] >= w) {

@@ -254,6 +254,36 @@ TEST(Bf16, WithinFortyDecibelsOfFp32OnRandomWeights) {
   }
 }
 
+// The TLC (*Local) forms in bf16: the local mean (an integral image) and its replicate
+// padding run in float32 (ATen 1.13 has no bf16 replication_pad2d on the CPU, and a
+// bf16 cumulative sum would lose the window means); train_size 16 makes 32x48 inputs
+// use real local windows, not the global-pool early out.
+TEST(Bf16, LocalFormsRunWithLocalWindows) {
+  if (!sm::cpu_supports_bf16()) GTEST_SKIP() << "CPU without AVX512-BF16 / AMX-BF16";
+  torch::manual_seed(6);
+  for (const std::string type : {"NAFNetLocal", "SegNAFNetLocal"}) {
+    auto options = tiny(type);
+    options.train_size = {1, 3, 16, 16};
+    auto net = sm::build_network(options);
+    randomise(*net, 0.3);
+    const auto x = torch::rand({1, 3, 32, 48});
+    std::vector<sm::SegMasks> masks;
+    if (net->needs_masks())
+      masks.push_back(
+          sm::SegMasks::from_labels(torch::randint(0, 6, {32, 48}, torch::kLong), 6, 1.0 / 255.0));
+    for (const bool cl : {false, true}) {
+      sm::ExecutionOptions o;
+      o.dtype = torch::kBFloat16;
+      o.channels_last = cl;
+      o.fused = cl;
+      const auto [exact, bf16] = both_ways(*net, x, masks, o);
+      const double db = psnr(bf16, exact);
+      EXPECT_GE(db, 40.0) << type << (cl ? " channels-last" : " nchw");
+      RecordProperty(type + (cl ? "_cl" : "_nchw") + "_bf16_psnr_db", std::to_string(db));
+    }
+  }
+}
+
 TEST(Execution, ParsesAndRefuses) {
   const auto fast = sm::parse_execution("fp32", "channels_last", "val");
   EXPECT_TRUE(fast.channels_last && fast.fused && fast.dtype == torch::kFloat);
