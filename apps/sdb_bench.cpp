@@ -42,16 +42,18 @@ void add_flags(CLI::App& app, BenchArgs& a) {
       ->check(CLI::IsMember({"map", "nafnet", "peak", "inference", "train", "all"}));
   app.add_option("--precision", a.precision, "nafnet: fp32 (exact) or bf16")
       ->check(CLI::IsMember({"fp32", "bf16"}));
-  app.add_option("--memory-format", a.memory_format, "nafnet: contiguous (NCHW) or channels_last")
+  app.add_option("--memory-format", a.memory_format,
+                 "nafnet, train: contiguous (NCHW) or channels_last")
       ->check(CLI::IsMember({"contiguous", "channels_last"}));
   app.add_option("--fused", a.fused,
-                 "nafnet: fused NAFBlock kernels: auto (with channels_last), "
-                 "on, off")
+                 "nafnet, train: fused NAFBlock kernels (train: with their hand-written "
+                 "backward): auto (with channels_last), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
   app.add_flag("--profile", a.profile,
                "nafnet: then one profiled forward per execution, time per top-level operator");
   app.add_flag("--ab", a.ab,
-               "nafnet: also time the exact path, interleaved run by run on the same weights");
+               "nafnet, train: also time the exact path, interleaved run by run (iteration by "
+               "iteration) on the same weights");
   app.add_option("--sizes", a.sizes, "nafnet: H W pairs, in order (default 256 256 720 1280)")
       ->expected(2, 64)
       ->check(CLI::Range(int64_t{1}, int64_t{16384}));
@@ -73,27 +75,6 @@ void add_flags(CLI::App& app, BenchArgs& a) {
   app.add_option("--device", a.device, "cpu or cuda[:N]");
   app.add_option("--json", a.json_path, "also write the results as JSON");
   app.add_flag("-q,--quiet", a.quiet, "log warnings and errors only");
-}
-
-// The training-iteration cases: one table row and one JSON entry per model type.
-void bench_training(const BenchArgs& a, const torch::Device& device, nlohmann::json& results) {
-  for (const std::string type : {"NAFNet", "SegNAFNet"}) {
-    const double s =
-        tr::train_seconds(type, a.batch, a.size, a.num_masks, a.warmup, a.repeat, device);
-    const std::string name =
-        fmt::format("{}-w32 train B{} {}x{}{}", type, a.batch, a.size, a.size,
-                    type == "SegNAFNet" ? fmt::format(" M={}", a.num_masks) : "");
-    std::cout << fmt::format("{:<44} {:>10.2f} ms {:>8.3f} it/s", name, s * 1000, 1.0 / s)
-              << std::endl;
-    results.push_back({{"case", name},
-                       {"ms", s * 1000},
-                       {"s_per_iter", s},
-                       {"it_per_s", 1.0 / s},
-                       {"batch", a.batch},
-                       {"size", a.size},
-                       {"warmup", a.warmup},
-                       {"repeat", a.repeat}});
-  }
 }
 
 // Prints and records a case; GFLOP/s and the share of the peak of its dtype
@@ -152,6 +133,22 @@ tr::ForwardBenchOptions forward_options(const BenchArgs& a) {
   return o;
 }
 
+// --what train: train::TrainOptions::execution() for --memory-format, --fused.
+tr::TrainBenchOptions train_options(const BenchArgs& a) {
+  if (a.precision != "fp32")
+    throw samdeblur::Error("--what train: --precision bf16 is inference only");
+  tr::TrainBenchOptions o;
+  o.batch = a.batch;
+  o.size = a.size;
+  o.num_masks = a.num_masks;
+  o.warmup = a.warmup;
+  o.repeat = a.repeat;
+  o.execution = samdeblur::models::parse_execution("fp32", a.memory_format, "sdb-bench");
+  if (a.fused != "auto") o.execution.fused = a.fused == "on";
+  o.ab = a.ab;
+  return o;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,7 +172,9 @@ int main(int argc, char** argv) {
     if (a.what == "peak" || inference) tr::bench_matmul_peak(device, a.peak_size, 3, report);
     if (a.what == "nafnet" || inference)
       tr::bench_nafnet_forward(device, forward_options(a), report);
-    if (a.what == "train" || all) bench_training(a, device, results);
+    if (a.what == "train" || all)
+      for (const std::string type : {"NAFNet", "SegNAFNet"})
+        tr::bench_train(type, train_options(a), device, report);
     if (!a.json_path.empty()) samdeblur::write_file_atomic(a.json_path, results.dump(2) + "\n");
     return 0;
   });

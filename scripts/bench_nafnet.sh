@@ -7,6 +7,7 @@
 # (glibc malloc) and with tcmalloc preloaded (the allocator sdb-bench links).
 # Then the matrix-product peak, and an interleaved A/B run of ours (exact vs
 # channels-last + fused) in one process. Results: one JSON file per run in OUT.
+# The train section at the end (skipped with TRAIN=0) times training iterations.
 #
 #   scripts/bench_nafnet.sh [THREADS=2] [REPEAT=5] [OUT=bench_nafnet]
 #
@@ -48,3 +49,24 @@ echo "== matrix-product peak"
 "$BIN/sdb-bench" --what peak --threads "$THREADS" --peak-size 4096 -q --json "$OUT/peak.json"
 echo "== interleaved A/B, one process: exact vs channels-last + fused"
 "$BIN/sdb-bench" "${common[@]}" --memory-format channels_last --ab -q --json "$OUT/sdb_ab.json"
+
+# ---- train: training iterations, batch 4 x 256^2, NAFNet-w32 and SegNAFNet-w32
+# (2 untimed + REPEAT timed, median): ours in NCHW and in channels-last with the
+# fused kernels' hand-written backward (train.memory_format), the official model
+# with tcmalloc and as shipped, in NCHW and channels-last (torch.channels_last),
+# then an interleaved A/B of ours (exact vs channels-last + fused) in one process.
+if [[ ${TRAIN:-1} != 0 ]]; then
+  train=(--what train --threads "$THREADS" --repeat "$REPEAT" --warmup 2 --batch 4 --size 256)
+  for format in contiguous channels_last; do
+    echo "== training iterations, $format"
+    "$BIN/sdb-bench" "${train[@]}" --memory-format "$format" -q --json "$OUT/sdb_train_$format.json"
+    if [[ $have_official == 1 ]]; then
+      LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${train[@]}" \
+        --memory-format "$format" --json "$OUT/official_tcmalloc_train_$format.json"
+      "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${train[@]}" \
+        --memory-format "$format" --json "$OUT/official_glibc_train_$format.json"
+    fi
+  done
+  echo "== training iterations, interleaved A/B, one process: exact vs channels-last + fused"
+  "$BIN/sdb-bench" "${train[@]}" --memory-format channels_last --ab -q --json "$OUT/sdb_train_ab.json"
+fi

@@ -102,15 +102,21 @@ def official_masks(labels, m):
     return dense.float() / 255.0
 
 
-def train_seconds(model, psnr_loss_cls, batch, size, num_masks, warmup, repeat):
+def train_seconds(model, psnr_loss_cls, batch, size, num_masks, warmup, repeat, channels_last=False):
     """Median seconds of one ImageRestorationModel.optimize_parameters iteration
     (options/train/GoPro: PSNRLoss, AdamW lr 1e-3 wd 1e-3 betas (0.9, 0.9),
-    use_grad_clip: clip_grad_norm_ 0.01) on an in-memory batch."""
+    use_grad_clip: clip_grad_norm_ 0.01) on an in-memory batch. channels_last:
+    the model and lq in torch.channels_last (the official code's own ops; not
+    something the official trainer does)."""
     model.train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optim_params = [v for v in model.parameters() if v.requires_grad]
     optimizer = torch.optim.AdamW([{"params": optim_params}], lr=1e-3, weight_decay=1e-3, betas=(0.9, 0.9))
     cri_pix = psnr_loss_cls(loss_weight=1.0, reduction="mean")
     lq, gt = torch.rand(batch, 3, size, size), torch.rand(batch, 3, size, size)
+    if channels_last:
+        lq = lq.contiguous(memory_format=torch.channels_last)
     seg = num_masks > 0
     masks = [official_masks(random_partition(size, size, num_masks), num_masks) for _ in range(batch)] if seg else None
 
@@ -149,7 +155,8 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--masks", type=int, default=30, help="train: masks per image (SegNAFNet)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="nafnet: bf16 = CPU autocast")
-    ap.add_argument("--memory-format", default="contiguous", choices=["contiguous", "channels_last"])
+    ap.add_argument("--memory-format", default="contiguous", choices=["contiguous", "channels_last"],
+                    help="nafnet, train: the model and input in torch.channels_last")
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 256, 720, 1280], help="nafnet: H W pairs")
     args = ap.parse_args()
     if args.threads:
@@ -174,8 +181,10 @@ def main():
                                                      mask_dropout=0.5, enc_blk_nums=[1, 1, 1, 28],
                                                      dec_blk_nums=[1, 1, 1, 1]), args.masks)]
         for type_name, make, m in cases:
-            s = train_seconds(make(), psnr_loss_cls, args.batch, args.size, m, args.warmup, args.repeat)
+            cl = args.memory_format == "channels_last"
+            s = train_seconds(make(), psnr_loss_cls, args.batch, args.size, m, args.warmup, args.repeat, cl)
             name = f"{type_name}-w32 train B{args.batch} {args.size}x{args.size}" + (f" M={m}" if m else "")
+            name += " [fp32 channels_last]" if cl else ""
             print(f"{name:<44} {s * 1000:>10.2f} ms {1 / s:>8.3f} it/s")
             results.append({"case": name, "ms": s * 1000, "s_per_iter": s, "it_per_s": 1 / s, "batch": args.batch,
                             "size": args.size, "warmup": args.warmup, "repeat": args.repeat})

@@ -130,25 +130,29 @@ torch::Tensor NAFBlockImpl::forward(const torch::Tensor& input) {
       torch::GradMode::is_enabled() && (input.requires_grad() || beta.requires_grad());
   if (fused && !needs_grad && forward_kernels_apply(input))
     return nafblock_forward_cl(*this, input);
-  if (fused && !needs_grad && fused_kernels_apply(input)) return forward_fused(input);
+  if (fused && (!needs_grad || fused_backward) && fused_kernels_apply(input))
+    return forward_fused(input);
   return forward_reference(input);
 }
 
 torch::Tensor NAFBlockImpl::forward_fused(const torch::Tensor& input) {
-  auto x = fused_layer_norm_2d(input, norm1->weight, norm1->bias, norm1->eps);
+  // Without a gradient each *_autograd call is the plain kernel (inference).
+  auto x = fused_layer_norm_2d_autograd(input, norm1->weight, norm1->bias, norm1->eps);
   x = conv2(conv1(x));  // (N, 2 * dw / 2, H, W)
   if (!options.local_pool() && fused_kernels_apply(x)) {
-    auto [gate, mean] = fused_gate_and_mean(x);  // (N, C', H, W), (N, C', 1, 1)
-    x = gate.mul_(sca->at<torch::nn::Conv2dImpl>(1).forward(mean));
+    auto& sca_conv = sca->at<torch::nn::Conv2dImpl>(1);
+    x = fused_gate_attention_autograd(x, sca_conv.weight, sca_conv.bias);
   } else {
-    x = simple_gate(x);
+    x = fused_kernels_apply(x) ? fused_simple_gate_autograd(x) : simple_gate(x);
     x = x * sca->forward(x);
   }
   x = dropout1.forward(conv3(x));
   auto y = torch::addcmul(input, x, beta);  // input + x * beta
-  x = conv4(fused_kernels_apply(y) ? fused_layer_norm_2d(y, norm2->weight, norm2->bias, norm2->eps)
-                                   : norm2(y));
-  x = dropout2.forward(conv5(simple_gate(x)));
+  x = conv4(fused_kernels_apply(y)
+                ? fused_layer_norm_2d_autograd(y, norm2->weight, norm2->bias, norm2->eps)
+                : norm2(y));
+  x = fused_kernels_apply(x) ? fused_simple_gate_autograd(x) : simple_gate(x);
+  x = dropout2.forward(conv5(x));
   return torch::addcmul(y, x, gamma);  // y + x * gamma
 }
 
@@ -162,6 +166,12 @@ torch::Tensor NAFBlockImpl::forward_reference(const torch::Tensor& input) {
   x = simple_gate(conv4(norm2(y)));
   x = dropout2.forward(conv5(x));
   return y + x * gamma;
+}
+
+void set_fused_backward(torch::nn::Module& module, bool on) {
+  if (auto* block = dynamic_cast<NAFBlockImpl*>(&module)) block->fused_backward = on;
+  for (const auto& m : module.modules(/*include_self=*/false))
+    if (auto* block = dynamic_cast<NAFBlockImpl*>(m.get())) block->fused_backward = on;
 }
 
 }  // namespace samdeblur::models

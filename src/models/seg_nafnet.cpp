@@ -27,12 +27,15 @@ torch::Tensor SegNAFNetImpl::seg_features(const torch::Tensor& padded,
   auto features = pre_seg_in(pre_seg(to_execution(padded)));  // (B, seg_channel, Hp, Wp)
   // The MAP unit runs in float32 on NCHW features whatever the execution.
   if (!execution().is_default()) features = features.to(torch::kFloat).contiguous();
+  // unbind, not features[b]: its backward stacks the B gradients once, where B
+  // selects would each fill a zero (B, C, Hp, Wp) gradient and add them up.
+  const std::vector<torch::Tensor> per_image = features.unbind(0);  // B x (C, Hp, Wp)
   std::vector<torch::Tensor> pooled;
   pooled.reserve(masks.size());
   for (size_t b = 0; b < masks.size(); ++b) {
     SegMasks m = masks[b].to(padded.device());
     if (is_training()) m = drop_masks(m, options_.mask_dropout);
-    pooled.push_back(mask_average(features[static_cast<int64_t>(b)], pad_masks(m, hp, wp)));
+    pooled.push_back(mask_average(per_image[b], pad_masks(m, hp, wp)));
   }
   return torch::stack(pooled);
 }

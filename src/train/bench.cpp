@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "samdeblur/models/map_unit.h"
@@ -106,37 +107,39 @@ models::NetworkOptions nafnet_w32(const std::string& type) {
   return o;
 }
 
-// Median seconds of one training iteration as the official
-// ImageRestorationModel.optimize_parameters does it (the same steps as
-// train::Trainer): zero_grad; pred = net(lq[, masks]); PSNRLoss(pred, gt)
-// + 0 * sum(params); backward; clip_grad_norm_(params, 0.01); AdamW step
-// (lr 1e-3, weight_decay 1e-3, betas (0.9, 0.9)). The batch lives in memory, so
-// no data loading is timed. `warmup` untimed iterations come first.
-double train_seconds(const std::string& type, int64_t batch, int64_t size, int64_t num_masks,
-                     int warmup, int repeat, const torch::Device& device) {
-  auto net = models::build_network(nafnet_w32(type));
-  net->to(device);
-  net->train();  // SegNAFNet: mask dropout active
-  std::vector<torch::Tensor> params;
-  for (const auto& p : net->parameters())
-    if (p.requires_grad()) params.push_back(p);
-  OptimizerOptions oo;
-  oo.type = "AdamW";
-  oo.lr = 1e-3;
-  oo.weight_decay = 1e-3;
-  oo.betas = {0.9, 0.9};
-  auto optimizer = make_optimizer(params, oo);
+namespace {
 
-  const auto opts = torch::TensorOptions().device(device);
-  const auto lq = torch::rand({batch, 3, size, size}, opts);  // (B, 3, S, S)
-  const auto gt = torch::rand({batch, 3, size, size}, opts);
-  std::vector<models::SegMasks> masks;
-  if (net->needs_masks())
-    for (int64_t b = 0; b < batch; ++b)
-      masks.push_back(models::SegMasks::from_labels(random_partition(size, size, num_masks),
-                                                    num_masks, 1.0 / 255.0)
-                          .to(device));
-  auto iteration = [&] {
+std::string execution_label(const models::ExecutionOptions& e) {
+  if (e.is_default()) return "";
+  return fmt::format(" [{} {}{}]", e.precision(), e.memory_format(), e.fused ? " fused" : "");
+}
+
+// One network, optimizer and batch of bench_train; iteration() is one step.
+struct TrainCase {
+  models::DeblurNet net;
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+
+  TrainCase(const std::string& type, const models::ExecutionOptions& execution,
+            const torch::Device& device) {
+    torch::manual_seed(0);  // identical weights for every execution
+    net = models::build_network(nafnet_w32(type));
+    net->to(device);
+    net->train();  // SegNAFNet: mask dropout active
+    net->set_execution(execution);
+    models::set_fused_backward(*net, execution.fused);
+    for (const auto& p : net->parameters())
+      if (p.requires_grad()) params.push_back(p);
+    OptimizerOptions oo;
+    oo.type = "AdamW";
+    oo.lr = 1e-3;
+    oo.weight_decay = 1e-3;
+    oo.betas = {0.9, 0.9};
+    optimizer = make_optimizer(params, oo);
+  }
+
+  double iteration(const torch::Tensor& lq, const torch::Tensor& gt,
+                   const std::vector<models::SegMasks>& masks) {
     optimizer->zero_grad();
     const auto pred = net->forward(lq, masks);
     const auto loss = psnr_loss(pred, gt);
@@ -146,17 +149,50 @@ double train_seconds(const std::string& type, int64_t batch, int64_t size, int64
     clip_grad_norm(params, 0.01);
     optimizer->step();
     return loss.item<double>();  // the official logs l_pix.item() (reduce_loss_dict)
-  };
-  for (int i = 0; i < warmup; ++i) iteration();
-  std::vector<double> seconds;
-  for (int i = 0; i < repeat; ++i) {
-    const auto t0 = Clock::now();
-    iteration();
-    if (device.is_cuda()) torch::cuda::synchronize();
-    seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
-  std::sort(seconds.begin(), seconds.end());
-  return seconds[seconds.size() / 2];
+};
+
+}  // namespace
+
+void bench_train(const std::string& type, const TrainBenchOptions& options,
+                 const torch::Device& device, const BenchReport& report) {
+  std::vector<models::ExecutionOptions> executions;
+  if (options.ab) executions.emplace_back();
+  executions.push_back(options.execution);
+  std::vector<std::unique_ptr<TrainCase>> cases;
+  for (const auto& e : executions) {
+    models::check_execution_supported(e, device);
+    cases.push_back(std::make_unique<TrainCase>(type, e, device));
+  }
+  const int64_t b = options.batch, size = options.size, m = options.num_masks;
+  torch::manual_seed(1);
+  const auto opts = torch::TensorOptions().device(device);
+  const auto lq = torch::rand({b, 3, size, size}, opts);  // (B, 3, S, S)
+  const auto gt = torch::rand({b, 3, size, size}, opts);
+  std::vector<models::SegMasks> masks;
+  if (cases.front()->net->needs_masks())
+    for (int64_t i = 0; i < b; ++i)
+      masks.push_back(models::SegMasks::from_labels(random_partition(size, size, m), m, 1.0 / 255.0)
+                          .to(device));
+  std::vector<Samples> first(cases.size()), samples(cases.size());
+  for (int i = 0; i < options.warmup + options.repeat; ++i) {
+    for (size_t k = 0; k < cases.size(); ++k)  // interleaved: A, B, A, B, ...
+      (i < options.warmup ? first : samples)[k].run([&] { cases[k]->iteration(lq, gt, masks); },
+                                                    device);
+  }
+  const double gflop =
+      3.0 * static_cast<double>(b) * nafnet_conv_gflop(nafnet_w32(type), size, size);
+  for (size_t k = 0; k < cases.size(); ++k) {
+    Timing t = samples[k].timing();
+    if (!first[k].ms.empty()) {
+      t.first_ms = first[k].ms.front();
+      t.first_faults = first[k].faults / static_cast<double>(first[k].ms.size());
+    }
+    report(
+        {fmt::format("{}-w32 train B{} {}x{}{}{}", type, b, size, size,
+                     masks.empty() ? "" : fmt::format(" M={}", m), execution_label(executions[k])),
+         t, gflop, torch::kFloat});
+  }
 }
 
 void bench_map_unit(const torch::Device& device, int repeat, const BenchReport& report) {

@@ -93,6 +93,14 @@ TrainDatasetOptions parse_train_set(config::Section& datasets, const std::string
   return t;
 }
 
+}  // namespace
+
+models::ExecutionOptions TrainOptions::execution() const {
+  return models::parse_execution("fp32", memory_format, "train.memory_format");
+}
+
+namespace {
+
 TrainOptions parse_train_options(config::Section& train) {
   const std::string& source = train.source();
   TrainOptions t;
@@ -108,7 +116,15 @@ TrainOptions parse_train_options(config::Section& train) {
   if (t.amp != "none" && t.amp != "bf16" && t.amp != "fp16")
     throw ConfigError(fmt::format("{}: {} must be none, bf16 or fp16, got '{}'", source,
                                   train.key_path("amp"), t.amp));
-  t.channels_last = train.get<bool>("channels_last", false);
+  t.memory_format = train.get<std::string>("memory_format", t.memory_format);
+  models::parse_execution("fp32", t.memory_format, source + ": " + train.key_path("memory_format"));
+  if (train.get<bool>("channels_last", false)) {  // the older spelling
+    if (train.has("memory_format") && t.memory_format != "channels_last")
+      throw ConfigError(fmt::format("{}: {} is true but {} is '{}'", source,
+                                    train.key_path("channels_last"),
+                                    train.key_path("memory_format"), t.memory_format));
+    t.memory_format = "channels_last";
+  }
   if (train.get<bool>("mixup", false)) throw ConfigError(source + ": train.mixup is not supported");
   if (!train.has("pixel_opt"))
     throw ConfigError(source + ": required key 'train.pixel_opt' is missing");

@@ -22,6 +22,7 @@
 #include "samdeblur/eval/sample_metrics.h"
 #include "samdeblur/io/checkpoint.h"
 #include "samdeblur/io/image.h"
+#include "samdeblur/models/layers.h"
 #include "samdeblur/models/network.h"
 #include "samdeblur/train/checkpoint.h"
 #include "samdeblur/train/loss.h"
@@ -141,10 +142,14 @@ struct Trainer::Impl {
 
   void setup_model() {
     net = eval::build_and_load(cfg.network_g, cfg.path, device, opt.allow_nonfinite);
-    if (cfg.train.channels_last && device.is_cuda()) {
-      torch::NoGradGuard g;
-      for (auto& p : net->parameters())
-        if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    const models::ExecutionOptions execution = cfg.train.execution();
+    if (!execution.is_default()) {  // train.memory_format (models/execution.h)
+      models::check_execution_supported(execution, device);
+      net->set_execution(execution);
+      models::set_fused_backward(*net, execution.fused);
+      log::info(fmt::format(
+          "network trains in {}{}", execution.memory_format(),
+          execution.fused && device.is_cpu() ? " with the fused NAFBlock kernels" : ""));
     }
     net->train();
     params = net->parameters();
@@ -289,10 +294,8 @@ struct Trainer::Impl {
   // zero_grad, forward (autocast with train.amp on CUDA), PSNRLoss + 0 * sum(params);
   // one all-reduce agrees on the mean loss, any non-finite loss, any stop request.
   StepOutcome forward_and_agree(const TrainBatch& batch) {
-    torch::Tensor lq = batch.lq.to(device, /*non_blocking=*/true);
+    const torch::Tensor lq = batch.lq.to(device, /*non_blocking=*/true);
     torch::Tensor gt = batch.gt.to(device, true);
-    if (cfg.train.channels_last && device.is_cuda())
-      lq = lq.contiguous(torch::MemoryFormat::ChannelsLast);
     std::vector<models::SegMasks> masks;
     for (const auto& s : batch.masks) masks.push_back(device.is_cpu() ? s : s.to(device));
 

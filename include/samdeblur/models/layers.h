@@ -60,15 +60,20 @@ class NAFBlockImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input);
   // The composition of ATen ops that mirrors NAFNet_arch.py (the exact path).
   torch::Tensor forward_reference(const torch::Tensor& input);
-  // Inference with the fused kernels of models/fused.h (one-pass LayerNorm2d,
-  // SimpleGate + channel-attention mean in one pass, scale in place, residuals
-  // as addcmul). Equal to forward_reference within float rounding.
+  // The fused kernels of models/fused.h (one-pass LayerNorm2d, SimpleGate +
+  // channel-attention mean in one pass, scale in place, residuals as addcmul).
+  // Equal to forward_reference within float rounding. Differentiable: when a
+  // gradient is needed, the kernels run as autograd functions with a
+  // hand-written backward (the *_autograd functions of models/fused.h).
   torch::Tensor forward_fused(const torch::Tensor& input);
 
   // When set and no gradient is needed, forward() takes nafblock_forward_cl()
   // (models/fused_forward.h) for a channels-last float32 / bfloat16 CPU input and
-  // forward_fused() for an NCHW float32 one (models::ExecutionOptions::fused).
+  // forward_fused() for a contiguous float32 one (models::ExecutionOptions::fused);
+  // with fused_backward, forward_fused() also when a gradient is needed
+  // (set_fused_backward).
   bool fused = false;
+  bool fused_backward = false;
 
   NAFBlockOptions options;
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
@@ -79,5 +84,12 @@ class NAFBlockImpl : public torch::nn::Module {
   torch::Tensor beta, gamma;
 };
 TORCH_MODULE(NAFBlock);
+
+// Sets fused_backward on every NAFBlock inside `module`: where the execution
+// turned the fused kernels on (DeblurNetImpl::set_execution with
+// ExecutionOptions::fused), forward passes that need gradients take them too,
+// through their hand-written backward (training with train.memory_format
+// channels_last). Off (the default), such passes run the reference composition.
+void set_fused_backward(torch::nn::Module& module, bool on);
 
 }  // namespace samdeblur::models

@@ -87,13 +87,30 @@ void bench_nafnet_forward(const torch::Device& device, const ForwardBenchOptions
 void bench_matmul_peak(const torch::Device& device, int64_t n, int repeat,
                        const BenchReport& report);
 
-// Median seconds of one training iteration as the official
-// ImageRestorationModel.optimize_parameters does it (the same steps as
-// train::Trainer): zero_grad; pred = net(lq[, masks]); PSNRLoss(pred, gt)
-// + 0 * sum(params); backward; clip_grad_norm_(params, 0.01); AdamW step
-// (lr 1e-3, weight_decay 1e-3, betas (0.9, 0.9)). The batch lives in memory, so
-// no data loading is timed. `warmup` untimed iterations come first.
-double train_seconds(const std::string& type, int64_t batch, int64_t size, int64_t num_masks,
-                     int warmup, int repeat, const torch::Device& device);
+struct TrainBenchOptions {
+  int64_t batch = 4;
+  int64_t size = 256;      // crop (gt_size)
+  int64_t num_masks = 30;  // SegNAFNet: masks per image
+  int warmup = 2;          // untimed iterations first
+  int repeat = 5;          // timed iterations (median reported)
+  // How the network trains (train::TrainOptions::execution(): channels-last with
+  // the fused kernels, which train through their hand-written backward
+  // (models::set_fused_backward), or the exact default).
+  models::ExecutionOptions execution;
+  // Also time the exact path (default ExecutionOptions), interleaved iteration
+  // by iteration with `execution` on identical weights and batch.
+  bool ab = false;
+};
+
+// Training iterations as the official ImageRestorationModel.optimize_parameters
+// runs them (the same steps as train::Trainer): zero_grad; pred = net(lq[,
+// masks]); PSNRLoss(pred, gt) + 0 * sum(params); backward; clip_grad_norm_(params,
+// 0.01); AdamW step (lr 1e-3, weight_decay 1e-3, betas (0.9, 0.9)). `type` is
+// NAFNet or SegNAFNet (w32, random weights, seed 0); the batch lives in memory, so
+// no data loading is timed. One result per execution (with ab: the exact path
+// first); gflop counts the convolutions as 3x the forward's (forward, input and
+// weight gradients).
+void bench_train(const std::string& type, const TrainBenchOptions& options,
+                 const torch::Device& device, const BenchReport& report);
 
 }  // namespace samdeblur::train

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "samdeblur/eval/config.h"
+#include "samdeblur/models/execution.h"
 #include "samdeblur/models/network.h"
 #include "samdeblur/train/scheduler.h"
 #include "samdeblur/train/train_dataset.h"
@@ -30,7 +31,16 @@ struct TrainOptions {
   double grad_clip_norm = 0.01;  // ext
   bool skip_nonfinite = false;   // ext: skip a step with NaN/Inf loss instead of stopping
   std::string amp = "none";      // ext, CUDA only: none | bf16 | fp16 (autocast)
-  bool channels_last = false;    // ext, CUDA only
+  // ext: "contiguous" (default: the exact path) or "channels_last": the network
+  // runs channels-last with the fused NAFBlock kernels and their hand-written
+  // backward (models/fused.h; CPU float32, elsewhere channels-last only); loss
+  // and gradients equal the default's within float32 rounding. As sdb-eval's
+  // val.memory_format. `channels_last: true` is the older spelling.
+  std::string memory_format = "contiguous";
+
+  // The network's execution for training; where it turns the fused kernels on,
+  // the trainer also sets models::set_fused_backward.
+  models::ExecutionOptions execution() const;
 };
 
 struct LoggerOptions {
