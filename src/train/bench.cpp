@@ -254,11 +254,6 @@ double nafnet_conv_gflop(const models::NetworkOptions& o, int64_t h, int64_t w) 
 
 namespace {
 
-std::string execution_label(const models::ExecutionOptions& e) {
-  if (e.is_default()) return "";
-  return fmt::format(" [{} {}{}]", e.precision(), e.memory_format(), e.fused ? " fused" : "");
-}
-
 // Wall time of `fn` per top-level operator called from this thread (ATen ops,
 // the RECORD_FUNCTION scopes of models/fused_forward.cpp), nested calls counted
 // in their caller: {name -> (ms, calls)}. LibTorch's legacy CPU profiler.

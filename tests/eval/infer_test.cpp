@@ -95,7 +95,9 @@ TEST(Infer, CpuThreadsBoundTheBlasPool) {
     EXPECT_EQ(blas_threads(), 1) << blas;
   }
   set_cpu_threads(torch_before);  // both pools at the suite's thread count again
-  if (!blas.empty()) EXPECT_GT(blas_before, 0);
+  if (!blas.empty()) {
+    EXPECT_GT(blas_before, 0);
+  }
 }
 
 TEST(Infer, DeviceParsing) {
