@@ -19,6 +19,16 @@
 namespace samdeblur::models {
 namespace {
 
+// sums[img * c + k] += partial[(img * chunks + j) * c + k] over the chunks j, in chunk
+// order (a fixed order: results do not depend on the thread count).
+void add_chunk_partials(const std::vector<float>& partial, int64_t chunks, int64_t c,
+                        std::vector<double>& sums) {
+  const auto rows = static_cast<int64_t>(partial.size()) / c;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t k = 0; k < c; ++k)
+      sums[static_cast<size_t>((i / chunks) * c + k)] += partial[static_cast<size_t>(i * c + k)];
+}
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     !defined(__SANITIZE_ADDRESS__)
 #define SDB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -455,9 +465,7 @@ torch::Tensor gate_dot(const torch::Tensor& x, const torch::Tensor& gy) {
                                     partial.data() + i * c, std::min(kGateRows, hw - r0), c);
       }
     });
-    for (int64_t i = 0; i < n * chunks; ++i)
-      for (int64_t k = 0; k < c; ++k)
-        sums[static_cast<size_t>((i / chunks) * c + k)] += partial[static_cast<size_t>(i * c + k)];
+    add_chunk_partials(partial, chunks, c, sums);
   } else {
     at::parallel_for(0, n * c, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
@@ -609,9 +617,7 @@ std::pair<torch::Tensor, torch::Tensor> fused_gate_and_mean(const torch::Tensor&
                                 partial.data() + i * c, rows, c);
       }
     });
-    for (int64_t i = 0; i < n * chunks; ++i)
-      for (int64_t k = 0; k < c; ++k)
-        sums[static_cast<size_t>((i / chunks) * c + k)] += partial[static_cast<size_t>(i * c + k)];
+    add_chunk_partials(partial, chunks, c, sums);
   } else {
     at::parallel_for(0, n * c, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {

@@ -13,6 +13,7 @@
 #include "samdeblur/models/layers.h"
 #include "samdeblur/models/nafnet.h"
 #include "samdeblur/models/network.h"
+#include "support/tiny_networks.h"
 
 namespace sm = samdeblur::models;
 using sm::testing::expect_close;
@@ -47,16 +48,8 @@ void randomise(torch::nn::Module& m, double scale) {
   for (auto& p : m.parameters()) p.uniform_(-scale, scale);
 }
 
-sm::NetworkOptions tiny(const std::string& type) {
-  sm::NetworkOptions o;
-  o.type = type;
-  o.width = 8;
-  o.seg_channel = 2;
-  o.enc_blk_nums = {1, 1};
-  o.middle_blk_num = 1;
-  o.dec_blk_nums = {1, 1};
-  return o;
-}
+// The model fixtures' tiny network: test::tiny_network_options.
+const auto& tiny = samdeblur::test::tiny_network_options;
 
 const std::vector<std::pair<int64_t, int64_t>> kSizes = {{1, 1}, {7, 9}, {17, 33}};
 
