@@ -1,6 +1,10 @@
 #include "samdeblur/models/local_pool.h"
 
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
 #include <algorithm>
+#include <vector>
 
 namespace samdeblur::models {
 namespace {
@@ -60,6 +64,166 @@ torch::Tensor exact_local_mean(const torch::Tensor& x, const LocalAvgPool2dOptio
   return out.sub_(s2).sub_(s3).div_(static_cast<double>(k1 * k2));
 }
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define SDB_POOL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SDB_POOL_CLONES
+#endif
+
+// The integral-image kernels below compute exact_local_mean's numbers bit for bit on
+// float32 CPU tensors, in NCHW or channels-last, without its passes through memory:
+// ATen 1.13's CPU cumsum accumulates a float run in double and rounds each prefix to
+// float (acc_type<float, false> is double), walking one run at a time (the H-direction
+// run strided by a row); here the same double sums run over many independent runs at
+// once along the contiguous dimension. The window difference ((s4 + s1) - s2) - s3, the
+// division by k1 * k2 (a float) and the replicate padding are then one pass that reads
+// the integral image where the padded pixel's window lies.
+
+// S (rows + 1) x (cols + 1) x lanes, row 0 and column 0 zero: S[r + 1][c + 1] =
+// float(sum over columns <= c of x[r][.]), x rows `x_row` apart, x columns `x_col`
+// apart, lanes contiguous in both. Rows [r0, r1).
+SDB_POOL_CLONES void prefix_rows(const float* x, int64_t x_row, int64_t x_col, float* s,
+                                 int64_t cols, int64_t lanes, int64_t r0, int64_t r1) {
+  std::vector<double> acc(static_cast<size_t>(lanes));
+  const int64_t s_row = (cols + 1) * lanes;
+  for (int64_t r = r0; r < r1; ++r) {
+    std::fill(acc.begin(), acc.end(), 0.0);
+    float* out = s + (r + 1) * s_row;
+    std::fill(out, out + lanes, 0.0f);
+    for (int64_t c = 0; c < cols; ++c) {
+      const float* in = x + r * x_row + c * x_col;
+      float* o = out + (c + 1) * lanes;
+      for (int64_t l = 0; l < lanes; ++l) {
+        acc[l] += static_cast<double>(in[l]);
+        o[l] = static_cast<float>(acc[l]);
+      }
+    }
+  }
+}
+
+// Prefix sums down the rows of S (in place), lanes [l0, l1) of every row.
+SDB_POOL_CLONES void prefix_columns(float* s, int64_t rows, int64_t row_len, int64_t l0,
+                                    int64_t l1) {
+  std::vector<double> acc(static_cast<size_t>(l1 - l0), 0.0);
+  for (int64_t r = 1; r <= rows; ++r) {
+    float* row = s + r * row_len + l0;
+    for (int64_t l = 0; l < l1 - l0; ++l) {
+      acc[l] += static_cast<double>(row[l]);
+      row[l] = static_cast<float>(acc[l]);
+    }
+  }
+}
+
+// NCHW rows: `rows` runs of `cols` contiguous floats, `x_row` apart, into S rows
+// (cols + 1 floats, column 0 zero). Sixteen runs advance together: sixteen independent
+// double sums per column instead of one dependent chain.
+SDB_POOL_CLONES void prefix_rows_nchw(const float* x, int64_t x_row, float* s, int64_t cols,
+                                      int64_t rows) {
+  constexpr int64_t kRuns = 16;
+  const int64_t s_row = cols + 1;
+  for (int64_t r0 = 0; r0 < rows; r0 += kRuns) {
+    const int64_t runs = std::min(kRuns, rows - r0);
+    double acc[kRuns] = {};
+    for (int64_t l = 0; l < runs; ++l) s[(r0 + l) * s_row] = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) {
+      for (int64_t l = 0; l < runs; ++l) {
+        acc[l] += static_cast<double>(x[(r0 + l) * x_row + c]);
+        s[(r0 + l) * s_row + c + 1] = static_cast<float>(acc[l]);
+      }
+    }
+  }
+}
+
+// Output row `h` (cols_out pixels x lanes): the window mean of S at the clamped window
+// position, ((s4 + s1) - s2) - s3 over k1 x k2, divided by k1 * k2 in float. The
+// un-padded means are one contiguous run of ow x lanes floats; the replicate padding
+// copies the first and last pixel's values.
+struct WindowGeometry {
+  int64_t k1, k2, oh, ow, top, left;
+};
+SDB_POOL_CLONES void window_row(const float* s, int64_t row_len, int64_t lanes,
+                                const WindowGeometry& g, int64_t h, int64_t cols_out, float* out) {
+  const float area = static_cast<float>(g.k1 * g.k2);
+  const int64_t i = std::clamp<int64_t>(h - g.top, 0, g.oh - 1);
+  const float* s1 = s + i * row_len;
+  const float* s3 = s + (i + g.k1) * row_len;
+  const float* s2 = s1 + g.k2 * lanes;
+  const float* s4 = s3 + g.k2 * lanes;
+  float* o = out + g.left * lanes;
+  const int64_t run = g.ow * lanes;
+  for (int64_t t = 0; t < run; ++t) o[t] = (s4[t] + s1[t] - s2[t] - s3[t]) / area;
+  for (int64_t w = 0; w < g.left; ++w) std::copy(o, o + lanes, out + w * lanes);
+  for (int64_t w = g.left + g.ow; w < cols_out; ++w)
+    std::copy(o + run - lanes, o + run, out + w * lanes);
+}
+
+// exact_local_mean (+ the replicate padding when auto_pad) for a float32 CPU tensor in
+// NCHW or channels-last layout; the result has the input's layout.
+torch::Tensor integral_local_mean(const torch::Tensor& x, const LocalAvgPool2dOptions& o) {
+  RECORD_FUNCTION("sdb::local_mean", std::vector<c10::IValue>());
+  const bool cl = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  WindowGeometry g{std::min(h, o.kernel_size[0]), std::min(w, o.kernel_size[1]), 0, 0, 0, 0};
+  g.oh = h + 1 - g.k1;
+  g.ow = w + 1 - g.k2;
+  const int64_t out_h = o.auto_pad ? h : g.oh, out_w = o.auto_pad ? w : g.ow;
+  if (o.auto_pad) {
+    g.top = (h - g.oh) / 2;
+    g.left = (w - g.ow) / 2;
+  }
+  auto out = torch::empty({n, c, out_h, out_w},
+                          x.options().memory_format(cl ? at::MemoryFormat::ChannelsLast
+                                                       : at::MemoryFormat::Contiguous));
+  // Per image (channels-last: lanes = channels) or per plane (NCHW: lanes = 1 column).
+  const int64_t planes = cl ? n : n * c, lanes = cl ? c : 1;
+  const int64_t row_len = (w + 1) * lanes, plane_len = (h + 1) * row_len;
+  auto s = torch::empty({planes * plane_len}, x.options());
+  const float* xp = x.data_ptr<float>();
+  float* sp = s.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t in_plane = h * w * lanes;
+  // Along the rows: channels-last one image row at a time (lanes = channels), NCHW 16
+  // rows of a plane at a time.
+  const int64_t group = cl ? 1 : 16, groups = (h + group - 1) / group;
+  for (int64_t p = 0; p < planes; ++p) std::fill_n(sp + p * plane_len, row_len, 0.0f);
+  at::parallel_for(0, planes * groups, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t pg = begin; pg < end; ++pg) {
+      const int64_t p = pg / groups, r0 = (pg % groups) * group, r1 = std::min(h, r0 + group);
+      if (cl) {
+        prefix_rows(xp + p * in_plane, w * lanes, lanes, sp + p * plane_len, w, lanes, r0, r1);
+      } else {
+        prefix_rows_nchw(xp + p * in_plane + r0 * w, w, sp + p * plane_len + (r0 + 1) * row_len, w,
+                         r1 - r0);
+      }
+    }
+  });
+  // Down the rows: NCHW in blocks of columns per plane; channels-last in blocks of the
+  // (columns x channels) row.
+  const int64_t block = 256, blocks = (row_len + block - 1) / block;
+  at::parallel_for(0, planes * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t pb = begin; pb < end; ++pb) {
+      const int64_t p = pb / blocks, l0 = (pb % blocks) * block;
+      prefix_columns(sp + p * plane_len, h, row_len, l0, std::min(row_len, l0 + block));
+    }
+  });
+  at::parallel_for(0, planes * out_h, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t pr = begin; pr < end; ++pr) {
+      const int64_t p = pr / out_h, r = pr % out_h;
+      window_row(sp + p * plane_len, row_len, lanes, g, r, out_w,
+                 op + (p * out_h + r) * out_w * lanes);
+    }
+  });
+  return out;
+}
+
+bool integral_kernel_applies(const torch::Tensor& x) {
+  return x.dim() == 4 && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+         x.layout() == torch::kStrided && x.numel() > 0 &&
+         (x.is_contiguous() || x.is_contiguous(at::MemoryFormat::ChannelsLast)) &&
+         !(torch::GradMode::is_enabled() && x.requires_grad());
+}
+
 }  // namespace
 
 LocalAvgPool2dOptions tlc_pool_options(int64_t feature_h, int64_t feature_w, int64_t train_h,
@@ -88,6 +252,7 @@ torch::Tensor local_avg_pool2d(const torch::Tensor& x, const LocalAvgPool2dOptio
   if (o.kernel_size[0] >= h && o.kernel_size[1] >= w) {
     return torch::adaptive_avg_pool2d(x, {1, 1});
   }
+  if (!o.fast_imp && integral_kernel_applies(x)) return integral_local_mean(x, o);
   auto out = o.fast_imp ? fast_local_mean(x, o) : exact_local_mean(x, o);
   if (o.auto_pad) {
     const int64_t dh = h - out.size(2), dw = w - out.size(3);

@@ -1,6 +1,8 @@
 // LayerNorm2d, SimpleGate, NAFBlock and the TLC local pooling.
 #include "samdeblur/models/layers.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include "model_fixtures.h"
@@ -145,4 +147,45 @@ TEST(LocalPool, FastPathShapes) {
   // A constant input keeps its value (every window mean is the constant).
   expect_close(sm::local_avg_pool2d(torch::full({1, 1, 40, 48}, 0.25), o),
                torch::full({1, 1, 40, 48}, 0.25), 1e-6, "constant");
+}
+
+// The float32 integral-image kernel (NCHW and channels-last, inference) against the ATen
+// composition (cumsum, pad, window difference, replicate pad), which autograd still runs:
+// bit for bit, over windows that clamp, auto_pad on and off, batches and odd sizes.
+TEST(LocalPool, IntegralKernelEqualsTheAtenCompositionBitForBit) {
+  torch::manual_seed(11);
+  struct Case {
+    std::vector<int64_t> shape;
+    std::array<int64_t, 2> kernel;
+    bool auto_pad;
+  };
+  const std::vector<Case> cases = {{{1, 3, 37, 53}, {12, 20}, true},
+                                   {{2, 16, 45, 80}, {24, 24}, true},
+                                   {{1, 5, 30, 17}, {4, 40}, true},
+                                   {{2, 7, 9, 31}, {9, 6}, false},
+                                   {{1, 33, 61, 47}, {48, 48}, true}};
+  for (const auto& c : cases) {
+    for (const bool channels_last : {false, true}) {
+      auto x = torch::randn(c.shape) * 3 + 1;
+      if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      sm::LocalAvgPool2dOptions o;
+      o.kernel_size = c.kernel;
+      o.auto_pad = c.auto_pad;
+      const auto ref = sm::local_avg_pool2d(x.clone().requires_grad_(), o).detach();
+      torch::Tensor got;
+      {
+        torch::InferenceMode guard;
+        got = sm::local_avg_pool2d(x, o);
+      }
+      const std::string what =
+          fmt::format("shape {} kernel {}x{} auto_pad {} channels_last {}", fmt::join(c.shape, "x"),
+                      c.kernel[0], c.kernel[1], c.auto_pad, channels_last);
+      ASSERT_EQ(got.sizes(), ref.sizes()) << what;
+      EXPECT_TRUE(torch::equal(got, ref))
+          << what << ": max diff " << (got - ref).abs().max().item<float>();
+      EXPECT_EQ(got.is_contiguous(at::MemoryFormat::ChannelsLast) && !got.is_contiguous(),
+                channels_last && c.shape[1] > 1)
+          << what << ": the result keeps the input's layout";
+    }
+  }
 }
