@@ -86,6 +86,32 @@ TEST(NAFBlock, KeysFollowTheReference) {
   expect_close(block(x), x, 0, "identity at init");
 }
 
+// The reference block works in place without autograd: the same bits as with autograd
+// (global and local pooling, non-zero beta / gamma so that both residuals count).
+TEST(NAFBlock, InPlaceInferenceEqualsTheAutogradComposition) {
+  torch::manual_seed(5);
+  sm::LocalAvgPool2dOptions local;
+  local.kernel_size = {6, 9};
+  for (const bool tlc : {false, true}) {
+    auto opts = sm::NAFBlockOptions(8);
+    if (tlc) opts.local_pool(local);
+    sm::NAFBlock block(opts);
+    block->eval();
+    {
+      torch::NoGradGuard no_grad;
+      block->beta.normal_();
+      block->gamma.normal_();
+    }
+    const auto x = torch::randn({2, 8, 13, 17});
+    const auto with_grad = block->forward(x.clone().requires_grad_()).detach();
+    torch::InferenceMode guard;
+    const auto in_place = block->forward(x);
+    EXPECT_TRUE(torch::equal(in_place, with_grad))
+        << (tlc ? "local" : "global") << " pooling: max diff "
+        << (in_place - with_grad).abs().max().item<float>();
+  }
+}
+
 TEST(NAFBlock, DropoutOnlyInTraining) {
   torch::manual_seed(2);
   sm::NAFBlock block(sm::NAFBlockOptions(4).drop_out_rate(0.5));
