@@ -1,7 +1,8 @@
 # CTest script (CMakeLists.txt, test package.install_and_use_example): installs the
 # built samdeblur into WORK_DIR/prefix, then configures, builds and runs examples/
 # against that prefix only, as a downstream project would.
-# Inputs: -DSOURCE_DIR -DBINARY_DIR -DWORK_DIR [-DGENERATOR]
+# Inputs: -DSOURCE_DIR -DBINARY_DIR -DWORK_DIR [-DGENERATOR] [-DCUDA_COMPILER
+# -DCUDA_ARCH_LIST] (a CUDA LibTorch's package needs nvcc to configure the example).
 foreach(var SOURCE_DIR BINARY_DIR WORK_DIR)
   if(NOT ${var})
     message(FATAL_ERROR "install_and_use.cmake: -D${var}=... is required")
@@ -37,6 +38,12 @@ endif()
 set(gen_args)
 if(GENERATOR)
   set(gen_args -G "${GENERATOR}")
+endif()
+if(CUDA_COMPILER)
+  list(APPEND gen_args "-DCMAKE_CUDA_COMPILER=${CUDA_COMPILER}")
+endif()
+if(CUDA_ARCH_LIST)
+  list(APPEND gen_args "-DTORCH_CUDA_ARCH_LIST=${CUDA_ARCH_LIST}")
 endif()
 run("configure example" ${CMAKE_COMMAND} -S "${SOURCE_DIR}/examples" -B "${WORK_DIR}/build"
     ${gen_args} -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${prefix}")
