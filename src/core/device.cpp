@@ -77,13 +77,16 @@ std::string blas_kernel_for_cpu() {
   return "";
 }
 
+bool blas_kernel_is_generic(const std::string& kernel) {
+  static const std::set<std::string> generic = {"Prescott", "Core2",  "Penryn",    "Dunnington",
+                                                "Nehalem",  "Katmai", "Northwood", "Banias"};
+  return generic.count(kernel) > 0;
+}
+
 void reexec_with_fast_blas_kernel(char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("SAMDEBLUR_KEEP_BLAS_KERNEL")) return;
   const std::string current = blas_kernel();
-  // OpenBLAS's generic x86-64 fallbacks: what it runs on a CPU model it does not know.
-  static const std::set<std::string> generic = {"Prescott", "Core2",  "Penryn",    "Dunnington",
-                                                "Nehalem",  "Katmai", "Northwood", "Banias"};
-  if (current.empty() || !generic.count(current)) return;
+  if (!blas_kernel_is_generic(current)) return;
   const std::string wanted = blas_kernel_for_cpu();
   if (wanted.empty()) return;
   if (setenv("OPENBLAS_CORETYPE", wanted.c_str(), 1) != 0) return;

@@ -44,7 +44,7 @@ TEST(BenchBlas, AppsRunTheBlasKernelsOfThisCpu) {
   if (here.empty()) GTEST_SKIP() << "no OpenBLAS in this process";
   const std::vector<std::string> args = {"--what",   "peak", "--peak-size", "32",
                                          "--repeat", "1",    "--threads",   "1"};
-  const bool generic = here == "Prescott" || here == "Core2" || here == "Nehalem";
+  const bool generic = samdeblur::blas_kernel_is_generic(here);
   const std::string fast = samdeblur::blas_kernel_for_cpu();
   const std::string expected =
       generic && !fast.empty() && !std::getenv("OPENBLAS_CORETYPE") ? fast : here;

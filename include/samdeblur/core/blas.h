@@ -17,6 +17,11 @@ std::string blas_kernel();
 // "OpenBLAS <kernel>, <n> threads" (or "OpenBLAS: not loaded"), for benchmark logs.
 std::string blas_description();
 
+// Whether `kernel` (a blas_kernel() name) is one of OpenBLAS's generic x86-64
+// fallbacks ("Prescott", "Core2", "Nehalem", ...): what it runs on a CPU model it does
+// not know.
+bool blas_kernel_is_generic(const std::string& kernel);
+
 // The OPENBLAS_CORETYPE matching this CPU's instruction sets ("Cooperlake" with
 // AVX512-BF16, "SkylakeX" with AVX-512, "Haswell" with AVX2 + FMA), or "".
 std::string blas_kernel_for_cpu();
