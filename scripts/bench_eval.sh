@@ -22,7 +22,9 @@
 # a venv with system site packages, OFFICIAL_VENV, made once), SAMDEBLUR_OFFICIAL
 # (official checkout, /tmp/ref/sam-deblur; copied into $OUT/official because test.py
 # writes results/ beside its code), TCMALLOC (libtcmalloc_minimal.so.4), SIDES (which
-# runs, default "sdb official_tcmalloc official_glibc"), NICE (a prefix such as
+# runs, default "sdb sdb_cl sdb_bf16 official_tcmalloc official_glibc" at 720p, "sdb
+# sdb_cl" at 4K; sdb_cl and sdb_bf16 are sdb-eval with --memory-format channels_last,
+# and with --precision bf16 as well), NICE (a prefix such as
 # "nice -n 10" for a loaded machine). The official test.py needs python3-torchvision,
 # python3-tqdm, python3-lmdb, python3-skimage, python3-scipy and einops.
 # Run the full-size benchmark on an otherwise idle machine: on 2 cores any competing
@@ -30,8 +32,8 @@
 set -euo pipefail
 MODE=${1:-720p}
 case "$MODE" in
-  720p) size=1280x720 images=2 sides="sdb official_tcmalloc official_glibc" ;;
-  4K | 4k) size=3840x2160 images=1 sides="sdb" ;;
+  720p) size=1280x720 images=2 sides="sdb sdb_cl sdb_bf16 official_tcmalloc official_glibc" ;;
+  4K | 4k) size=3840x2160 images=1 sides="sdb sdb_cl" ;;
   *) echo "usage: $0 [720p|4K]" >&2; exit 2 ;;
 esac
 SIZE=${SIZE:-$size}
@@ -97,10 +99,17 @@ for run in "${RUNS[@]}"; do
   echo "== $run" >&2
   timefile="$OUT/$run.time"
   case "$run" in
-    sdb)
-      rm -rf "$OUT/sdb"
+    sdb | sdb_cl | sdb_bf16)
+      # sdb: the default (exact) execution; sdb_cl: float32 channels-last + fused kernels;
+      # sdb_bf16: bf16 channels-last (CPUs with AVX512-BF16 / AMX only).
+      case "$run" in
+        sdb) exec_args=() ;;
+        sdb_cl) exec_args=(--memory-format channels_last) ;;
+        sdb_bf16) exec_args=(--memory-format channels_last --precision bf16) ;;
+      esac
+      rm -rf "${OUT:?}/$run"
       "${NICE_CMD[@]}" /usr/bin/time -v -o "$timefile" "$BIN/sdb-eval" -c "$OUT/config.yml" \
-        -o "$OUT/sdb" --threads "$THREADS" -q || true
+        -o "$OUT/$run" --threads "$THREADS" -q "${exec_args[@]}" || true
       ;;
     official_tcmalloc | official_glibc)
       preload=()
