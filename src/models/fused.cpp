@@ -670,4 +670,111 @@ torch::Tensor fused_gate_attention_autograd(const torch::Tensor& x, const torch:
   return FusedGateAttentionFunction::apply(x, weight, bias);
 }
 
+namespace {
+
+// rows x c channels-last pixels: out = gy * beta, acc += gy * x per channel.
+SDB_CLONES void residual_backward_rows(const float* __restrict x, const float* __restrict gy,
+                                       const float* __restrict beta, float* __restrict out,
+                                       float* __restrict acc, int64_t rows, int64_t c) {
+  for (int64_t p = 0; p < rows; ++p)
+    for (int64_t k = 0; k < c; ++k) {
+      out[p * c + k] = gy[p * c + k] * beta[k];
+      acc[k] += gy[p * c + k] * x[p * c + k];
+    }
+}
+
+// n values of one NCHW plane: out = gy * scale; returns the float sum of gy * x.
+SDB_CLONES float residual_backward_plane(const float* __restrict x, const float* __restrict gy,
+                                         float scale, float* __restrict out, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      out[k + j] = gy[k + j] * scale;
+      acc[j] += gy[k + j] * x[k + j];
+    }
+  float s = 0.f;
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  for (; k < n; ++k) {
+    out[k] = gy[k] * scale;
+    s += gy[k] * x[k];
+  }
+  return s;
+}
+
+// Gradients of out = a + x * beta (beta: C values broadcast over N, H, W) for gy in x's
+// layout: gx = gy * beta (the product autograd's addcmul forms, bit for bit), and gbeta =
+// sum over N, H, W of gy * x in one pass with gx: per block of pixels in float, over
+// blocks in double, in a fixed order (autograd forms the full-size gy * x, then reduces).
+std::pair<torch::Tensor, torch::Tensor> scaled_residual_backward(const torch::Tensor& x,
+                                                                 const torch::Tensor& gy,
+                                                                 const torch::Tensor& beta) {
+  const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
+  const bool cl = is_channels_last(x);
+  const auto b = beta.detach().to(torch::kFloat).contiguous().view({c});
+  auto gx = torch::empty_like(x, format_of(cl));
+  const float *xp = x.data_ptr<float>(), *gp = gy.data_ptr<float>(), *bp = b.data_ptr<float>();
+  float* op = gx.data_ptr<float>();
+  // Rows of partial sums: channels-last, one per block of pixels (C wide); NCHW, one per
+  // (image, channel) plane and block of pixels (1 wide, then folded per channel).
+  const int64_t block = cl ? kBackwardRows : kBlock;
+  const int64_t blocks = cl ? (n * hw + block - 1) / block : n * c * ((hw + block - 1) / block);
+  std::vector<float> partial(static_cast<size_t>(cl ? blocks * c : blocks), 0.0f);
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      if (cl) {
+        const int64_t p0 = i * block, rows = std::min(n * hw, p0 + block) - p0;
+        residual_backward_rows(xp + p0 * c, gp + p0 * c, bp, op + p0 * c, partial.data() + i * c,
+                               rows, c);
+      } else {
+        const int64_t per_plane = (hw + block - 1) / block, plane = i / per_plane;
+        const int64_t p0 = plane * hw + (i % per_plane) * block;
+        const int64_t len = std::min(block, plane * hw + hw - p0);
+        partial[static_cast<size_t>(i)] =
+            residual_backward_plane(xp + p0, gp + p0, bp[plane % c], op + p0, len);
+      }
+    }
+  });
+  torch::Tensor gbeta;
+  if (cl) {
+    gbeta = sum_partials(partial, blocks, c);
+  } else {
+    // Per plane in block order, then per channel over the images in order.
+    const int64_t per_plane = blocks / (n * c);
+    std::vector<double> sums(static_cast<size_t>(c), 0.0);
+    for (int64_t plane = 0; plane < n * c; ++plane)
+      for (int64_t j = 0; j < per_plane; ++j)
+        sums[static_cast<size_t>(plane % c)] += partial[static_cast<size_t>(plane * per_plane + j)];
+    gbeta = torch::empty({c}, torch::kFloat);
+    for (int64_t k = 0; k < c; ++k) gbeta.data_ptr<float>()[k] = static_cast<float>(sums[k]);
+  }
+  return {gx, gbeta};
+}
+
+// a + x * beta with the one-pass backward above; the forward is ATen's addcmul.
+struct FusedScaledResidualFunction : public torch::autograd::Function<FusedScaledResidualFunction> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& x,
+                               const torch::Tensor& beta) {
+    ctx->save_for_backward({x, beta});
+    return torch::addcmul(a, x, beta);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto gy = grads[0].to(torch::kFloat).contiguous(format_of(is_channels_last(x)));
+    auto [gx, gbeta] = scaled_residual_backward(x, gy, saved[1]);
+    return {grads[0], gx, gbeta.view_as(saved[1]).to(saved[1].scalar_type())};
+  }
+};
+
+}  // namespace
+
+torch::Tensor fused_scaled_residual_autograd(const torch::Tensor& a, const torch::Tensor& x,
+                                             const torch::Tensor& beta) {
+  if (!needs_grad({&a, &x, &beta}) || !fused_kernels_apply(x) || !fused_kernels_apply(a) ||
+      a.sizes() != x.sizes() || beta.numel() != x.size(1))
+    return torch::addcmul(a, x, beta);
+  return FusedScaledResidualFunction::apply(a, x, beta);
+}
+
 }  // namespace samdeblur::models

@@ -147,13 +147,13 @@ torch::Tensor NAFBlockImpl::forward_fused(const torch::Tensor& input) {
     x = x * sca->forward(x);
   }
   x = dropout1.forward(conv3(x));
-  auto y = torch::addcmul(input, x, beta);  // input + x * beta
+  auto y = fused_scaled_residual_autograd(input, x, beta);  // input + x * beta
   x = conv4(fused_kernels_apply(y)
                 ? fused_layer_norm_2d_autograd(y, norm2->weight, norm2->bias, norm2->eps)
                 : norm2(y));
   x = fused_kernels_apply(x) ? fused_simple_gate_autograd(x) : simple_gate(x);
   x = dropout2.forward(conv5(x));
-  return torch::addcmul(y, x, gamma);  // y + x * gamma
+  return fused_scaled_residual_autograd(y, x, gamma);  // y + x * gamma
 }
 
 torch::Tensor NAFBlockImpl::forward_reference(const torch::Tensor& input) {

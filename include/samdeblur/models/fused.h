@@ -51,4 +51,11 @@ torch::Tensor fused_simple_gate_autograd(const torch::Tensor& x);
 torch::Tensor fused_gate_attention_autograd(const torch::Tensor& x, const torch::Tensor& weight,
                                             const torch::Tensor& bias);
 
+// a + x * beta (beta: (1, C, 1, 1)), ATen's addcmul forward, differentiable in a, x and
+// beta with a one-pass backward: gx = gy * beta and gbeta = sum_{N,H,W}(gy * x) together,
+// without autograd's full-size gy * x. Falls back to torch::addcmul when no gradient is
+// needed or the fused kernels cannot take x (the NAFBlock's residuals in training).
+torch::Tensor fused_scaled_residual_autograd(const torch::Tensor& a, const torch::Tensor& x,
+                                             const torch::Tensor& beta);
+
 }  // namespace samdeblur::models
