@@ -214,6 +214,50 @@ TEST(FusedForwardNAFBlock, Fp32WithinRoundingOfTheReferenceAndInputUntouched) {
   }
 }
 
+TEST(FusedForwardNAFBlock, TileKernelsWithinRoundingOfTheReference) {
+  torch::manual_seed(16);
+  // C = 16, 48 (odd 16-lane blocks), 32 (head and tail), 64, 128 (tail only); pixel
+  // counts that leave partial tiles; one image (scale folded) and two.
+  for (const int64_t c : {16, 32, 48, 64, 128}) {
+    for (const int64_t n : {1, 2}) {
+      sm::NAFBlock block{sm::NAFBlockOptions(c)};
+      randomise(*block, 0.3);
+      block->eval();
+      const auto x = torch::randn({n, c, 7, 11});
+      const std::string where = "C=" + std::to_string(c) + " N=" + std::to_string(n);
+      const auto input = cl(x);
+      EXPECT_TRUE(sm::nafblock_tile_kernels_apply(*block, input)) << where;
+      torch::NoGradGuard no_grad;
+      const auto want = block->forward_reference(x);
+      const auto before = input.clone();
+      const auto got = sm::nafblock_forward_cl(*block, input);
+      expect_close(got, want, 1e-5, where);
+      EXPECT_TRUE(is_cl(got)) << where;
+      EXPECT_TRUE(torch::equal(input, before)) << where;
+    }
+  }
+}
+
+TEST(FusedForwardNAFBlock, TileKernelsOnlyWhereTheyApply) {
+  sm::NAFBlock wide{sm::NAFBlockOptions(256)}, odd{sm::NAFBlockOptions(24)};
+  sm::NAFBlockOptions local_options(32);
+  local_options.local_pool(sm::tlc_pool_options(8, 12, 8, 12, false));
+  sm::NAFBlock local(local_options), narrow{sm::NAFBlockOptions(32)};
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(*wide, cl(torch::rand({1, 256, 2, 2}))));
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(*odd, cl(torch::rand({1, 24, 2, 2}))));
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(*local, cl(torch::rand({1, 32, 2, 2}))));
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(
+      *narrow, cl(torch::rand({1, 32, 2, 2}), torch::kBFloat16)));  // bf16: oneDNN's AMX
+  EXPECT_TRUE(sm::nafblock_tile_kernels_apply(*narrow, cl(torch::rand({1, 32, 2, 2}))));
+  sm::NAFBlockOptions dropout_options(32);
+  dropout_options.drop_out_rate(0.5);
+  sm::NAFBlock dropout(dropout_options);
+  dropout->train();  // an active dropout between the convolutions
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(*dropout, cl(torch::rand({1, 32, 2, 2}))));
+  dropout->eval();
+  EXPECT_TRUE(sm::nafblock_tile_kernels_apply(*dropout, cl(torch::rand({1, 32, 2, 2}))));
+}
+
 TEST(FusedForwardNAFBlock, Bf16AtLeastAsCloseToFp32AsTheAtenComposition) {
   if (!sm::cpu_supports_bf16()) GTEST_SKIP() << "CPU without AVX512-BF16 / AMX-BF16";
   torch::manual_seed(15);
