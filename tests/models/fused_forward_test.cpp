@@ -6,8 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "../../src/models/fused_parallel.h"  // private: the kernels' parallel_for
 #include "model_fixtures.h"
 #include "samdeblur/models/execution.h"
 #include "samdeblur/models/layers.h"
@@ -54,6 +59,33 @@ const auto& tiny = samdeblur::test::tiny_network_options;
 const std::vector<std::pair<int64_t, int64_t>> kSizes = {{1, 1}, {7, 9}, {17, 33}};
 
 }  // namespace
+
+// The kernels' parallel_for covers the range once, in chunks of at least `grain`, and
+// runs them on more than one thread when LibTorch has more (at::parallel_for, a header
+// template, ran them all on the calling thread in a library built without -fopenmp).
+TEST(FusedParallelFor, CoversTheRangeOnceOnSeveralThreads) {
+  const int before = torch::get_num_threads();
+  torch::set_num_threads(2);
+  std::vector<int> hits(1000, 0);
+  std::set<std::thread::id> threads;
+  std::mutex mutex;
+  sm::detail::parallel_for(0, 1000, 16, [&](int64_t begin, int64_t end) {
+    EXPECT_GE(end - begin, 16);
+    for (int64_t i = begin; i < end; ++i) ++hits[static_cast<size_t>(i)];
+    const std::lock_guard<std::mutex> lock(mutex);
+    threads.insert(std::this_thread::get_id());
+  });
+  torch::set_num_threads(before);
+  for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i], 1) << "item " << i;
+  EXPECT_EQ(threads.size(), 2u);
+  int calls = 0;  // fewer items than the grain: one call on the caller's thread
+  sm::detail::parallel_for(3, 10, 16, [&](int64_t begin, int64_t end) {
+    ++calls;
+    EXPECT_EQ(begin, 3);
+    EXPECT_EQ(end, 10);
+  });
+  EXPECT_EQ(calls, 1);
+}
 
 TEST(FusedForwardLayerNorm, Fp32WithinRoundingAndBf16WithinOneStep) {
   torch::manual_seed(10);
