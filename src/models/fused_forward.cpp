@@ -630,9 +630,10 @@ torch::Tensor pixel_shuffle_add_cl(const torch::Tensor& x, const torch::Tensor& 
 namespace {
 
 // Largest channel counts (C of the block) for the tile kernels and for conv2 +
-// gate + mean in one pass in float32; above them oneDNN's convolutions measured
-// faster (NAFNet-w32 at 1280x720, one core: the tail at C = 32 .. 128, the head
-// at C = 32 .. 64; oneDNN's depthwise convolution + the gate kernel at C = 256).
+// gate + mean in one pass in float32. Measured per NAFNet-w32 level at 1280x720
+// (one block, 2 threads): the tail pays at C = 32 .. 128, the head at C = 32 .. 64;
+// the head at 128 and the tail at 256 were no faster than oneDNN, and at C = 256
+// oneDNN's depthwise convolution + the gate kernel beat the one-pass kernel.
 constexpr int64_t kTailMaxChannels = 128;
 constexpr int64_t kHeadMaxChannels = 64;
 constexpr int64_t kDwFusedMaxChannels = 128;
