@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "fused_parallel.h"
 #include "samdeblur/models/layers.h"
 
 namespace samdeblur::models {
@@ -390,14 +391,14 @@ torch::Tensor layer_norm_forward(const torch::Tensor& x, const torch::Tensor& we
   }
   if (cl) {
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(c, 1));
-    at::parallel_for(0, n * hw, grain, [&](int64_t begin, int64_t end) {
+    detail::parallel_for(0, n * hw, grain, [&](int64_t begin, int64_t end) {
       ln_rows_channels_last(xp + begin * c, yp + begin * c, wp, bp, mp ? mp + begin : nullptr,
                             sp ? sp + begin : nullptr, end - begin, c, e);
     });
     return y;
   }
   const int64_t blocks = (hw + kBlock - 1) / kBlock;
-  at::parallel_for(0, n * blocks, 1, [&](int64_t begin, int64_t end) {
+  detail::parallel_for(0, n * blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t img = i / blocks, p0 = (i % blocks) * kBlock;
       const int64_t offset = img * c * hw + p0, pixel = img * hw + p0;
@@ -429,7 +430,7 @@ std::array<torch::Tensor, 3> layer_norm_backward(const torch::Tensor& x, torch::
   const int64_t per_image = cl ? 0 : (hw + kBlock - 1) / kBlock;
   const int64_t parts = cl ? (n * hw + kBackwardRows - 1) / kBackwardRows : n * per_image;
   std::vector<float> pw(static_cast<size_t>(parts * c), 0.f), pb(pw.size(), 0.f);
-  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+  detail::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       float* gw = pw.data() + i * c;
       float* gb = pb.data() + i * c;
@@ -458,7 +459,7 @@ torch::Tensor gate_dot(const torch::Tensor& x, const torch::Tensor& gy) {
   if (is_channels_last(x)) {
     const int64_t chunks = (hw + kGateRows - 1) / kGateRows;
     std::vector<float> partial(static_cast<size_t>(n * chunks * c), 0.f);
-    at::parallel_for(0, n * chunks, 1, [&](int64_t begin, int64_t end) {
+    detail::parallel_for(0, n * chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t img = i / chunks, r0 = (i % chunks) * kGateRows;
         gate_dot_rows_channels_last(xp + (img * hw + r0) * 2 * c, gp + (img * hw + r0) * c,
@@ -467,7 +468,7 @@ torch::Tensor gate_dot(const torch::Tensor& x, const torch::Tensor& gy) {
     });
     add_chunk_partials(partial, chunks, c, sums);
   } else {
-    at::parallel_for(0, n * c, 1, [&](int64_t begin, int64_t end) {
+    detail::parallel_for(0, n * c, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const float* a = xp + ((i / c) * 2 * c + i % c) * hw;
         double s = 0.0;
@@ -499,7 +500,7 @@ torch::Tensor gate_backward(const torch::Tensor& x, const torch::Tensor& gy, con
   float* gxp = gx.data_ptr<float>();
   if (cl) {
     const int64_t chunks = (hw + kGateRows - 1) / kGateRows;
-    at::parallel_for(0, n * chunks, 1, [&](int64_t begin, int64_t end) {
+    detail::parallel_for(0, n * chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t img = i / chunks, r0 = (i % chunks) * kGateRows;
         gate_backward_rows_channels_last(xp + (img * hw + r0) * 2 * c, gp + (img * hw + r0) * c,
@@ -509,7 +510,7 @@ torch::Tensor gate_backward(const torch::Tensor& x, const torch::Tensor& gy, con
     });
     return gx;
   }
-  at::parallel_for(0, n * c, 1, [&](int64_t begin, int64_t end) {
+  detail::parallel_for(0, n * c, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t a = ((i / c) * 2 * c + i % c) * hw, b = a + c * hw;
       gate_backward_plane(xp + a, xp + b, gp + i * hw, gxp + a, gxp + b, spp[i], tp[i], hw);
@@ -609,7 +610,7 @@ std::pair<torch::Tensor, torch::Tensor> fused_gate_and_mean(const torch::Tensor&
   if (cl) {
     const int64_t chunks = (hw + kGateRows - 1) / kGateRows;
     std::vector<float> partial(static_cast<size_t>(n * chunks * c), 0.f);
-    at::parallel_for(0, n * chunks, 1, [&](int64_t begin, int64_t end) {
+    detail::parallel_for(0, n * chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t img = i / chunks, r0 = (i % chunks) * kGateRows;
         const int64_t rows = std::min(kGateRows, hw - r0);
@@ -619,7 +620,7 @@ std::pair<torch::Tensor, torch::Tensor> fused_gate_and_mean(const torch::Tensor&
     });
     add_chunk_partials(partial, chunks, c, sums);
   } else {
-    at::parallel_for(0, n * c, 1, [&](int64_t begin, int64_t end) {
+    detail::parallel_for(0, n * c, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t img = i / c, k = i % c;
         const float* a = xp + (img * 2 * c + k) * hw;

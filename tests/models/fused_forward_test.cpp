@@ -6,8 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "../../src/models/fused_parallel.h"  // private: the kernels' parallel_for
 #include "model_fixtures.h"
 #include "samdeblur/models/execution.h"
 #include "samdeblur/models/layers.h"
@@ -54,6 +59,33 @@ const auto& tiny = samdeblur::test::tiny_network_options;
 const std::vector<std::pair<int64_t, int64_t>> kSizes = {{1, 1}, {7, 9}, {17, 33}};
 
 }  // namespace
+
+// The kernels' parallel_for covers the range once, in chunks of at least `grain`, and
+// runs them on more than one thread when LibTorch has more (at::parallel_for, a header
+// template, ran them all on the calling thread in a library built without -fopenmp).
+TEST(FusedParallelFor, CoversTheRangeOnceOnSeveralThreads) {
+  const int before = torch::get_num_threads();
+  torch::set_num_threads(2);
+  std::vector<int> hits(1000, 0);
+  std::set<std::thread::id> threads;
+  std::mutex mutex;
+  sm::detail::parallel_for(0, 1000, 16, [&](int64_t begin, int64_t end) {
+    EXPECT_GE(end - begin, 16);
+    for (int64_t i = begin; i < end; ++i) ++hits[static_cast<size_t>(i)];
+    const std::lock_guard<std::mutex> lock(mutex);
+    threads.insert(std::this_thread::get_id());
+  });
+  torch::set_num_threads(before);
+  for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i], 1) << "item " << i;
+  EXPECT_EQ(threads.size(), 2u);
+  int calls = 0;  // fewer items than the grain: one call on the caller's thread
+  sm::detail::parallel_for(3, 10, 16, [&](int64_t begin, int64_t end) {
+    ++calls;
+    EXPECT_EQ(begin, 3);
+    EXPECT_EQ(end, 10);
+  });
+  EXPECT_EQ(calls, 1);
+}
 
 TEST(FusedForwardLayerNorm, Fp32WithinRoundingAndBf16WithinOneStep) {
   torch::manual_seed(10);
@@ -212,6 +244,50 @@ TEST(FusedForwardNAFBlock, Fp32WithinRoundingOfTheReferenceAndInputUntouched) {
       EXPECT_TRUE(torch::equal(block->forward(input), got)) << where;
     }
   }
+}
+
+TEST(FusedForwardNAFBlock, TileKernelsWithinRoundingOfTheReference) {
+  torch::manual_seed(16);
+  // C = 16, 48 (odd 16-lane blocks), 32 (head and tail), 64, 128 (tail only); pixel
+  // counts that leave partial tiles; one image (scale folded) and two.
+  for (const int64_t c : {16, 32, 48, 64, 128}) {
+    for (const int64_t n : {1, 2}) {
+      sm::NAFBlock block{sm::NAFBlockOptions(c)};
+      randomise(*block, 0.3);
+      block->eval();
+      const auto x = torch::randn({n, c, 7, 11});
+      const std::string where = "C=" + std::to_string(c) + " N=" + std::to_string(n);
+      const auto input = cl(x);
+      EXPECT_TRUE(sm::nafblock_tile_kernels_apply(*block, input)) << where;
+      torch::NoGradGuard no_grad;
+      const auto want = block->forward_reference(x);
+      const auto before = input.clone();
+      const auto got = sm::nafblock_forward_cl(*block, input);
+      expect_close(got, want, 1e-5, where);
+      EXPECT_TRUE(is_cl(got)) << where;
+      EXPECT_TRUE(torch::equal(input, before)) << where;
+    }
+  }
+}
+
+TEST(FusedForwardNAFBlock, TileKernelsOnlyWhereTheyApply) {
+  sm::NAFBlock wide{sm::NAFBlockOptions(256)}, odd{sm::NAFBlockOptions(24)};
+  sm::NAFBlockOptions local_options(32);
+  local_options.local_pool(sm::tlc_pool_options(8, 12, 8, 12, false));
+  sm::NAFBlock local(local_options), narrow{sm::NAFBlockOptions(32)};
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(*wide, cl(torch::rand({1, 256, 2, 2}))));
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(*odd, cl(torch::rand({1, 24, 2, 2}))));
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(*local, cl(torch::rand({1, 32, 2, 2}))));
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(
+      *narrow, cl(torch::rand({1, 32, 2, 2}), torch::kBFloat16)));  // bf16: oneDNN's AMX
+  EXPECT_TRUE(sm::nafblock_tile_kernels_apply(*narrow, cl(torch::rand({1, 32, 2, 2}))));
+  sm::NAFBlockOptions dropout_options(32);
+  dropout_options.drop_out_rate(0.5);
+  sm::NAFBlock dropout(dropout_options);
+  dropout->train();  // an active dropout between the convolutions
+  EXPECT_FALSE(sm::nafblock_tile_kernels_apply(*dropout, cl(torch::rand({1, 32, 2, 2}))));
+  dropout->eval();
+  EXPECT_TRUE(sm::nafblock_tile_kernels_apply(*dropout, cl(torch::rand({1, 32, 2, 2}))));
 }
 
 TEST(FusedForwardNAFBlock, Bf16AtLeastAsCloseToFp32AsTheAtenComposition) {

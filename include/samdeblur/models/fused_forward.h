@@ -55,10 +55,19 @@ torch::Tensor pixel_shuffle_add_cl(const torch::Tensor& x, const torch::Tensor& 
 
 // NAFBlock inference on a channels-last float32 / bfloat16 input
 // (forward_kernels_apply): LayerNorm2d, conv2 + gate + mean, the second gate and
-// the residuals by the kernels above (the 1x1 convolutions stay oneDNN's); for a single image the
+// the residuals by the kernels above (the 1x1 convolutions oneDNN's); for a single image the
 // channel-attention scale is folded into conv3's weights (conv3(g * s) = (W3 diag(s)) g + b3: the
-// scaled gate is never stored). Equal to NAFBlockImpl::forward_reference within the dtype's
-// rounding.
+// scaled gate is never stored). Where nafblock_tile_kernels_apply, the block runs instead in
+// tiles of a few pixels kept in L1, the 1x1 convolutions as register-blocked float32 products
+// (AVX-512 FMA): the head LayerNorm2d + conv1 (C <= 64) and the tail conv3 (scale folded per
+// image), + input * beta, LayerNorm2d, conv4, SimpleGate, conv5, + y * gamma (C <= 128), so
+// that of the tail's eight full-size passes only one read of the gate and the input and one
+// write remain. Equal to NAFBlockImpl::forward_reference within the dtype's rounding.
 torch::Tensor nafblock_forward_cl(NAFBlockImpl& block, const torch::Tensor& input);
+
+// True when nafblock_forward_cl runs `block` on `input` with the tile kernels: a float32
+// input, C a multiple of 16 up to 128, global attention pool, dw_expand and ffn_expand 2,
+// no active dropout (at larger C oneDNN's convolutions measured as fast or faster).
+bool nafblock_tile_kernels_apply(const NAFBlockImpl& block, const torch::Tensor& input);
 
 }  // namespace samdeblur::models
