@@ -721,7 +721,7 @@ std::pair<torch::Tensor, torch::Tensor> scaled_residual_backward(const torch::Te
   const int64_t block = cl ? kBackwardRows : kBlock;
   const int64_t blocks = cl ? (n * hw + block - 1) / block : n * c * ((hw + block - 1) / block);
   std::vector<float> partial(static_cast<size_t>(cl ? blocks * c : blocks), 0.0f);
-  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+  detail::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       if (cl) {
         const int64_t p0 = i * block, rows = std::min(n * hw, p0 + block) - p0;

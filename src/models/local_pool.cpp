@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "fused_parallel.h"
+
 namespace samdeblur::models {
 namespace {
 namespace F = torch::nn::functional;
@@ -187,7 +189,7 @@ torch::Tensor integral_local_mean(const torch::Tensor& x, const LocalAvgPool2dOp
   // rows of a plane at a time.
   const int64_t group = cl ? 1 : 16, groups = (h + group - 1) / group;
   for (int64_t p = 0; p < planes; ++p) std::fill_n(sp + p * plane_len, row_len, 0.0f);
-  at::parallel_for(0, planes * groups, 1, [&](int64_t begin, int64_t end) {
+  detail::parallel_for(0, planes * groups, 1, [&](int64_t begin, int64_t end) {
     for (int64_t pg = begin; pg < end; ++pg) {
       const int64_t p = pg / groups, r0 = (pg % groups) * group, r1 = std::min(h, r0 + group);
       if (cl) {
@@ -201,13 +203,13 @@ torch::Tensor integral_local_mean(const torch::Tensor& x, const LocalAvgPool2dOp
   // Down the rows: NCHW in blocks of columns per plane; channels-last in blocks of the
   // (columns x channels) row.
   const int64_t block = 256, blocks = (row_len + block - 1) / block;
-  at::parallel_for(0, planes * blocks, 1, [&](int64_t begin, int64_t end) {
+  detail::parallel_for(0, planes * blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t pb = begin; pb < end; ++pb) {
       const int64_t p = pb / blocks, l0 = (pb % blocks) * block;
       prefix_columns(sp + p * plane_len, h, row_len, l0, std::min(row_len, l0 + block));
     }
   });
-  at::parallel_for(0, planes * out_h, 16, [&](int64_t begin, int64_t end) {
+  detail::parallel_for(0, planes * out_h, 16, [&](int64_t begin, int64_t end) {
     for (int64_t pr = begin; pr < end; ++pr) {
       const int64_t p = pr / out_h, r = pr % out_h;
       window_row(sp + p * plane_len, row_len, lanes, g, r, out_w,
