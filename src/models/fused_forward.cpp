@@ -672,11 +672,14 @@ PackedConv pack_conv(const torch::Tensor& weight, const torch::Tensor& bias, con
 
 // The tile kernels take the block: float32, global attention pool, both
 // expansions 2, C a multiple of 16 up to `max_channels`, no active dropout.
-bool tiles_apply(const NAFBlockImpl& block, const torch::Tensor& input, int64_t max_channels) {
+// The tail (conv3 onwards) takes the global attention's per-image scale only; the head
+// (LayerNorm2d + conv1) comes before the pooling and serves the TLC forms too.
+bool tiles_apply(const NAFBlockImpl& block, const torch::Tensor& input, int64_t max_channels,
+                 bool head = false) {
   const int64_t c = input.size(1);
   const auto& o = block.options;
   return input.scalar_type() == torch::kFloat && c % 16 == 0 && c <= max_channels &&
-         !o.local_pool() && o.dw_expand() == 2 && o.ffn_expand() == 2 &&
+         (head || !o.local_pool()) && o.dw_expand() == 2 && o.ffn_expand() == 2 &&
          block.conv1->bias.defined() && block.conv3->bias.defined() &&
          block.conv4->bias.defined() && block.conv5->bias.defined() &&
          !(block.is_training() && o.drop_out_rate() > 0);
@@ -764,14 +767,18 @@ bool nafblock_tile_kernels_apply(const NAFBlockImpl& block, const torch::Tensor&
 torch::Tensor nafblock_forward_cl(NAFBlockImpl& block, const torch::Tensor& input) {
   check_input(input, "nafblock_forward_cl");
   const int64_t c = input.size(1);
-  auto x = tiles_apply(block, input, kHeadMaxChannels)
+  auto x = tiles_apply(block, input, kHeadMaxChannels, /*head=*/true)
                ? head_cl(block, input)
                : as_cl(block.conv1(layer_norm_2d_cl(input, block.norm1->weight, block.norm1->bias,
                                                     block.norm1->eps)));  // (N, 2C', H, W)
   auto& conv3 = *block.conv3;
   if (block.options.local_pool()) {
-    x = simple_gate_cl(as_cl(block.conv2(x)));
-    x = conv3.forward(x * block.sca->forward(x));  // local means: a (N, C', H, W) scale map
+    // TLC: the depthwise convolution and the gate as for the global form (the mean
+    // unused), then the local means: a (N, C', H, W) scale map, multiplied in place.
+    auto gate = x.scalar_type() == torch::kFloat && c <= kDwFusedMaxChannels
+                    ? dwconv_gate_and_mean_cl(x, block.conv2->weight, block.conv2->bias).first
+                    : simple_gate_cl(as_cl(block.conv2(x)));
+    x = conv3.forward(gate.mul_(block.sca->forward(gate)));
   } else {
     // conv2 (depthwise 3x3), the gate and its mean: (N, C', H, W), (N, C', 1, 1)
     // float32. In one pass for float32 up to kDwFusedMaxChannels; otherwise (and

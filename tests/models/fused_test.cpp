@@ -230,6 +230,31 @@ TEST(ChannelsLast, RandomWeightsOddSizesAndBatches) {
   }
 }
 
+// The TLC forms in float32 channels-last with real local windows (train_size 16 on 32x48
+// inputs): width 8 (oneDNN's path around the kernels) and width 16 (the head tiles and the
+// fused depthwise conv + gate, then the local means), within float32 rounding of the exact
+// path.
+TEST(ChannelsLast, LocalFormsWithLocalWindowsWithinFp32Rounding) {
+  torch::manual_seed(8);
+  for (const std::string type : {"NAFNetLocal", "SegNAFNetLocal"}) {
+    for (const int64_t width : {8, 16}) {
+      auto options = tiny(type);
+      options.width = width;
+      options.train_size = {1, 3, 16, 16};
+      auto net = sm::build_network(options);
+      randomise(*net, 0.3);
+      const auto x = torch::rand({1, 3, 32, 48});
+      std::vector<sm::SegMasks> masks;
+      if (net->needs_masks())
+        masks.push_back(sm::SegMasks::from_labels(torch::randint(0, 6, {32, 48}, torch::kLong), 6,
+                                                  1.0 / 255.0));
+      const auto [exact, fast] = both_ways(*net, x, masks, channels_last_fused());
+      EXPECT_GE(psnr(fast, exact), 60.0) << type << " width " << width;
+      EXPECT_LE(max_abs_diff(fast, exact), 1e-4) << type << " width " << width;
+    }
+  }
+}
+
 namespace {
 
 // bf16 against fp32 on a tiny random-weight net of `options` (32x48 input, 6 masks for the
