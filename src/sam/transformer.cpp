@@ -2,6 +2,7 @@
 // Attention).
 #include "samdeblur/sam/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace samdeblur::sam {
@@ -49,6 +50,39 @@ torch::Tensor DecoderAttentionImpl::attend(const torch::Tensor& q, const torch::
   return out_proj->forward(recombine_heads(torch::matmul(attn, v)));
 }
 
+torch::Tensor DecoderAttentionImpl::attend_fast(const torch::Tensor& q, const torch::Tensor& k,
+                                                const torch::Tensor& v) {
+  const int64_t heads = q.size(1), nq = q.size(2), c = q.size(3), nk = k.size(2);
+  const int64_t bq = q.size(0), bk = k.size(0), b = std::max(bq, bk);
+  const double scale = std::sqrt(static_cast<double>(c));
+  // (b, heads, n, c) -> (heads, b * n, c)
+  auto head_major = [&](const torch::Tensor& x) {
+    return x.transpose(0, 1).reshape({heads, b * x.size(2), c});
+  };
+  // (heads, b, n, c) -> (b, n, heads * c)
+  auto merge = [&](const torch::Tensor& x, int64_t n) {
+    return x.view({heads, b, n, c}).permute({1, 2, 0, 3}).reshape({b, n, heads * c});
+  };
+  torch::Tensor out;
+  if (nq <= nk) {  // tokens attend to the image (or to themselves)
+    if (bk == 1) {
+      auto attn = torch::bmm(head_major(q), k[0].transpose(1, 2)) / scale;  // (heads, b*nq, nk)
+      out = merge(torch::bmm(torch::softmax(attn, -1), v[0]), nq);
+    } else {
+      auto attn = torch::softmax(torch::matmul(q, k.transpose(2, 3)) / scale, -1);
+      out = recombine_heads(torch::matmul(attn, v));
+    }
+  } else if (bq == 1) {  // the shared image attends to each prompt's tokens
+    auto attn_t = torch::bmm(head_major(k), q[0].transpose(1, 2)) / scale;  // (heads, b*nk, nq)
+    attn_t = torch::softmax(attn_t.view({heads * b, nk, nq}), 1);
+    out = merge(torch::bmm(attn_t.transpose(1, 2), head_major(v).view({heads * b, nk, c})), nq);
+  } else {
+    auto attn_t = torch::softmax(torch::matmul(k, q.transpose(2, 3)) / scale, 2);  // (b,h,nk,nq)
+    out = recombine_heads(torch::matmul(attn_t.transpose(2, 3), v));
+  }
+  return out_proj->forward(out);
+}
+
 torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& q_in, const torch::Tensor& k_in,
                                             const torch::Tensor& v_in) {
   return attend(project_q(q_in), project_k(k_in), project_v(v_in));
@@ -78,9 +112,9 @@ TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_
 
 std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(
     torch::Tensor queries, torch::Tensor keys, const torch::Tensor& query_pe,
-    const torch::Tensor& key_pe, TwoWayImageCache* cache) {
+    const torch::Tensor& key_pe, TwoWayImageCache* cache, bool fast) {
   const int64_t B = queries.size(0);
-  const bool shared = keys.size(0) == 1 && B > 1;
+  const bool shared = keys.size(0) == 1 && (B > 1 || fast);
   // Self attention of the tokens.
   if (skip_first_layer_pe) {
     queries = self_attn->forward(queries, queries, queries);
@@ -99,18 +133,24 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(
     side.t2i_v = cross_attn_token_to_image->project_v(keys);
     side.i2t_q = cross_attn_image_to_token->project_q(k);
   }
-  auto batch = [&](const torch::Tensor& t) { return shared ? t.expand({B, -1, -1, -1}) : t; };
+  auto batch = [&](const torch::Tensor& t) {
+    return shared && !fast ? t.expand({B, -1, -1, -1}) : t;
+  };
+  auto attend = [&](DecoderAttentionImpl& a, const torch::Tensor& q, const torch::Tensor& k,
+                    const torch::Tensor& v) {
+    return fast ? a.attend_fast(q, k, v) : a.attend(q, k, v);
+  };
   // Tokens attend to the image.
   auto q = queries + query_pe;
-  queries = norm2->forward(
-      queries + cross_attn_token_to_image->attend(cross_attn_token_to_image->project_q(q),
-                                                  batch(side.t2i_k), batch(side.t2i_v)));
+  queries = norm2->forward(queries + attend(*cross_attn_token_to_image,
+                                            cross_attn_token_to_image->project_q(q),
+                                            batch(side.t2i_k), batch(side.t2i_v)));
   queries = norm3->forward(queries + mlp->forward(queries));
   // Image attends to the tokens.
   q = queries + query_pe;
-  keys = norm4->forward(keys + cross_attn_image_to_token->attend(
-                                   batch(side.i2t_q), cross_attn_image_to_token->project_k(q),
-                                   cross_attn_image_to_token->project_v(queries)));
+  keys = norm4->forward(keys + attend(*cross_attn_image_to_token, batch(side.i2t_q),
+                                      cross_attn_image_to_token->project_k(q),
+                                      cross_attn_image_to_token->project_v(queries)));
   return {queries, keys};
 }
 
@@ -134,16 +174,26 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward(
   TORCH_CHECK(image_embedding.dim() == 4, "image embedding must be (B, C, H, W), got ",
               image_embedding.sizes());
   // (B, C, H, W) -> (B, HW, C); image_pe may have batch 1 (broadcast in the additions).
-  auto keys = image_embedding.flatten(2).permute({0, 2, 1});
-  auto key_pe = image_pe.flatten(2).permute({0, 2, 1});
+  return forward_tokens(image_embedding.flatten(2).permute({0, 2, 1}),
+                        image_pe.flatten(2).permute({0, 2, 1}), point_embedding, cache, false);
+}
+
+std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward_tokens(
+    const torch::Tensor& image_tokens, const torch::Tensor& key_pe,
+    const torch::Tensor& point_embedding, TwoWayImageCache* cache, bool fast) {
+  auto keys = image_tokens;
   auto queries = point_embedding;
   for (size_t i = 0; i < layers->size(); ++i) {
     std::tie(queries, keys) = layers[i]->as<TwoWayAttentionBlockImpl>()->forward(
-        queries, keys, point_embedding, key_pe, i == 0 ? cache : nullptr);
+        queries, keys, point_embedding, key_pe, i == 0 ? cache : nullptr, fast);
   }
   auto q = queries + point_embedding;
   auto k = keys + key_pe;
-  queries = norm_final_attn->forward(queries + final_attn_token_to_image->forward(q, k, keys));
+  auto& final_attn = *final_attn_token_to_image;
+  queries = norm_final_attn->forward(
+      queries + (fast ? final_attn.attend_fast(final_attn.project_q(q), final_attn.project_k(k),
+                                               final_attn.project_v(keys))
+                      : final_attn.forward(q, k, keys)));
   return {queries, keys};
 }
 

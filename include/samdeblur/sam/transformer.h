@@ -26,6 +26,14 @@ class DecoderAttentionImpl : public torch::nn::Module {
   torch::Tensor project_k(const torch::Tensor& x);
   torch::Tensor project_v(const torch::Tensor& x);
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+  // attend() arranged for the cache (deviation from the reference: equal within fp32 rounding,
+  // not bit for bit). q (1 or B, heads, Nq, c), k and v (1 or B, heads, Nk, c) -> (B, Nq, D).
+  // A batch-1 side shared by the B prompts is not expanded: the heads are batched over the
+  // prompts instead (one (heads, B*N, c) product, no B copies of the shared side). When
+  // Nq > Nk (the image attending to the few tokens) the scores are computed transposed,
+  // (B, heads, Nk, Nq), so that the softmax normalises over an outer axis of Nk rows, which
+  // ATen vectorises, instead of Nq rows of Nk elements.
+  torch::Tensor attend_fast(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
   int64_t embedding_dim, internal_dim, num_heads;
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 };
@@ -51,10 +59,13 @@ class TwoWayAttentionBlockImpl : public torch::nn::Module {
   // key_pe (1 or B, h*w, D) -> (queries (B, N, D), keys (B, h*w, D)). With shared keys, the
   // image-side projections are taken from `cache` when it is defined, else computed and
   // stored there (cache may be null).
+  // fast: attend_fast for the two cross attentions, and keys shared even for B = 1 (then the
+  // caller passes a cache only where the image tokens are prompt-independent).
   std::pair<torch::Tensor, torch::Tensor> forward(torch::Tensor queries, torch::Tensor keys,
                                                   const torch::Tensor& query_pe,
                                                   const torch::Tensor& key_pe,
-                                                  TwoWayImageCache* cache = nullptr);
+                                                  TwoWayImageCache* cache = nullptr,
+                                                  bool fast = false);
   DecoderAttention self_attn{nullptr}, cross_attn_token_to_image{nullptr},
       cross_attn_image_to_token{nullptr};
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr}, norm4{nullptr};
@@ -74,6 +85,13 @@ class TwoWayTransformerImpl : public torch::nn::Module {
                                                   const torch::Tensor& image_pe,
                                                   const torch::Tensor& point_embedding,
                                                   TwoWayImageCache* cache = nullptr);
+  // The same on token-major image tokens: keys (B or 1, h*w, D), key_pe (B or 1, h*w, D)
+  // (contiguous for speed); fast as in TwoWayAttentionBlockImpl::forward. forward() is
+  // forward_tokens(flattened, permuted inputs, ..., fast = false).
+  std::pair<torch::Tensor, torch::Tensor> forward_tokens(const torch::Tensor& keys,
+                                                         const torch::Tensor& key_pe,
+                                                         const torch::Tensor& point_embedding,
+                                                         TwoWayImageCache* cache, bool fast);
   torch::nn::ModuleList layers{nullptr};
   DecoderAttention final_attn_token_to_image{nullptr};
   torch::nn::LayerNorm norm_final_attn{nullptr};
