@@ -61,7 +61,8 @@ nlohmann::json profile_decoder_batch(Predictor& predictor, const MaskGeneratorOp
 
 nlohmann::json profile_ops(const std::function<void()>& fn) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& [name, op] : sorted_profile(profile_top_level(fn)))
+  // The decoder's and encoder's stage scopes (RECORD_FUNCTION "sdb::sam_*") broken down.
+  for (const auto& [name, op] : sorted_profile(profile_top_level(fn, "sdb::sam_")))
     out.push_back({{"op", name}, {"ms", op.first}, {"calls", op.second}});
   return out;
 }

@@ -2,6 +2,8 @@
 // window_partition/unpartition, get_rel_pos, add_decomposed_rel_pos, PatchEmbed).
 #include "samdeblur/sam/image_encoder.h"
 
+#include <ATen/record_function.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <optional>
@@ -202,7 +204,10 @@ int64_t attention_chunk_bytes() {
 torch::Tensor EncoderAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
   // qkv: (3, B, heads, H*W, head_dim) -> q, k, v: (B*heads, H*W, head_dim)
-  auto qkv_out = qkv->forward(x).reshape({B, H * W, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
+  RECORD_FUNCTION("sdb::sam_encoder_attention", std::vector<c10::IValue>());
+  auto qkv_out = (fused_linear ? linear_rows(qkv, x) : qkv->forward(x))
+                     .reshape({B, H * W, 3, num_heads, -1})
+                     .permute({2, 0, 3, 1, 4});
   auto parts = qkv_out.reshape({3, B * num_heads, H * W, -1}).unbind(0);
   const auto &q = parts[0], &k = parts[1], &v = parts[2];
   torch::Tensor o;
@@ -222,7 +227,7 @@ torch::Tensor EncoderAttentionImpl::forward(const torch::Tensor& x) {
     o = torch::matmul(attn, v);
   }
   auto out = o.view({B, num_heads, H, W, -1}).permute({0, 2, 3, 1, 4}).reshape({B, H, W, -1});
-  return proj->forward(out);
+  return fused_linear ? linear_rows(proj, out) : proj->forward(out);
 }
 
 EncoderBlockImpl::EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias,
@@ -239,6 +244,7 @@ EncoderBlockImpl::EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ra
       register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
   mlp = register_module("mlp",
                         MLPBlock(dim, static_cast<int64_t>(dim * mlp_ratio), Activation::gelu));
+  mlp->fused_linear = true;
 }
 
 torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {

@@ -1,9 +1,12 @@
 // Mirrors segment_anything/modeling/mask_decoder.py (MaskDecoder, MLP).
 #include "samdeblur/sam/mask_decoder.h"
 
+#include <ATen/record_function.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace samdeblur::sam {
@@ -171,8 +174,14 @@ std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks_fast(
   for (int64_t g0 = 0; g0 < B; g0 += prompt_group) {
     const int64_t n = std::min(prompt_group, B - g0);
     auto part = [&](const torch::Tensor& t) { return t.size(0) == 1 ? t : t.narrow(0, g0, n); };
-    auto [hs, keys_out] =
-        transformer->forward_tokens(part(keys), part(key_pe), tokens.narrow(0, g0, n), cache, true);
+    torch::Tensor hs, keys_out;
+    {
+      RECORD_FUNCTION("sdb::sam_decoder_transformer", std::vector<c10::IValue>());
+      std::tie(hs, keys_out) = transformer->forward_tokens(part(keys), part(key_pe),
+                                                           tokens.narrow(0, g0, n), cache, true);
+    }
+    // Hypernetworks, upscaling, mask product, IoU head.
+    RECORD_FUNCTION("sdb::sam_decoder_upscale", std::vector<c10::IValue>());
     std::vector<torch::Tensor> hyper;
     for (int64_t i = first; i < first + count; ++i)
       hyper.push_back(output_hypernetworks_mlps[i]->as<MLPImpl>()->forward(hs.select(1, 1 + i)));

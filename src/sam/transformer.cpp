@@ -2,8 +2,8 @@
 // Attention).
 #include "samdeblur/sam/transformer.h"
 
-#include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace samdeblur::sam {
 
@@ -50,39 +50,6 @@ torch::Tensor DecoderAttentionImpl::attend(const torch::Tensor& q, const torch::
   return out_proj->forward(recombine_heads(torch::matmul(attn, v)));
 }
 
-torch::Tensor DecoderAttentionImpl::attend_fast(const torch::Tensor& q, const torch::Tensor& k,
-                                                const torch::Tensor& v) {
-  const int64_t heads = q.size(1), nq = q.size(2), c = q.size(3), nk = k.size(2);
-  const int64_t bq = q.size(0), bk = k.size(0), b = std::max(bq, bk);
-  const double scale = std::sqrt(static_cast<double>(c));
-  // (b, heads, n, c) -> (heads, b * n, c)
-  auto head_major = [&](const torch::Tensor& x) {
-    return x.transpose(0, 1).reshape({heads, b * x.size(2), c});
-  };
-  // (heads, b, n, c) -> (b, n, heads * c)
-  auto merge = [&](const torch::Tensor& x, int64_t n) {
-    return x.view({heads, b, n, c}).permute({1, 2, 0, 3}).reshape({b, n, heads * c});
-  };
-  torch::Tensor out;
-  if (nq <= nk) {  // tokens attend to the image (or to themselves)
-    if (bk == 1) {
-      auto attn = torch::bmm(head_major(q), k[0].transpose(1, 2)) / scale;  // (heads, b*nq, nk)
-      out = merge(torch::bmm(torch::softmax(attn, -1), v[0]), nq);
-    } else {
-      auto attn = torch::softmax(torch::matmul(q, k.transpose(2, 3)) / scale, -1);
-      out = recombine_heads(torch::matmul(attn, v));
-    }
-  } else if (bq == 1) {  // the shared image attends to each prompt's tokens
-    auto attn_t = torch::bmm(head_major(k), q[0].transpose(1, 2)) / scale;  // (heads, b*nk, nq)
-    attn_t = torch::softmax(attn_t.view({heads * b, nk, nq}), 1);
-    out = merge(torch::bmm(attn_t.transpose(1, 2), head_major(v).view({heads * b, nk, c})), nq);
-  } else {
-    auto attn_t = torch::softmax(torch::matmul(k, q.transpose(2, 3)) / scale, 2);  // (b,h,nk,nq)
-    out = recombine_heads(torch::matmul(attn_t.transpose(2, 3), v));
-  }
-  return out_proj->forward(out);
-}
-
 torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& q_in, const torch::Tensor& k_in,
                                             const torch::Tensor& v_in) {
   return attend(project_q(q_in), project_k(k_in), project_v(v_in));
@@ -113,8 +80,9 @@ TwoWayAttentionBlockImpl::TwoWayAttentionBlockImpl(int64_t embedding_dim, int64_
 std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(
     torch::Tensor queries, torch::Tensor keys, const torch::Tensor& query_pe,
     const torch::Tensor& key_pe, TwoWayImageCache* cache, bool fast) {
+  if (fast) return forward_fast(std::move(queries), keys, query_pe, key_pe, cache);
   const int64_t B = queries.size(0);
-  const bool shared = keys.size(0) == 1 && (B > 1 || fast);
+  const bool shared = keys.size(0) == 1 && B > 1;
   // Self attention of the tokens.
   if (skip_first_layer_pe) {
     queries = self_attn->forward(queries, queries, queries);
@@ -133,24 +101,18 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward(
     side.t2i_v = cross_attn_token_to_image->project_v(keys);
     side.i2t_q = cross_attn_image_to_token->project_q(k);
   }
-  auto batch = [&](const torch::Tensor& t) {
-    return shared && !fast ? t.expand({B, -1, -1, -1}) : t;
-  };
-  auto attend = [&](DecoderAttentionImpl& a, const torch::Tensor& q, const torch::Tensor& k,
-                    const torch::Tensor& v) {
-    return fast ? a.attend_fast(q, k, v) : a.attend(q, k, v);
-  };
+  auto batch = [&](const torch::Tensor& t) { return shared ? t.expand({B, -1, -1, -1}) : t; };
   // Tokens attend to the image.
   auto q = queries + query_pe;
-  queries = norm2->forward(queries + attend(*cross_attn_token_to_image,
-                                            cross_attn_token_to_image->project_q(q),
-                                            batch(side.t2i_k), batch(side.t2i_v)));
+  queries = norm2->forward(
+      queries + cross_attn_token_to_image->attend(cross_attn_token_to_image->project_q(q),
+                                                  batch(side.t2i_k), batch(side.t2i_v)));
   queries = norm3->forward(queries + mlp->forward(queries));
   // Image attends to the tokens.
   q = queries + query_pe;
-  keys = norm4->forward(keys + attend(*cross_attn_image_to_token, batch(side.i2t_q),
-                                      cross_attn_image_to_token->project_k(q),
-                                      cross_attn_image_to_token->project_v(queries)));
+  keys = norm4->forward(keys + cross_attn_image_to_token->attend(
+                                   batch(side.i2t_q), cross_attn_image_to_token->project_k(q),
+                                   cross_attn_image_to_token->project_v(queries)));
   return {queries, keys};
 }
 
@@ -189,11 +151,143 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayTransformerImpl::forward_tokens(
   }
   auto q = queries + point_embedding;
   auto k = keys + key_pe;
-  auto& final_attn = *final_attn_token_to_image;
-  queries = norm_final_attn->forward(
-      queries + (fast ? final_attn.attend_fast(final_attn.project_q(q), final_attn.project_k(k),
-                                               final_attn.project_v(keys))
-                      : final_attn.forward(q, k, keys)));
+  auto attn = fast ? tokens_attend_image(*final_attn_token_to_image, q, k, keys)
+                   : final_attn_token_to_image->forward(q, k, keys);
+  queries = norm_final_attn->forward(queries + attn);
+  return {queries, keys};
+}
+
+// The fast execution (TwoWayAttentionBlockImpl::forward_fast). Shapes: g prompts, N tokens, T
+// image tokens, D channels, H heads of c = internal_dim / H channels.
+namespace {
+
+// x (g, N, H, c), w (H, c, D) -> (g, H*N, D): row h*N + n of prompt b is x[b, n, h] @ w[h].
+torch::Tensor heads_times(const torch::Tensor& x, const torch::Tensor& w) {
+  const int64_t g = x.size(0), n = x.size(1), heads = x.size(2), c = x.size(3);
+  const int64_t d = w.size(2);
+  return torch::bmm(x.permute({2, 0, 1, 3}).reshape({heads, g * n, c}), w)
+      .view({heads, g, n, d})
+      .transpose(0, 1)
+      .reshape({g, heads * n, d});
+}
+
+// x (g, N, H, c) . bias (H*c) per head -> (g, H*N, 1), rows as heads_times.
+torch::Tensor heads_dot(const torch::Tensor& x, const torch::Tensor& bias) {
+  const int64_t g = x.size(0), n = x.size(1), heads = x.size(2), c = x.size(3);
+  return (x * bias.view({1, 1, heads, c})).sum(-1).transpose(1, 2).reshape({g, heads * n, 1});
+}
+
+// a (g, M, D) @ image^T with image (1 or g, T, D) -> (g, M, T); a batch-1 image is one product.
+torch::Tensor times_image_t(const torch::Tensor& a, const torch::Tensor& image) {
+  if (image.size(0) == 1)
+    return torch::mm(a.reshape({-1, a.size(2)}), image[0].t())
+        .view({a.size(0), a.size(1), image.size(1)});
+  return torch::bmm(a, image.transpose(1, 2));
+}
+
+// p (g, M, T) @ image (1 or g, T, D) -> (g, M, D).
+torch::Tensor times_image(const torch::Tensor& p, const torch::Tensor& image) {
+  if (image.size(0) == 1)
+    return torch::mm(p.reshape({-1, p.size(2)}), image[0]).view({p.size(0), p.size(1), -1});
+  return torch::bmm(p, image);
+}
+
+}  // namespace
+
+torch::Tensor tokens_attend_image(DecoderAttentionImpl& a, const torch::Tensor& q_in,
+                                  const torch::Tensor& k_in, const torch::Tensor& v_in) {
+  const int64_t g = q_in.size(0), n = q_in.size(1), heads = a.num_heads;
+  const int64_t c = a.internal_dim / heads, d = a.embedding_dim;
+  const auto q = linear_rows(a.q_proj, q_in).view({g, n, heads, c});
+  // q . (W_k x + b_k) = (W_k^T q) . x + q . b_k, per head: (g, H*N, T) scores from (H*N, D)
+  // folded queries instead of (T, c) projected keys.
+  auto scores = times_image_t(heads_times(q, a.k_proj->weight.view({heads, c, d})), k_in);
+  scores.add_(heads_dot(q, a.k_proj->bias)).div_(std::sqrt(static_cast<double>(c)));
+  const auto attn = torch::softmax(scores, -1);
+  // sum_t p_t (W_v x_t + b_v) = W_v (sum_t p_t x_t) + b_v: (g, H*N, D) weighted image tokens.
+  const auto mixed = times_image(attn, v_in).view({g, heads, n, d});
+  auto out = torch::bmm(mixed.transpose(0, 1).reshape({heads, g * n, d}),
+                        a.v_proj->weight.view({heads, c, d}).transpose(1, 2))  // (H, g*N, c)
+                 .view({heads, g, n, c})
+                 .permute({1, 2, 0, 3})
+                 .reshape({g, n, heads * c});
+  out.add_(a.v_proj->bias);
+  return linear_rows(a.out_proj, out);
+}
+
+torch::Tensor image_attends_tokens(DecoderAttentionImpl& a, const torch::Tensor& keys,
+                                   const torch::Tensor& q_in, const torch::Tensor& q_proj,
+                                   const torch::Tensor& k_in, const torch::Tensor& v_in) {
+  const int64_t g = k_in.size(0), n = k_in.size(1), heads = a.num_heads;
+  const int64_t c = a.internal_dim / heads, d = a.embedding_dim, t = keys.size(1);
+  const auto k = linear_rows(a.k_proj, k_in).view({g, n, heads, c});
+  const auto v = linear_rows(a.v_proj, v_in).view({g, n, heads, c});
+  torch::Tensor scores;  // transposed: (g, H*N, T)
+  if (q_proj.defined()) {
+    scores = torch::bmm(k.permute({2, 0, 1, 3}).reshape({heads, g * n, c}),
+                        q_proj[0].transpose(1, 2))  // (H, g*N, T)
+                 .view({heads, g, n, t})
+                 .transpose(0, 1)
+                 .reshape({g, heads * n, t});
+  } else {
+    scores = times_image_t(heads_times(k, a.q_proj->weight.view({heads, c, d})), q_in);
+    scores.add_(heads_dot(k, a.q_proj->bias));
+  }
+  scores.div_(std::sqrt(static_cast<double>(c)));
+  // Softmax over the N tokens of each head: an outer axis of (g, H, N, T), vectorised over T.
+  const auto attn = torch::softmax(scores.view({g, heads, n, t}), 2).view({g, heads * n, t});
+  // out_proj folded into the values: out_proj(sum_j p_j v_j) = sum_j p_j (W_o,h v_j) + b_o.
+  const auto w_out = a.out_proj->weight.view({d, heads, c}).permute({1, 2, 0});  // (H, c, D)
+  auto out = torch::baddbmm(keys.expand({g, t, d}), attn.transpose(1, 2), heads_times(v, w_out));
+  return out.add_(a.out_proj->bias);
+}
+
+std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward_fast(
+    torch::Tensor queries, torch::Tensor keys, const torch::Tensor& query_pe,
+    const torch::Tensor& key_pe, TwoWayImageCache* cache) {
+  if (skip_first_layer_pe) {
+    queries = self_attn->forward(queries, queries, queries);
+  } else {
+    auto q = queries + query_pe;
+    queries = queries + self_attn->forward(q, q, queries);
+  }
+  queries = norm1->forward(queries);
+  // Shared image tokens: their projections once (cache), as the plain path. Per-prompt image
+  // tokens: the projections folded into the few tokens' side.
+  const bool shared = keys.size(0) == 1;
+  TwoWayImageCache local;
+  TwoWayImageCache& side = cache ? *cache : local;
+  torch::Tensor k;  // keys + key_pe, per prompt
+  if (!shared) {
+    k = keys + key_pe;
+  } else if (!side.defined()) {
+    const auto ks = keys + key_pe;
+    side.t2i_k = cross_attn_token_to_image->project_k(ks);
+    side.t2i_v = cross_attn_token_to_image->project_v(keys);
+    side.i2t_q = cross_attn_image_to_token->project_q(ks);
+  }
+  auto q = queries + query_pe;
+  torch::Tensor t2i;
+  if (shared) {
+    auto& a = *cross_attn_token_to_image;
+    const int64_t g = q.size(0), n = q.size(1), heads = a.num_heads;
+    const int64_t c = a.internal_dim / heads;
+    // (H, g*N, c) @ (H, c, T): the heads batched over the prompts, the shared side not copied.
+    auto qh = a.project_q(q).transpose(0, 1).reshape({heads, g * n, c});
+    auto attn = torch::bmm(qh, side.t2i_k[0].transpose(1, 2));
+    attn.div_(std::sqrt(static_cast<double>(c)));
+    t2i = a.out_proj->forward(torch::bmm(torch::softmax(attn, -1), side.t2i_v[0])
+                                  .view({heads, g, n, c})
+                                  .permute({1, 2, 0, 3})
+                                  .reshape({g, n, heads * c}));
+  } else {
+    t2i = tokens_attend_image(*cross_attn_token_to_image, q, k, keys);
+  }
+  queries = norm2->forward(queries + t2i);
+  queries = norm3->forward(queries + mlp->forward(queries));
+  q = queries + query_pe;
+  keys = norm4->forward(image_attends_tokens(*cross_attn_image_to_token, keys, k,
+                                             shared ? side.i2t_q : torch::Tensor(), q, queries));
   return {queries, keys};
 }
 

@@ -2,7 +2,7 @@
 // pred_iou_thresh before upsampling them (Predictor::predict_low_res / upscale_masks), and the
 // mask decoder computes the first layer's image-side projections once per image
 // (TwoWayImageCache); both are compared bit for bit with the plain path. The fast decoder
-// execution (prompt groups, attend_fast, token-wise upscaling) is compared with the plain one
+// execution (prompt groups, folded attentions, token-wise upscaling) is compared with the plain one
 // within fp32 rounding.
 #include <gtest/gtest.h>
 
@@ -196,7 +196,8 @@ double relative_diff(const torch::Tensor& a, const torch::Tensor& b) {
 
 TEST(SamPerf, FastDecoderEqualsPlainWithinFp32Rounding) {
   // vit_b's decoder geometry, random weights, 5 prompts of 2 points; the fast execution (prompt
-  // groups, attend_fast, token-wise upscaling of the used mask tokens) against the reference's.
+  // groups, folded attentions, token-wise upscaling of the used mask tokens) against the
+  // reference's.
   torch::manual_seed(0);
   c10::InferenceMode guard;
   MaskDecoder decoder(MaskDecoderOptions{});
@@ -344,6 +345,38 @@ TEST(SamPerf, BlockedEncoderKeepsTinySamEmbedding) {
   EXPECT_LE((blocked - expected).abs().max().item<double>(), 1e-5);
 }
 
+TEST(SamPerf, LinearRowsEqualsLinear) {
+  torch::manual_seed(6);
+  c10::InferenceMode guard;
+  for (const bool bias : {true, false}) {
+    torch::nn::Linear l(torch::nn::LinearOptions(24, 40).bias(bias));
+    for (const auto& x :
+         {torch::randn({3, 5, 24}), torch::randn({2, 3, 4, 24}), torch::randn({7, 24})}) {
+      const auto got = linear_rows(l, x), expected = l->forward(x);
+      EXPECT_EQ(got.sizes(), expected.sizes());
+      EXPECT_LE(relative_diff(got, expected), 1e-6) << "bias " << bias << " " << x.sizes();
+    }
+  }
+}
+
+TEST(SamPerf, EncoderFusedLinearKeepsTinySamEmbedding) {
+  // The encoder as it runs (blocked attention, linear layers as one addmm each) against the
+  // reference's arithmetic (explicit attention, matmul + bias).
+  auto sam = make_sam(test::tiny_sam_config(), test::tiny_sam_checkpoint(), torch::kCPU);
+  c10::InferenceMode guard;
+  torch::manual_seed(2);
+  const auto x = torch::randn({1, 3, sam->config.image_size, sam->config.image_size});
+  const auto fast = sam->image_encoder->forward(x);
+  for (const auto& blk : *sam->image_encoder->blocks) {
+    auto* b = blk->as<EncoderBlockImpl>();
+    b->attn->blocked = b->attn->fused_linear = b->mlp->fused_linear = false;
+  }
+  const auto expected = sam->image_encoder->forward(x);
+  const double diff = relative_diff(fast, expected);
+  std::cout << "tiny SAM embedding, fast vs reference arithmetic: rel. diff " << diff << std::endl;
+  EXPECT_LE(diff, 1e-5);
+}
+
 TEST(SamPrecision, NamesAndRefusalWithoutNativeBf16) {
   EXPECT_EQ(precision_from_name("fp32"), Precision::fp32);
   EXPECT_EQ(precision_from_name("bf16"), Precision::bf16);
@@ -456,18 +489,26 @@ TEST(SamPerfBench, EncoderBlockedVsExplicit) {
   Sam model(SamConfig::vit_b());
   c10::InferenceMode guard;
   const auto x = torch::randn({1, 3, 1024, 1024});
-  auto set = [&](bool blocked) {
-    for (const auto& blk : *model->image_encoder->blocks)
-      blk->as<EncoderBlockImpl>()->attn->blocked = blocked;
+  auto set = [&](bool blocked, bool fused) {
+    for (const auto& blk : *model->image_encoder->blocks) {
+      auto* b = blk->as<EncoderBlockImpl>();
+      b->attn->blocked = blocked;
+      b->attn->fused_linear = b->mlp->fused_linear = fused;
+    }
   };
   torch::Tensor a, b;
   for (int round = 0; round < 2; ++round) {
-    set(false);
-    report("vit_b encoder explicit", timed([&] { a = model->image_encoder->forward(x); }));
-    set(true);
-    report("vit_b encoder blocked ", timed([&] { b = model->image_encoder->forward(x); }));
+    set(false, false);
+    report("vit_b encoder explicit, reference linear",
+           timed([&] { a = model->image_encoder->forward(x); }));
+    set(true, false);
+    report("vit_b encoder blocked, reference linear ",
+           timed([&] { b = model->image_encoder->forward(x); }));
+    set(true, true);
+    report("vit_b encoder blocked, fused linear     ",
+           timed([&] { b = model->image_encoder->forward(x); }));
   }
-  std::cout << "max |blocked - explicit| " << (a - b).abs().max().item<double>() << std::endl;
+  std::cout << "max |fast - explicit| " << (a - b).abs().max().item<double>() << std::endl;
 }
 
 TEST(SamPerfBench, DecoderSharedVsPerPrompt) {

@@ -14,8 +14,10 @@ namespace samdeblur {
 
 // Wall time of `fn` per top-level operator called from this thread (ATen ops and
 // RECORD_FUNCTION scopes), nested calls counted in their caller: {name -> (ms, calls)}.
+// Scopes whose name starts with `expand` (when not empty) are also broken down: the operators
+// directly inside them are reported as "scope > op" (the scope's own entry keeps its total).
 inline std::map<std::string, std::pair<double, int>> profile_top_level(
-    const std::function<void()>& fn) {
+    const std::function<void()>& fn, const std::string& expand = "") {
   namespace prof = torch::autograd::profiler;
   prof::enableProfilerLegacy(
       torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
@@ -30,8 +32,14 @@ inline std::map<std::string, std::pair<double, int>> profile_top_level(
       } else if (e.kind() == prof::EventKind::PopRange && !open.empty()) {
         const auto* start = open.back();
         open.pop_back();
-        if (!open.empty()) continue;
-        auto& op = ops[start->name()];
+        std::string key = start->name();
+        bool inside_expanded = !expand.empty();
+        for (const auto* outer : open)
+          inside_expanded = inside_expanded && std::string(outer->name()).rfind(expand, 0) == 0;
+        if (!open.empty() && !inside_expanded) continue;
+        for (auto it = open.rbegin(); it != open.rend(); ++it)
+          key = std::string((*it)->name()) + " > " + key;
+        auto& op = ops[key];
         op.first += start->cpuElapsedUs(e) / 1000.0;
         ++op.second;
       }

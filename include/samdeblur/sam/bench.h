@@ -40,7 +40,8 @@ struct SamBenchOptions {
   bool profile = false;
 };
 
-// {"op", "ms", "calls"} per top-level operator of fn, most expensive first.
+// {"op", "ms", "calls"} per top-level operator of fn, most expensive first; the operators
+// inside the "sdb::sam_*" stage scopes also as "scope > op".
 nlohmann::json profile_ops(const std::function<void()>& fn);
 
 // {"case": "encoder", "name", "seconds", "cpu_seconds" (medians), "runs", "runs_cpu"

@@ -77,12 +77,16 @@ class EncoderAttentionImpl : public torch::nn::Module {
   // Blocked path on LibTorch >= 2.1: true, each block through scaled_dot_product_attention;
   // false, the explicit arithmetic per block (the only one on LibTorch 1.13).
   bool sdpa = true;
+  // qkv and proj through linear_rows (within fp32 rounding); false: the reference's.
+  bool fused_linear = true;
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
   torch::Tensor rel_pos_h, rel_pos_w;
 };
 TORCH_MODULE(EncoderAttention);
 
-// Pre-norm ViT block with window attention (window_size > 0) or global attention.
+// Pre-norm ViT block with window attention (window_size > 0) or global attention. Its MLP
+// runs with fused_linear (MLPBlockImpl); attn and mlp fused_linear false give the reference's
+// linear layers.
 class EncoderBlockImpl : public torch::nn::Module {
  public:
   EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias,

@@ -58,11 +58,13 @@ class MaskDecoderImpl : public torch::nn::Module {
 
   // Execution of forward (deviation from the reference, same weights): with `fast` (the
   // default) the prompts run in groups of `prompt_group` whose activations stay in the cache
-  // (instead of B x 4096 tokens x 256 channels per elementwise pass), the cross attentions use
-  // DecoderAttentionImpl::attend_fast, and the output upscaling runs token by token (see
-  // upscale_tokens) for the mask tokens that are returned only. Every step is per prompt, so
-  // the masks and IoUs equal the plain path's within fp32 rounding (test: SamPerf.*Fast*).
-  // fast = false is the reference's batch-wide arithmetic, the exact path.
+  // (instead of B x 4096 tokens x 256 channels per elementwise pass), the transformer runs
+  // TwoWayAttentionBlockImpl::forward_fast (image-side projections folded into the tokens'
+  // side), and the output upscaling runs token by token (upscale_tokens) for the returned mask
+  // tokens only. Every step is per prompt; the masks and IoUs equal the plain path's within
+  // fp32 rounding (tests: SamPerf.*Fast*). fast = false: the reference's batch-wide
+  // arithmetic, the exact path. SAMDEBLUR_SAM_DECODER=plain or GROUP:CHUNK (benchmarks) sets
+  // these at construction.
   bool fast = true;
   int64_t prompt_group = 1;
   int64_t upscale_chunk_tokens = 512;  // image tokens per upscaling block (cache-sized)
