@@ -166,7 +166,7 @@ std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks_fast(
   // The image-side projections of the first layer: the caller's per-image cache where the
   // tokens are prompt-independent (B > 1, as the plain path decides), else this call's.
   TwoWayImageCache call_cache;
-  TwoWayImageCache* cache = shared && B > 1 && image_cache ? image_cache : &call_cache;
+  TwoWayImageCache* cache = !shared ? nullptr : B > 1 && image_cache ? image_cache : &call_cache;
 
   const auto up_dtype = output_upscaling->parameters().front().scalar_type();
   auto masks = torch::empty({B, count, 4 * h, 4 * w}, keys.options().dtype(up_dtype));

@@ -254,17 +254,17 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward_fast(
   queries = norm1->forward(queries);
   // Shared image tokens: their projections once (cache), as the plain path. Per-prompt image
   // tokens: the projections folded into the few tokens' side.
-  const bool shared = keys.size(0) == 1;
-  TwoWayImageCache local;
-  TwoWayImageCache& side = cache ? *cache : local;
+  const bool shared = cache != nullptr;
+  TORCH_CHECK(!shared || keys.size(0) == 1,
+              "two-way block: shared image tokens must have batch 1, got ", keys.sizes());
   torch::Tensor k;  // keys + key_pe, per prompt
   if (!shared) {
     k = keys + key_pe;
-  } else if (!side.defined()) {
+  } else if (!cache->defined()) {
     const auto ks = keys + key_pe;
-    side.t2i_k = cross_attn_token_to_image->project_k(ks);
-    side.t2i_v = cross_attn_token_to_image->project_v(keys);
-    side.i2t_q = cross_attn_image_to_token->project_q(ks);
+    cache->t2i_k = cross_attn_token_to_image->project_k(ks);
+    cache->t2i_v = cross_attn_token_to_image->project_v(keys);
+    cache->i2t_q = cross_attn_image_to_token->project_q(ks);
   }
   auto q = queries + query_pe;
   torch::Tensor t2i;
@@ -274,9 +274,9 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward_fast(
     const int64_t c = a.internal_dim / heads;
     // (H, g*N, c) @ (H, c, T): the heads batched over the prompts, the shared side not copied.
     auto qh = a.project_q(q).transpose(0, 1).reshape({heads, g * n, c});
-    auto attn = torch::bmm(qh, side.t2i_k[0].transpose(1, 2));
+    auto attn = torch::bmm(qh, cache->t2i_k[0].transpose(1, 2));
     attn.div_(std::sqrt(static_cast<double>(c)));
-    t2i = a.out_proj->forward(torch::bmm(torch::softmax(attn, -1), side.t2i_v[0])
+    t2i = a.out_proj->forward(torch::bmm(torch::softmax(attn, -1), cache->t2i_v[0])
                                   .view({heads, g, n, c})
                                   .permute({1, 2, 0, 3})
                                   .reshape({g, n, heads * c}));
@@ -287,7 +287,7 @@ std::pair<torch::Tensor, torch::Tensor> TwoWayAttentionBlockImpl::forward_fast(
   queries = norm3->forward(queries + mlp->forward(queries));
   q = queries + query_pe;
   keys = norm4->forward(image_attends_tokens(*cross_attn_image_to_token, keys, k,
-                                             shared ? side.i2t_q : torch::Tensor(), q, queries));
+                                             shared ? cache->i2t_q : torch::Tensor(), q, queries));
   return {queries, keys};
 }
 

@@ -65,6 +65,8 @@ class EncoderAttentionImpl : public torch::nn::Module {
   EncoderAttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool use_rel_pos,
                        std::pair<int64_t, int64_t> input_size);
   torch::Tensor forward(const torch::Tensor& x);
+  // The attention between qkv and proj: qkv(x) (B, H, W, 3 * dim) -> (B, H, W, dim).
+  torch::Tensor attend_qkv(const torch::Tensor& qkv_x);
   int64_t num_heads;
   double scale;
   bool use_rel_pos;
@@ -86,7 +88,9 @@ TORCH_MODULE(EncoderAttention);
 
 // Pre-norm ViT block with window attention (window_size > 0) or global attention. Its MLP
 // runs with fused_linear (MLPBlockImpl); attn and mlp fused_linear false give the reference's
-// linear layers.
+// linear layers. With attn->fused_linear, window attention projects qkv and proj on the
+// H x W tokens only and pads the windows with the qkv bias (what the reference's zero
+// padding projects to): equal within fp32 rounding.
 class EncoderBlockImpl : public torch::nn::Module {
  public:
   EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias,

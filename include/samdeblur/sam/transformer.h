@@ -77,10 +77,10 @@ class TwoWayAttentionBlockImpl : public torch::nn::Module {
                                                   const torch::Tensor& key_pe,
                                                   TwoWayImageCache* cache = nullptr,
                                                   bool fast = false);
-  // The same within fp32 rounding: batch-1 keys are shared whatever the batch (their
-  // projections computed once, kept in `cache` when given: the caller passes one only where
-  // the image tokens are prompt-independent), per-prompt keys go through tokens_attend_image
-  // and image_attends_tokens.
+  // The same within fp32 rounding. With a cache, keys are batch-1 image tokens shared by the
+  // prompts (the caller passes one only where they are prompt-independent): their projections
+  // are computed once and kept there, whatever the batch. Without, the keys are per prompt
+  // and go through tokens_attend_image and image_attends_tokens.
   std::pair<torch::Tensor, torch::Tensor> forward_fast(torch::Tensor queries, torch::Tensor keys,
                                                        const torch::Tensor& query_pe,
                                                        const torch::Tensor& key_pe,
