@@ -47,7 +47,9 @@ torch::Tensor add_decomposed_rel_pos(const torch::Tensor& attn, const torch::Ten
 
 // Score-block budget of the encoder's blocked attention (EncoderAttentionImpl::blocked):
 // kDefaultAttentionChunkBytes, or SAMDEBLUR_SAM_ATTN_CHUNK_KB (KiB, read once) for tuning.
-constexpr int64_t kDefaultAttentionChunkBytes = int64_t{1} << 20;
+// 4 MiB: vit_b's global attention in blocks of 4 query rows (256 queries x 4096 keys), which
+// packs each head's keys 16 instead of 64 times (1 MiB: 1 row; interleaved A/B, README).
+constexpr int64_t kDefaultAttentionChunkBytes = int64_t{4} << 20;
 int64_t attention_chunk_bytes();
 
 class PatchEmbedImpl : public torch::nn::Module {

@@ -66,7 +66,7 @@ class MaskDecoderImpl : public torch::nn::Module {
   // arithmetic, the exact path. SAMDEBLUR_SAM_DECODER=plain or GROUP:CHUNK (benchmarks) sets
   // these at construction.
   bool fast = true;
-  int64_t prompt_group = 1;
+  int64_t prompt_group = 2;
   int64_t upscale_chunk_tokens = 512;  // image tokens per upscaling block (cache-sized)
 
   // The output upscaling and the mask product, token-major: keys (B, h*w, D) (the transformer's
