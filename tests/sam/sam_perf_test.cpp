@@ -4,12 +4,14 @@
 // (TwoWayImageCache); both are compared bit for bit with the plain path. The fast decoder
 // execution (prompt groups, folded attentions, token-wise upscaling) is compared with the plain one
 // within fp32 rounding.
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -375,6 +377,34 @@ TEST(SamPerf, EncoderFusedLinearKeepsTinySamEmbedding) {
   const double diff = relative_diff(fast, expected);
   std::cout << "tiny SAM embedding, fast vs reference arithmetic: rel. diff " << diff << std::endl;
   EXPECT_LE(diff, 1e-5);
+}
+
+TEST(SamPerf, ProfileOpsBreaksDownSamScopes) {
+  // sdb-sam-bench --profile: top-level operators, and the operators inside "sdb::sam_*"
+  // scopes as "scope > op"; other scopes keep only their total.
+  c10::InferenceMode guard;
+  const auto x = torch::randn({32, 32});
+  auto names = [](const nlohmann::json& ops) {
+    std::set<std::string> out;
+    for (const auto& op : ops) {
+      EXPECT_GE(op["ms"].get<double>(), 0.0);
+      EXPECT_GE(op["calls"].get<int>(), 1);
+      out.insert(op["op"].get<std::string>());
+    }
+    return out;
+  };
+  const auto sam = names(profile_ops([&] {
+    RECORD_FUNCTION("sdb::sam_test_scope", std::vector<c10::IValue>());
+    torch::mm(x, x);
+  }));
+  EXPECT_TRUE(sam.count("sdb::sam_test_scope"));
+  EXPECT_TRUE(sam.count("sdb::sam_test_scope > aten::mm"));
+  const auto other = names(profile_ops([&] {
+    RECORD_FUNCTION("sdb::other_scope", std::vector<c10::IValue>());
+    torch::mm(x, x);
+  }));
+  EXPECT_TRUE(other.count("sdb::other_scope"));
+  for (const auto& name : other) EXPECT_EQ(name.find(" > "), std::string::npos) << name;
 }
 
 TEST(SamPrecision, NamesAndRefusalWithoutNativeBf16) {
