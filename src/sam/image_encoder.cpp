@@ -292,8 +292,10 @@ torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {
   } else {
     h = attn->forward(h);
   }
-  auto y = x + h;
-  return y + mlp->forward(norm2->forward(y));
+  // The residual sums in place on the fresh branch outputs (h + x == x + h exactly): no new
+  // (B, H, W, D) allocation per sum.
+  auto y = h.add_(x);
+  return mlp->forward(norm2->forward(y)).add_(y);
 }
 
 ImageEncoderViTImpl::ImageEncoderViTImpl(const ImageEncoderOptions& o) : options(o) {
