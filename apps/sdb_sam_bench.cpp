@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
@@ -41,6 +42,24 @@ void print_generator(const nlohmann::json& c, int repeat) {
                                    {"total CPU time", "cpu_total_s"}})
     std::cout << fmt::format("  {:<38} {:>9.3f} s (median of {})\n", stage, c[key].get<double>(),
                              repeat);
+}
+
+// The top operators of a --profile run (the JSON has all of them).
+void print_profile(const nlohmann::json& c, const std::string& what) {
+  if (!c.contains("profile")) return;
+  double total = 0;
+  for (const auto& op : c["profile"])  // top-level entries ("scope > op" are inside scopes)
+    if (op["op"].get<std::string>().find(" > ") == std::string::npos)
+      total += op["ms"].get<double>();
+  std::cout << fmt::format("  profile of {}: {:.1f} ms in top-level operators\n", what, total);
+  int shown = 0;
+  for (const auto& op : c["profile"]) {
+    if (++shown > 20) break;
+    std::cout << fmt::format("    {:<52} {:>9.1f} ms {:>5.1f} % ({} calls)\n",
+                             op["op"].get<std::string>(), op["ms"].get<double>(),
+                             100.0 * op["ms"].get<double>() / std::max(total, 1e-9),
+                             op["calls"].get<int>());
+  }
 }
 
 }  // namespace
@@ -79,6 +98,9 @@ int main(int argc, char** argv) {
   app.add_option("-d,--device", device_text, "cpu or cuda[:N]");
   app.add_flag("--bgr", bgr, "give SAM the BGR image, as the official SAM-Deblur script does");
   samdeblur::cli::add_field_flags(app, g, "", {}, "Generator");
+  app.add_flag("--profile", bench.profile,
+               "then one profiled run per case (encoder forward; one decoder batch of the "
+               "generator): CPU time per top-level operator, in the table and the JSON");
   app.add_option("--json", json_path, "also write the results as JSON");
   app.add_flag("-q,--quiet", quiet, "log warnings and errors only");
   if (const auto code = samdeblur::cli::parse_command_line(app, argc, argv)) return *code;
@@ -102,6 +124,7 @@ int main(int argc, char** argv) {
     if (what == "encoder" || what == "all") {
       results["cases"].push_back(sam::bench_image_encoder(bench));
       print_encoder(results["cases"].back(), bench.repeat);
+      print_profile(results["cases"].back(), "the encoder forward");
     }
     if (what == "amg" || what == "all") {
       if (image_path.empty()) throw samdeblur::ConfigError("--image is required for --what amg");
@@ -109,6 +132,10 @@ int main(int argc, char** argv) {
       if (!bgr) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
       results["cases"].push_back(sam::bench_mask_generator(bench, g, image, image_path, !bgr));
       print_generator(results["cases"].back(), bench.repeat);
+      if (bench.profile)
+        print_profile(results["cases"].back(),
+                      fmt::format("one decoder batch ({} prompts)",
+                                  results["cases"].back()["profile_prompts"].get<int64_t>()));
     }
     if (!json_path.empty()) samdeblur::write_file_atomic(json_path, results.dump(2) + "\n");
     return 0;

@@ -16,7 +16,7 @@
 #   amg-dflt  generator, 16x16 prompts, the official default filters (0.88 /
 #             0.95 / 0.7): most masks fail pred_iou_thresh and are no longer
 #             upsampled (issue 12)
-# each for samdeblur fp32, samdeblur bf16 (only on a CPU with avx512_bf16 /
+# each for samdeblur fp32 (with a --profile run after the timed ones), samdeblur bf16 (only on a CPU with avx512_bf16 /
 # amx_bf16), official glibc, official tcmalloc. --compare checks that our fp32
 # masks equal the official ones (count and per-record areas).
 #
@@ -50,7 +50,9 @@ declare -A CASES=(
 for name in encoder amg-all amg-dflt; do
   read -r -a opts <<<"${CASES[$name]}"
   echo "== $name"
-  "$BIN/sdb-sam-bench" "${common[@]}" "${opts[@]}" -q --json "$OUT/sdb_fp32_$name.json"
+  # --profile: after the timed runs, one profiled encoder forward / decoder batch (the
+  # JSON's "profile": per operator, the decoder split into transformer and upscaling).
+  "$BIN/sdb-sam-bench" "${common[@]}" "${opts[@]}" --profile -q --json "$OUT/sdb_fp32_$name.json"
   if [[ $have_official == 1 ]]; then
     "${same_blas[@]}" LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_sam_official.py "${common[@]}" "${opts[@]}" \
       --json "$OUT/official_tcmalloc_$name.json"

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <ctime>
 
+#include "samdeblur/core/profile.h"
+#include "samdeblur/sam/amg.h"
 #include "samdeblur/sam/mask_generator.h"
 #include "samdeblur/sam/predictor.h"
 #include "samdeblur/sam/sam_model.h"
@@ -36,7 +38,34 @@ SamConfig bench_config(const SamBenchOptions& o) {
   return cfg;
 }
 
+// One decoder batch as the generator runs it: the first points_per_batch prompts of the point
+// grid over the whole image, multimask, low-resolution logits.
+nlohmann::json profile_decoder_batch(Predictor& predictor, const MaskGeneratorOptions& g,
+                                     const cv::Mat& image) {
+  predictor.set_image(image);
+  const int64_t n = std::min<int64_t>(g.points_per_batch, *g.points_per_side * *g.points_per_side);
+  auto points = build_point_grid(*g.points_per_side).slice(0, 0, n).to(torch::kFloat64);
+  points.select(1, 0).mul_(image.cols);
+  points.select(1, 1).mul_(image.rows);
+  const auto coords = predictor.apply_coords(points).to(predictor.device()).unsqueeze(1);
+  const auto labels =
+      torch::ones({n, 1}, torch::TensorOptions().dtype(torch::kInt32).device(predictor.device()));
+  predictor.predict_low_res(coords, labels, true);  // fills the per-image decoder cache
+  return profile_ops([&] {
+    predictor.predict_low_res(coords, labels, true);
+    sync(predictor.device());
+  });
+}
+
 }  // namespace
+
+nlohmann::json profile_ops(const std::function<void()>& fn) {
+  nlohmann::json out = nlohmann::json::array();
+  // The decoder's and encoder's stage scopes (RECORD_FUNCTION "sdb::sam_*") broken down.
+  for (const auto& [name, op] : sorted_profile(profile_top_level(fn, "sdb::sam_")))
+    out.push_back({{"op", name}, {"ms", op.first}, {"calls", op.second}});
+  return out;
+}
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -66,14 +95,21 @@ nlohmann::json bench_image_encoder(const SamBenchOptions& o) {
     secs.push_back(seconds_since(t0));
     cpu.push_back(process_cpu_seconds() - c0);
   }
-  return {{"case", "encoder"},
-          {"name", fmt::format("{} image encoder {}x{} {}", model->config.model_type, s, s,
-                               precision_name(o.precision))},
-          {"precision", precision_name(o.precision)},
-          {"seconds", median(secs)},
-          {"cpu_seconds", median(cpu)},
-          {"runs", secs},
-          {"runs_cpu", cpu}};
+  nlohmann::json result = {
+      {"case", "encoder"},
+      {"name", fmt::format("{} image encoder {}x{} {}", model->config.model_type, s, s,
+                           precision_name(o.precision))},
+      {"precision", precision_name(o.precision)},
+      {"seconds", median(secs)},
+      {"cpu_seconds", median(cpu)},
+      {"runs", secs},
+      {"runs_cpu", cpu}};
+  if (o.profile)
+    result["profile"] = profile_ops([&] {
+      model->image_encoder->forward(x);
+      sync(o.device);
+    });
+  return result;
 }
 
 nlohmann::json bench_mask_generator(const SamBenchOptions& o, const MaskGeneratorOptions& g,
@@ -102,32 +138,38 @@ nlohmann::json bench_mask_generator(const SamBenchOptions& o, const MaskGenerato
     total.push_back(wall);
     cpu.push_back(cpu_s);
   }
-  return {{"case", "amg"},
-          {"name", fmt::format("{} mask generator {}x{} {} ({} prompts, {} masks)",
-                               predictor->config().model_type, image.cols, image.rows,
-                               precision_name(o.precision), n_points, n_masks)},
-          {"precision", precision_name(o.precision)},
-          {"image", image_path},
-          {"width", image.cols},
-          {"height", image.rows},
-          {"rgb", rgb},
-          {"output_mode", output_mode_name(g.output_mode)},
-          {"points_per_side", *g.points_per_side},
-          {"points_per_batch", g.points_per_batch},
-          {"pred_iou_thresh", g.pred_iou_thresh},
-          {"stability_score_thresh", g.stability_score_thresh},
-          {"box_nms_thresh", g.box_nms_thresh},
-          {"min_mask_region_area", g.min_mask_region_area},
-          {"prompts", n_points},
-          {"masks", n_masks},
-          {"encoder_s", median(enc)},
-          {"decoder_s", median(dec)},
-          {"post_s", median(post)},
-          {"total_s", median(total)},
-          {"cpu_total_s", median(cpu)},
-          {"areas", areas},
-          {"runs_total_s", total},
-          {"runs_cpu_total_s", cpu}};
+  nlohmann::json result = {
+      {"case", "amg"},
+      {"name", fmt::format("{} mask generator {}x{} {} ({} prompts, {} masks)",
+                           predictor->config().model_type, image.cols, image.rows,
+                           precision_name(o.precision), n_points, n_masks)},
+      {"precision", precision_name(o.precision)},
+      {"image", image_path},
+      {"width", image.cols},
+      {"height", image.rows},
+      {"rgb", rgb},
+      {"output_mode", output_mode_name(g.output_mode)},
+      {"points_per_side", *g.points_per_side},
+      {"points_per_batch", g.points_per_batch},
+      {"pred_iou_thresh", g.pred_iou_thresh},
+      {"stability_score_thresh", g.stability_score_thresh},
+      {"box_nms_thresh", g.box_nms_thresh},
+      {"min_mask_region_area", g.min_mask_region_area},
+      {"prompts", n_points},
+      {"masks", n_masks},
+      {"encoder_s", median(enc)},
+      {"decoder_s", median(dec)},
+      {"post_s", median(post)},
+      {"total_s", median(total)},
+      {"cpu_total_s", median(cpu)},
+      {"areas", areas},
+      {"runs_total_s", total},
+      {"runs_cpu_total_s", cpu}};
+  if (o.profile) {
+    result["profile"] = profile_decoder_batch(*predictor, g, image);
+    result["profile_prompts"] = std::min<int64_t>(g.points_per_batch, n_points);
+  }
+  return result;
 }
 
 }  // namespace samdeblur::sam

@@ -18,15 +18,24 @@ torch::Tensor LayerNorm2dImpl::forward(const torch::Tensor& x) {
   return weight.view({-1, 1, 1}) * y + bias.view({-1, 1, 1});
 }
 
+torch::Tensor linear_rows(const torch::nn::Linear& l, const torch::Tensor& x) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = l->weight.size(0);
+  const auto rows = x.reshape({-1, x.size(-1)});
+  return (l->bias.defined() ? torch::addmm(l->bias, rows, l->weight.t())
+                            : torch::mm(rows, l->weight.t()))
+      .view(sizes);
+}
+
 MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act) : act(act) {
   lin1 = register_module("lin1", torch::nn::Linear(embedding_dim, mlp_dim));
   lin2 = register_module("lin2", torch::nn::Linear(mlp_dim, embedding_dim));
 }
 
 torch::Tensor MLPBlockImpl::forward(const torch::Tensor& x) {
-  auto h = lin1->forward(x);
+  auto h = fused_linear ? linear_rows(lin1, x) : lin1->forward(x);
   h = act == Activation::gelu ? torch::gelu(h) : torch::relu(h);
-  return lin2->forward(h);
+  return fused_linear ? linear_rows(lin2, h) : lin2->forward(h);
 }
 
 }  // namespace samdeblur::sam

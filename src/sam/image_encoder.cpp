@@ -2,6 +2,8 @@
 // window_partition/unpartition, get_rel_pos, add_decomposed_rel_pos, PatchEmbed).
 #include "samdeblur/sam/image_encoder.h"
 
+#include <ATen/record_function.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <optional>
@@ -144,6 +146,21 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
   const int64_t heads = rows < qh ? 1 : std::max<int64_t>(1, budget / (row_bytes * qh));
   auto out = torch::empty({BH, qh * qw, v.size(2)}, q.options());
   const auto q_grid = q.view({BH, qh, qw, c});
+  // The decomposed relative positions of all heads and query rows, two batched products per
+  // call instead of two einsums per block: rel_h[b, y, x, k] = q[b, y, x] . Rh[y, k] batched
+  // over y, rel_w[b, y, x, k] = q[b, y, x] . Rw[x, k] batched over x; (BH, qh, qw, kh / kw)
+  // views.
+  torch::Tensor rel_h_all, rel_w_all;
+  if (rel) {
+    rel_h_all =
+        torch::bmm(q_grid.permute({1, 0, 2, 3}).reshape({qh, BH * qw, c}), Rh.transpose(1, 2))
+            .view({qh, BH, qw, kh})
+            .permute({1, 0, 2, 3});
+    rel_w_all =
+        torch::bmm(q_grid.permute({2, 0, 1, 3}).reshape({qw, BH * qh, c}), Rw.transpose(1, 2))
+            .view({qw, BH, qh, kw})
+            .permute({1, 2, 0, 3});
+  }
   for (int64_t b0 = 0; b0 < BH; b0 += heads) {
     const int64_t b1 = std::min(BH, b0 + heads), nb = b1 - b0;
     const auto kb = k.slice(0, b0, b1), vb = v.slice(0, b0, b1);
@@ -152,8 +169,8 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
       const auto qg = q_grid.slice(0, b0, b1).slice(1, r0, r1);  // (nb, r, qw, c)
       torch::Tensor rel_h, rel_w;
       if (rel) {
-        rel_h = torch::einsum("bhwc,hkc->bhwk", {qg, Rh.slice(0, r0, r1)});  // (nb, r, qw, kh)
-        rel_w = torch::einsum("bhwc,wkc->bhwk", {qg, Rw});                   // (nb, r, qw, kw)
+        rel_h = rel_h_all.slice(0, b0, b1).slice(1, r0, r1);  // (nb, r, qw, kh)
+        rel_w = rel_w_all.slice(0, b0, b1).slice(1, r0, r1);  // (nb, r, qw, kw)
       }
       const auto qb = qg.reshape({nb, nq, c});
       torch::Tensor o;
@@ -200,9 +217,15 @@ int64_t attention_chunk_bytes() {
 }
 
 torch::Tensor EncoderAttentionImpl::forward(const torch::Tensor& x) {
+  RECORD_FUNCTION("sdb::sam_encoder_attention", std::vector<c10::IValue>());
+  auto out = attend_qkv(fused_linear ? linear_rows(qkv, x) : qkv->forward(x));
+  return fused_linear ? linear_rows(proj, out) : proj->forward(out);
+}
+
+torch::Tensor EncoderAttentionImpl::attend_qkv(const torch::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
   // qkv: (3, B, heads, H*W, head_dim) -> q, k, v: (B*heads, H*W, head_dim)
-  auto qkv_out = qkv->forward(x).reshape({B, H * W, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
+  auto qkv_out = x.reshape({B, H * W, 3, num_heads, -1}).permute({2, 0, 3, 1, 4});
   auto parts = qkv_out.reshape({3, B * num_heads, H * W, -1}).unbind(0);
   const auto &q = parts[0], &k = parts[1], &v = parts[2];
   torch::Tensor o;
@@ -221,8 +244,7 @@ torch::Tensor EncoderAttentionImpl::forward(const torch::Tensor& x) {
     attn = attn.softmax(-1);
     o = torch::matmul(attn, v);
   }
-  auto out = o.view({B, num_heads, H, W, -1}).permute({0, 2, 3, 1, 4}).reshape({B, H, W, -1});
-  return proj->forward(out);
+  return o.view({B, num_heads, H, W, -1}).permute({0, 2, 3, 1, 4}).reshape({B, H, W, -1});
 }
 
 EncoderBlockImpl::EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias,
@@ -239,19 +261,41 @@ EncoderBlockImpl::EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ra
       register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
   mlp = register_module("mlp",
                         MLPBlock(dim, static_cast<int64_t>(dim * mlp_ratio), Activation::gelu));
+  mlp->fused_linear = true;
 }
 
 torch::Tensor EncoderBlockImpl::forward(const torch::Tensor& x) {
   auto h = norm1->forward(x);
-  if (window_size > 0) {
+  if (window_size > 0 && attn->fused_linear) {
+    // qkv on the H x W tokens only, the windows padded with what the reference's zero padding
+    // tokens project to, the qkv bias (the same values; vit's 64 x 64 grid in 14 x 14 windows
+    // is 16 % padding); proj after unpartitioning, on the H x W tokens only.
+    RECORD_FUNCTION("sdb::sam_encoder_attention", std::vector<c10::IValue>());
+    const int64_t B = h.size(0), H = h.size(1), W = h.size(2);
+    auto t = linear_rows(attn->qkv, h);  // (B, H, W, 3C)
+    const int64_t Hp = (H + window_size - 1) / window_size * window_size;
+    const int64_t Wp = (W + window_size - 1) / window_size * window_size;
+    if (Hp != H || Wp != W) {
+      auto padded = attn->qkv->bias.defined()
+                        ? attn->qkv->bias.expand({B, Hp, Wp, t.size(3)}).clone()
+                        : torch::zeros({B, Hp, Wp, t.size(3)}, t.options());
+      padded.slice(1, 0, H).slice(2, 0, W).copy_(t);
+      t = padded;
+    }
+    auto [windows, pad_hw] = window_partition(t, window_size);
+    h = linear_rows(attn->proj,
+                    window_unpartition(attn->attend_qkv(windows), window_size, pad_hw, {H, W}));
+  } else if (window_size > 0) {
     const int64_t H = h.size(1), W = h.size(2);
     auto [windows, pad_hw] = window_partition(h, window_size);
     h = window_unpartition(attn->forward(windows), window_size, pad_hw, {H, W});
   } else {
     h = attn->forward(h);
   }
-  auto y = x + h;
-  return y + mlp->forward(norm2->forward(y));
+  // The residual sums in place on the fresh branch outputs (h + x == x + h exactly): no new
+  // (B, H, W, D) allocation per sum.
+  auto y = h.add_(x);
+  return mlp->forward(norm2->forward(y)).add_(y);
 }
 
 ImageEncoderViTImpl::ImageEncoderViTImpl(const ImageEncoderOptions& o) : options(o) {

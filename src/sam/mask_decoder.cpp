@@ -1,6 +1,14 @@
 // Mirrors segment_anything/modeling/mask_decoder.py (MaskDecoder, MLP).
 #include "samdeblur/sam/mask_decoder.h"
 
+#include <ATen/record_function.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <tuple>
+#include <vector>
+
 namespace samdeblur::sam {
 
 MLPImpl::MLPImpl(int64_t input_dim, int64_t hidden_dim, int64_t output_dim, int64_t num_layers,
@@ -45,16 +53,34 @@ MaskDecoderImpl::MaskDecoderImpl(const MaskDecoderOptions& o)
     output_hypernetworks_mlps->push_back(MLP(d, d, d / 8, 3));
   iou_prediction_head = register_module(
       "iou_prediction_head", MLP(d, o.iou_head_hidden_dim, num_mask_tokens, o.iou_head_depth));
+  // Benchmarks (A/B in one build): SAMDEBLUR_SAM_DECODER=plain, or GROUP:CHUNK for the fast
+  // execution's prompt_group and upscale_chunk_tokens.
+  if (const char* env = std::getenv("SAMDEBLUR_SAM_DECODER")) {
+    const std::string v = env;
+    const auto colon = v.find(':');
+    if (v == "plain") {
+      fast = false;
+    } else if (colon != std::string::npos) {
+      prompt_group = std::max<int64_t>(1, std::atoll(v.substr(0, colon).c_str()));
+      upscale_chunk_tokens = std::max<int64_t>(1, std::atoll(v.substr(colon + 1).c_str()));
+    }
+  }
 }
 
 std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::forward(
     const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
     const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings,
     bool multimask_output, TwoWayImageCache* image_cache) {
-  auto [masks, iou] = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings,
-                                    dense_prompt_embeddings, image_cache);
   const int64_t start = multimask_output ? 1 : 0;
   const int64_t end = multimask_output ? num_mask_tokens : 1;
+  if (fast && !transformer->layers->is_empty()) {
+    auto [masks, iou] =
+        predict_masks_fast(image_embeddings, image_pe, sparse_prompt_embeddings,
+                           dense_prompt_embeddings, start, end - start, image_cache);
+    return {masks, iou.slice(1, start, end)};
+  }
+  auto [masks, iou] = predict_masks(image_embeddings, image_pe, sparse_prompt_embeddings,
+                                    dense_prompt_embeddings, image_cache);
   return {masks.slice(1, start, end), iou.slice(1, start, end)};
 }
 
@@ -110,6 +136,93 @@ std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks(
           .view({upscaled.size(0), -1, uh, uw});
   auto iou_pred = iou_prediction_head->forward(iou_token_out);
   return {masks, iou_pred};
+}
+
+std::pair<torch::Tensor, torch::Tensor> MaskDecoderImpl::predict_masks_fast(
+    const torch::Tensor& image_embeddings, const torch::Tensor& image_pe,
+    const torch::Tensor& sparse_prompt_embeddings, const torch::Tensor& dense_prompt_embeddings,
+    int64_t first, int64_t count, TwoWayImageCache* image_cache) {
+  const int64_t B = sparse_prompt_embeddings.size(0);
+  const int64_t d = options.transformer_dim;
+  TORCH_CHECK(image_embeddings.dim() == 4 && image_embeddings.size(1) == d &&
+                  (image_embeddings.size(0) == 1 || image_embeddings.size(0) == B),
+              "mask decoder: image embeddings must be (1 or ", B, ", ", d, ", h, w), got ",
+              image_embeddings.sizes());
+  TORCH_CHECK(prompt_group > 0 && upscale_chunk_tokens > 0,
+              "mask decoder: prompt_group and upscale_chunk_tokens must be positive, got ",
+              prompt_group, " and ", upscale_chunk_tokens);
+  const int64_t h = image_embeddings.size(2), w = image_embeddings.size(3);
+  auto output_tokens =
+      torch::cat({iou_token->weight, mask_tokens->weight}, 0).unsqueeze(0).expand({B, -1, -1});
+  const auto tokens = torch::cat({output_tokens, sparse_prompt_embeddings}, 1);
+  // Image tokens, token-major and contiguous: (1, h*w, D) when every prompt sees the same ones
+  // (batch-1 embedding and dense embedding, e.g. no mask input), else (B, h*w, D).
+  const auto& dense = dense_prompt_embeddings;
+  const bool shared = image_embeddings.size(0) == 1 && (dense.size(0) == 1 || dense.stride(0) == 0);
+  auto src = shared ? image_embeddings + dense.narrow(0, 0, 1) : image_embeddings + dense;
+  if (src.size(0) != B && !shared) src = src.expand({B, -1, -1, -1});
+  const auto keys = src.flatten(2).transpose(1, 2).contiguous();
+  const auto key_pe = image_pe.flatten(2).transpose(1, 2).contiguous();
+  // The image-side projections of the first layer: the caller's per-image cache where the
+  // tokens are prompt-independent (B > 1, as the plain path decides), else this call's.
+  TwoWayImageCache call_cache;
+  TwoWayImageCache* cache = !shared ? nullptr : B > 1 && image_cache ? image_cache : &call_cache;
+
+  const auto up_dtype = output_upscaling->parameters().front().scalar_type();
+  auto masks = torch::empty({B, count, 4 * h, 4 * w}, keys.options().dtype(up_dtype));
+  std::vector<torch::Tensor> iou;
+  for (int64_t g0 = 0; g0 < B; g0 += prompt_group) {
+    const int64_t n = std::min(prompt_group, B - g0);
+    auto part = [&](const torch::Tensor& t) { return t.size(0) == 1 ? t : t.narrow(0, g0, n); };
+    torch::Tensor hs, keys_out;
+    {
+      RECORD_FUNCTION("sdb::sam_decoder_transformer", std::vector<c10::IValue>());
+      std::tie(hs, keys_out) = transformer->forward_tokens(part(keys), part(key_pe),
+                                                           tokens.narrow(0, g0, n), cache, true);
+    }
+    // Hypernetworks, upscaling, mask product, IoU head.
+    RECORD_FUNCTION("sdb::sam_decoder_upscale", std::vector<c10::IValue>());
+    std::vector<torch::Tensor> hyper;
+    for (int64_t i = first; i < first + count; ++i)
+      hyper.push_back(output_hypernetworks_mlps[i]->as<MLPImpl>()->forward(hs.select(1, 1 + i)));
+    masks.narrow(0, g0, n).copy_(upscale_tokens(keys_out, torch::stack(hyper, 1), h, w));
+    iou.push_back(iou_prediction_head->forward(hs.select(1, 0)));
+  }
+  return {masks, torch::cat(iou, 0)};
+}
+
+torch::Tensor MaskDecoderImpl::upscale_tokens(const torch::Tensor& keys,
+                                              const torch::Tensor& hyper_in, int64_t h, int64_t w) {
+  auto& up1 = *output_upscaling->ptr(0)->as<torch::nn::ConvTranspose2dImpl>();
+  auto& norm = *output_upscaling->ptr(1)->as<LayerNorm2dImpl>();
+  auto& up2 = *output_upscaling->ptr(3)->as<torch::nn::ConvTranspose2dImpl>();
+  const auto dtype = up1.weight.scalar_type();
+  const int64_t B = keys.size(0), c = keys.size(2), count = hyper_in.size(1);
+  const int64_t c1 = up1.weight.size(1), c2 = up2.weight.size(1);
+  TORCH_CHECK(
+      keys.dim() == 3 && keys.size(1) == h * w && hyper_in.size(0) == B && hyper_in.size(2) == c2,
+      "upscale_tokens: expected keys (B, ", h * w, ", C) and hyper_in (B, M, ", c2, "), got ",
+      keys.sizes(), " and ", hyper_in.sizes());
+  // (Cin, Cout, 2, 2) -> (Cin, 2 * 2 * Cout): column (ky * 2 + kx) * Cout + co.
+  const auto w1 = up1.weight.permute({0, 2, 3, 1}).reshape({c, 4 * c1});
+  const auto w2 = up2.weight.permute({0, 2, 3, 1}).reshape({c1, 4 * c2});
+  const auto b1 = up1.bias.repeat({4}), b2 = up2.bias.repeat({4});
+  const auto x = keys.to(dtype), hyper = hyper_in.to(dtype);
+  // (B, M, h*w*16) in the order (h, w, ky1, kx1, ky2, kx2).
+  auto flat = torch::empty({B, count, h * w * 16}, x.options());
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t0 = 0; t0 < h * w; t0 += upscale_chunk_tokens) {
+      const int64_t n = std::min(upscale_chunk_tokens, h * w - t0);
+      auto y = torch::addmm(b1, x[b].narrow(0, t0, n), w1).view({n * 4, c1});
+      y = torch::gelu(torch::layer_norm(y, {c1}, norm.weight, norm.bias, norm.eps));
+      y = torch::gelu(torch::addmm(b2, y, w2).view({n * 16, c2}));
+      auto out = flat[b].narrow(1, t0 * 16, n * 16);
+      torch::mm_out(out, hyper[b], y.t());
+    }
+  }
+  return flat.view({B, count, h, w, 2, 2, 2, 2})
+      .permute({0, 1, 2, 4, 6, 3, 5, 7})
+      .reshape({B, count, 4 * h, 4 * w});
 }
 
 }  // namespace samdeblur::sam

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <sys/resource.h>
-#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "samdeblur/core/profile.h"
 #include "samdeblur/models/map_unit.h"
 #include "samdeblur/models/nafnet.h"
 #include "samdeblur/train/loss.h"
@@ -254,34 +254,6 @@ double nafnet_conv_gflop(const models::NetworkOptions& o, int64_t h, int64_t w) 
 
 namespace {
 
-// Wall time of `fn` per top-level operator called from this thread (ATen ops,
-// the RECORD_FUNCTION scopes of models/fused_forward.cpp), nested calls counted
-// in their caller: {name -> (ms, calls)}. LibTorch's legacy CPU profiler.
-std::map<std::string, std::pair<double, int>> profile_top_level(const std::function<void()>& fn) {
-  namespace prof = torch::autograd::profiler;
-  prof::enableProfilerLegacy(
-      torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
-  fn();
-  const auto lists = prof::disableProfilerLegacy();
-  std::map<std::string, std::pair<double, int>> ops;
-  for (const auto& events : lists) {
-    std::vector<const prof::LegacyEvent*> open;
-    for (const auto& e : events) {
-      if (e.kind() == prof::EventKind::PushRange) {
-        open.push_back(&e);
-      } else if (e.kind() == prof::EventKind::PopRange && !open.empty()) {
-        const auto* start = open.back();
-        open.pop_back();
-        if (!open.empty()) continue;
-        auto& op = ops[start->name()];
-        op.first += start->cpuElapsedUs(e) / 1000.0;
-        ++op.second;
-      }
-    }
-  }
-  return ops;
-}
-
 // One profiled forward of each execution at each size, reported per operator
 // (Timing: median_ms = the operator's total ms in that forward, runs = calls).
 void profile_nafnet_forward(const std::vector<models::DeblurNet>& nets,
@@ -289,10 +261,7 @@ void profile_nafnet_forward(const std::vector<models::DeblurNet>& nets,
                             const torch::Tensor& x, const BenchReport& report) {
   for (size_t k = 0; k < nets.size(); ++k) {
     const auto ops = profile_top_level([&] { nets[k]->forward(x); });
-    std::vector<std::pair<std::string, std::pair<double, int>>> sorted(ops.begin(), ops.end());
-    std::sort(sorted.begin(), sorted.end(),
-              [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-    for (const auto& [name, op] : sorted) {
+    for (const auto& [name, op] : sorted_profile(ops)) {
       Timing t;
       t.median_ms = t.min_ms = op.first;
       t.runs = op.second;

@@ -1,13 +1,21 @@
-// The performance paths of SAM are exact (issue 12): the mask generator drops masks that fail
+// The performance paths of SAM (issue 12): the mask generator drops masks that fail
 // pred_iou_thresh before upsampling them (Predictor::predict_low_res / upscale_masks), and the
 // mask decoder computes the first layer's image-side projections once per image
-// (TwoWayImageCache). Each is compared bit for bit with the plain path.
+// (TwoWayImageCache); both are compared bit for bit with the plain path. The fast decoder
+// execution (prompt groups, folded attentions, token-wise upscaling) is compared with the plain one
+// within fp32 rounding.
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <set>
+#include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "samdeblur/core/error.h"
 #include "samdeblur/masks/cache.h"
@@ -150,11 +158,13 @@ TEST(SamPerf, GeneratorUpsamplesOnlyMasksAboveIouThresholdAndKeepsTheMasks) {
 }
 
 TEST(SamPerf, DecoderSharesImageProjectionsExactly) {
-  // vit_b's decoder geometry (256 channels, 64 x 64 tokens), random weights, 4 prompts.
+  // vit_b's decoder geometry (256 channels, 64 x 64 tokens), random weights, 4 prompts; the
+  // plain (reference) execution, whose cache is bit-exact.
   torch::manual_seed(0);
   c10::InferenceMode guard;
   MaskDecoder decoder(MaskDecoderOptions{});
   decoder->eval();
+  decoder->fast = false;
   const int64_t B = 4;
   const auto image = torch::randn({1, 256, 64, 64});
   const auto pe = torch::randn({1, 256, 64, 64});
@@ -174,6 +184,111 @@ TEST(SamPerf, DecoderSharesImageProjectionsExactly) {
   const auto [masks, iou] = decoder->forward(image, pe, sparse, dense, true);
   EXPECT_TRUE(torch::equal(masks, ref_masks));
   EXPECT_TRUE(torch::equal(iou, ref_iou));
+}
+
+namespace {
+
+// max |a - b| relative to max |b|, printed; the bound is fp32 rounding through the decoder.
+double relative_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  EXPECT_EQ(a.sizes(), b.sizes());
+  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-30);
+}
+
+}  // namespace
+
+TEST(SamPerf, FastDecoderEqualsPlainWithinFp32Rounding) {
+  // vit_b's decoder geometry, random weights, 5 prompts of 2 points; the fast execution (prompt
+  // groups, folded attentions, token-wise upscaling of the used mask tokens) against the
+  // reference's.
+  torch::manual_seed(0);
+  c10::InferenceMode guard;
+  MaskDecoder decoder(MaskDecoderOptions{});
+  decoder->eval();
+  const int64_t B = 5;
+  const auto image = torch::randn({1, 256, 64, 64});
+  const auto pe = torch::randn({1, 256, 64, 64});
+  const auto sparse = torch::randn({B, 2, 256});
+  const auto shared_dense = torch::randn({1, 256, 1, 1}).expand({B, -1, 64, 64});
+  const auto own_dense = torch::randn({B, 256, 64, 64}) * 0.1;  // as with mask inputs
+  for (const bool multi : {true, false}) {
+    for (const auto* dense : {&shared_dense, &own_dense}) {
+      decoder->fast = false;
+      const auto [ref_masks, ref_iou] = decoder->forward(image, pe, sparse, *dense, multi);
+      ASSERT_EQ(ref_masks.size(1), multi ? 3 : 1);
+      decoder->fast = true;
+      TwoWayImageCache cache;
+      for (const int64_t group : {int64_t{1}, int64_t{2}, B}) {
+        for (const int64_t chunk : {int64_t{512}, int64_t{300}}) {
+          decoder->prompt_group = group;
+          decoder->upscale_chunk_tokens = chunk;
+          const auto [masks, iou] = decoder->forward(image, pe, sparse, *dense, multi, &cache);
+          const double dm = relative_diff(masks, ref_masks), di = relative_diff(iou, ref_iou);
+          std::cout << (multi ? "multimask" : "single") << ", "
+                    << (dense == &shared_dense ? "shared" : "per-prompt") << " tokens, group "
+                    << group << ", chunk " << chunk << ": masks rel. diff " << dm << ", iou " << di
+                    << std::endl;
+          EXPECT_LE(dm, 1e-5);
+          EXPECT_LE(di, 1e-5);
+          const auto flips = ((masks > 0) != (ref_masks > 0)).sum().item<int64_t>();
+          std::cout << "  " << flips << " of " << masks.numel() << " mask pixels flipped"
+                    << std::endl;
+        }
+      }
+      EXPECT_EQ(cache.defined(), dense == &shared_dense) << "cache only for shared tokens";
+    }
+  }
+  // One prompt (the cache is not used: its dense embedding may come from a mask input).
+  decoder->fast = false;
+  const auto [ref1, ref1_iou] =
+      decoder->forward(image, pe, sparse.narrow(0, 0, 1), own_dense.narrow(0, 0, 1), true);
+  decoder->fast = true;
+  TwoWayImageCache unused;
+  const auto [one, one_iou] =
+      decoder->forward(image, pe, sparse.narrow(0, 0, 1), own_dense.narrow(0, 0, 1), true, &unused);
+  EXPECT_FALSE(unused.defined());
+  EXPECT_LE(relative_diff(one, ref1), 1e-5);
+  EXPECT_LE(relative_diff(one_iou, ref1_iou), 1e-5);
+}
+
+TEST(SamPerf, TokenUpscalingEqualsOutputUpscaling) {
+  // Odd grids and block sizes that split rows: the pixel order (h, w, 2, 2, 2, 2) -> (4h, 4w).
+  torch::manual_seed(4);
+  c10::InferenceMode guard;
+  MaskDecoderOptions o;
+  o.transformer_dim = 32;
+  MaskDecoder decoder(o);
+  for (auto& p : decoder->output_upscaling->parameters()) p.normal_(0, 0.5);
+  const int64_t B = 2, h = 5, w = 7;
+  const auto keys = torch::randn({B, h * w, 32});
+  const auto hyper = torch::randn({B, 3, 4});
+  const auto up = decoder->output_upscaling->forward(keys.transpose(1, 2).reshape({B, 32, h, w}));
+  const auto expected = torch::matmul(hyper, up.flatten(2)).view({B, 3, 4 * h, 4 * w});
+  for (const int64_t chunk : {int64_t{1}, int64_t{3}, h * w, int64_t{1000}}) {
+    decoder->upscale_chunk_tokens = chunk;
+    const auto got = decoder->upscale_tokens(keys, hyper, h, w);
+    EXPECT_LE(relative_diff(got, expected), 1e-5) << "chunk " << chunk;
+  }
+}
+
+TEST(SamPerf, FastDecoderKeepsTinySamPredictions) {
+  // The tiny random-weight SAM end to end (prompt encoder, decoder, upsampling), both paths.
+  auto sam = make_sam(test::tiny_sam_config(), test::tiny_sam_checkpoint(), torch::kCPU);
+  c10::InferenceMode guard;
+  torch::manual_seed(5);
+  const auto x = torch::randn({1, 3, sam->config.image_size, sam->config.image_size});
+  const auto embedding = sam->image_encoder->forward(x);
+  const auto pe = sam->prompt_encoder->get_dense_pe();
+  const auto coords = torch::rand({6, 1, 2}) * sam->config.image_size;
+  const auto labels = torch::ones({6, 1}, torch::kInt32);
+  auto [sparse, dense] =
+      sam->prompt_encoder->forward(std::make_pair(coords, labels), std::nullopt, std::nullopt);
+  sam->mask_decoder->fast = false;
+  const auto [ref, ref_iou] = sam->mask_decoder->forward(embedding, pe, sparse, dense, true);
+  sam->mask_decoder->fast = true;
+  sam->mask_decoder->prompt_group = 4;
+  const auto [got, got_iou] = sam->mask_decoder->forward(embedding, pe, sparse, dense, true);
+  EXPECT_LE(relative_diff(got, ref), 1e-5);
+  EXPECT_LE(relative_diff(got_iou, ref_iou), 1e-5);
 }
 
 TEST(SamPerf, PredictorCacheFollowsTheImage) {
@@ -230,6 +345,66 @@ TEST(SamPerf, BlockedEncoderKeepsTinySamEmbedding) {
     blk->as<EncoderBlockImpl>()->attn->blocked = false;
   const auto expected = sam->image_encoder->forward(x);
   EXPECT_LE((blocked - expected).abs().max().item<double>(), 1e-5);
+}
+
+TEST(SamPerf, LinearRowsEqualsLinear) {
+  torch::manual_seed(6);
+  c10::InferenceMode guard;
+  for (const bool bias : {true, false}) {
+    torch::nn::Linear l(torch::nn::LinearOptions(24, 40).bias(bias));
+    for (const auto& x :
+         {torch::randn({3, 5, 24}), torch::randn({2, 3, 4, 24}), torch::randn({7, 24})}) {
+      const auto got = linear_rows(l, x), expected = l->forward(x);
+      EXPECT_EQ(got.sizes(), expected.sizes());
+      EXPECT_LE(relative_diff(got, expected), 1e-6) << "bias " << bias << " " << x.sizes();
+    }
+  }
+}
+
+TEST(SamPerf, EncoderFusedLinearKeepsTinySamEmbedding) {
+  // The encoder as it runs (blocked attention, linear layers as one addmm each) against the
+  // reference's arithmetic (explicit attention, matmul + bias).
+  auto sam = make_sam(test::tiny_sam_config(), test::tiny_sam_checkpoint(), torch::kCPU);
+  c10::InferenceMode guard;
+  torch::manual_seed(2);
+  const auto x = torch::randn({1, 3, sam->config.image_size, sam->config.image_size});
+  const auto fast = sam->image_encoder->forward(x);
+  for (const auto& blk : *sam->image_encoder->blocks) {
+    auto* b = blk->as<EncoderBlockImpl>();
+    b->attn->blocked = b->attn->fused_linear = b->mlp->fused_linear = false;
+  }
+  const auto expected = sam->image_encoder->forward(x);
+  const double diff = relative_diff(fast, expected);
+  std::cout << "tiny SAM embedding, fast vs reference arithmetic: rel. diff " << diff << std::endl;
+  EXPECT_LE(diff, 1e-5);
+}
+
+TEST(SamPerf, ProfileOpsBreaksDownSamScopes) {
+  // sdb-sam-bench --profile: top-level operators, and the operators inside "sdb::sam_*"
+  // scopes as "scope > op"; other scopes keep only their total.
+  c10::InferenceMode guard;
+  const auto x = torch::randn({32, 32});
+  auto names = [](const nlohmann::json& ops) {
+    std::set<std::string> out;
+    for (const auto& op : ops) {
+      EXPECT_GE(op["ms"].get<double>(), 0.0);
+      EXPECT_GE(op["calls"].get<int>(), 1);
+      out.insert(op["op"].get<std::string>());
+    }
+    return out;
+  };
+  const auto sam = names(profile_ops([&] {
+    RECORD_FUNCTION("sdb::sam_test_scope", std::vector<c10::IValue>());
+    torch::mm(x, x);
+  }));
+  EXPECT_TRUE(sam.count("sdb::sam_test_scope"));
+  EXPECT_TRUE(sam.count("sdb::sam_test_scope > aten::mm"));
+  const auto other = names(profile_ops([&] {
+    RECORD_FUNCTION("sdb::other_scope", std::vector<c10::IValue>());
+    torch::mm(x, x);
+  }));
+  EXPECT_TRUE(other.count("sdb::other_scope"));
+  for (const auto& name : other) EXPECT_EQ(name.find(" > "), std::string::npos) << name;
 }
 
 TEST(SamPrecision, NamesAndRefusalWithoutNativeBf16) {
@@ -344,18 +519,32 @@ TEST(SamPerfBench, EncoderBlockedVsExplicit) {
   Sam model(SamConfig::vit_b());
   c10::InferenceMode guard;
   const auto x = torch::randn({1, 3, 1024, 1024});
-  auto set = [&](bool blocked) {
-    for (const auto& blk : *model->image_encoder->blocks)
-      blk->as<EncoderBlockImpl>()->attn->blocked = blocked;
+  auto set = [&](bool blocked, bool fused, int64_t budget) {
+    for (const auto& blk : *model->image_encoder->blocks) {
+      auto* b = blk->as<EncoderBlockImpl>();
+      b->attn->blocked = blocked;
+      b->attn->block_bytes = budget;
+      b->attn->fused_linear = b->mlp->fused_linear = fused;
+    }
   };
-  torch::Tensor a, b;
+  const std::vector<std::tuple<std::string, bool, bool, int64_t>> cases = {
+      {"explicit, reference linear", false, false, 0},
+      {"blocked 1 MiB, reference linear", true, false, int64_t{1} << 20},
+      {"blocked 1 MiB, fused linear", true, true, int64_t{1} << 20},
+      {"blocked 4 MiB, fused linear", true, true, int64_t{4} << 20},
+      {"blocked 16 MiB, fused linear", true, true, int64_t{16} << 20}};
+  torch::Tensor reference;
   for (int round = 0; round < 2; ++round) {
-    set(false);
-    report("vit_b encoder explicit", timed([&] { a = model->image_encoder->forward(x); }));
-    set(true);
-    report("vit_b encoder blocked ", timed([&] { b = model->image_encoder->forward(x); }));
+    for (const auto& [name, blocked, fused, budget] : cases) {
+      set(blocked, fused, budget);
+      torch::Tensor out;
+      report("vit_b encoder " + name, timed([&] { out = model->image_encoder->forward(x); }));
+      if (!reference.defined()) reference = out;
+      if (round == 0)
+        std::cout << "  max |difference| to the first "
+                  << (out - reference).abs().max().item<double>() << std::endl;
+    }
   }
-  std::cout << "max |blocked - explicit| " << (a - b).abs().max().item<double>() << std::endl;
 }
 
 TEST(SamPerfBench, DecoderSharedVsPerPrompt) {
@@ -374,6 +563,51 @@ TEST(SamPerfBench, DecoderSharedVsPerPrompt) {
            timed([&] { decoder->forward(image, pe, sparse, dense.contiguous(), true); }));
     report("decoder, 64 prompts, shared+cache",
            timed([&] { decoder->forward(image, pe, sparse, dense, true, &cache); }));
+  }
+}
+
+TEST(SamPerfBench, DecoderFastVsPlain) {
+  // One generator batch (64 prompts, shared image tokens, cached projections), plain against
+  // the fast execution at several prompt group and upscaling block sizes; interleaved.
+  if (!std::getenv("SAMDEBLUR_SAM_BENCH")) GTEST_SKIP() << "set SAMDEBLUR_SAM_BENCH=1 to run";
+  torch::manual_seed(0);
+  c10::InferenceMode guard;
+  MaskDecoder decoder(MaskDecoderOptions{});
+  const int64_t B = 64;
+  const auto image = torch::randn({1, 256, 64, 64}), pe = torch::randn({1, 256, 64, 64});
+  const auto sparse = torch::randn({B, 2, 256});
+  const auto dense = torch::randn({1, 256, 1, 1}).expand({B, -1, 64, 64});
+  TwoWayImageCache plain_cache, fast_cache;
+  decoder->fast = false;
+  const auto ref = decoder->forward(image, pe, sparse, dense, true, &plain_cache).first;
+  std::vector<std::pair<int64_t, int64_t>> configs = {{1, 512}, {2, 512},  {4, 512},
+                                                      {1, 256}, {1, 1024}, {1, 4096}};
+  if (const char* c = std::getenv("SAMDEBLUR_SAM_DECODER_CONFIGS")) {  // "g:chunk,g:chunk"
+    configs.clear();
+    for (std::string s = c; !s.empty();) {
+      const auto comma = s.find(',');
+      const std::string item = s.substr(0, comma);
+      configs.emplace_back(std::stoll(item.substr(0, item.find(':'))),
+                           std::stoll(item.substr(item.find(':') + 1)));
+      s = comma == std::string::npos ? "" : s.substr(comma + 1);
+    }
+  }
+  for (int round = 0; round < 2; ++round) {
+    decoder->fast = false;
+    report("decoder, 64 prompts, plain",
+           timed([&] { decoder->forward(image, pe, sparse, dense, true, &plain_cache); }));
+    decoder->fast = true;
+    for (const auto& [group, chunk] : configs) {
+      decoder->prompt_group = group;
+      decoder->upscale_chunk_tokens = chunk;
+      torch::Tensor masks;
+      report("decoder, 64 prompts, fast, group " + std::to_string(group) + ", chunk " +
+                 std::to_string(chunk),
+             timed([&] {
+               masks = decoder->forward(image, pe, sparse, dense, true, &fast_cache).first;
+             }));
+      if (round == 0) std::cout << "  rel. diff " << relative_diff(masks, ref) << std::endl;
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 // (--json); the library prints nothing.
 #include <torch/torch.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <string>
@@ -33,16 +34,25 @@ struct SamBenchOptions {
   torch::Device device = torch::kCPU;
   int warmup = 1;  // untimed runs before each case
   int repeat = 3;  // timed runs (medians reported)
+  // After the timed runs, one run under LibTorch's profiler, CPU time per top-level operator
+  // ("profile" in the case's JSON): the encoder forward; for the generator, one decoder batch
+  // (predict_low_res of points_per_batch grid prompts, multimask) on the whole image.
+  bool profile = false;
 };
 
-// {"case": "encoder", "name", "seconds", "cpu_seconds" (medians), "runs", "runs_cpu"}.
+// {"op", "ms", "calls"} per top-level operator of fn, most expensive first; the operators
+// inside the "sdb::sam_*" stage scopes also as "scope > op".
+nlohmann::json profile_ops(const std::function<void()>& fn);
+
+// {"case": "encoder", "name", "seconds", "cpu_seconds" (medians), "runs", "runs_cpu"
+// [, "profile"]}.
 nlohmann::json bench_image_encoder(const SamBenchOptions& options);
 
 // image: uint8 HWC as handed to the generator (RGB unless the caller chose BGR).
 // {"case": "amg", "name", "image", "width", "height", "rgb", the main generator
 // options, "prompts", "masks", "encoder_s", "decoder_s", "post_s", "total_s",
 // "cpu_total_s" (medians), "areas" (per record, generator order), "runs_total_s",
-// "runs_cpu_total_s"}.
+// "runs_cpu_total_s" [, "profile", "profile_prompts"]}.
 nlohmann::json bench_mask_generator(const SamBenchOptions& options,
                                     const MaskGeneratorOptions& generator, const cv::Mat& image,
                                     const std::string& image_path, bool rgb);

@@ -17,6 +17,12 @@ class LayerNorm2dImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm2d);
 
+// nn::Linear on the last axis as one addmm on the (rows, in) view, the bias added inside the
+// product. LibTorch's functional linear on inputs of 3 or more dimensions (and PyTorch 1.13's
+// at::linear above 3) multiplies first and adds the bias in a second pass over the output.
+// Equal to l->forward(x) within fp32 rounding (the bias enters the sum first).
+torch::Tensor linear_rows(const torch::nn::Linear& l, const torch::Tensor& x);
+
 enum class Activation { gelu, relu };
 
 // lin2(act(lin1(x))) on the last axis (common.py MLPBlock). Keys: lin1, lin2.
@@ -27,6 +33,9 @@ class MLPBlockImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Linear lin1{nullptr}, lin2{nullptr};
   Activation act;
+  // lin1, lin2 through linear_rows (within fp32 rounding); false: the reference's arithmetic.
+  // The image encoder's blocks set it (EncoderBlockImpl), the decoder's plain path keeps false.
+  bool fused_linear = false;
 };
 TORCH_MODULE(MLPBlock);
 

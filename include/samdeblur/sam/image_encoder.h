@@ -47,7 +47,9 @@ torch::Tensor add_decomposed_rel_pos(const torch::Tensor& attn, const torch::Ten
 
 // Score-block budget of the encoder's blocked attention (EncoderAttentionImpl::blocked):
 // kDefaultAttentionChunkBytes, or SAMDEBLUR_SAM_ATTN_CHUNK_KB (KiB, read once) for tuning.
-constexpr int64_t kDefaultAttentionChunkBytes = int64_t{1} << 20;
+// 4 MiB: vit_b's global attention in blocks of 4 query rows (256 queries x 4096 keys), which
+// packs each head's keys 16 instead of 64 times (1 MiB: 1 row; interleaved A/B, README).
+constexpr int64_t kDefaultAttentionChunkBytes = int64_t{4} << 20;
 int64_t attention_chunk_bytes();
 
 class PatchEmbedImpl : public torch::nn::Module {
@@ -65,6 +67,8 @@ class EncoderAttentionImpl : public torch::nn::Module {
   EncoderAttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool use_rel_pos,
                        std::pair<int64_t, int64_t> input_size);
   torch::Tensor forward(const torch::Tensor& x);
+  // The attention between qkv and proj: qkv(x) (B, H, W, 3 * dim) -> (B, H, W, dim).
+  torch::Tensor attend_qkv(const torch::Tensor& qkv_x);
   int64_t num_heads;
   double scale;
   bool use_rel_pos;
@@ -77,12 +81,18 @@ class EncoderAttentionImpl : public torch::nn::Module {
   // Blocked path on LibTorch >= 2.1: true, each block through scaled_dot_product_attention;
   // false, the explicit arithmetic per block (the only one on LibTorch 1.13).
   bool sdpa = true;
+  // qkv and proj through linear_rows (within fp32 rounding); false: the reference's.
+  bool fused_linear = true;
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
   torch::Tensor rel_pos_h, rel_pos_w;
 };
 TORCH_MODULE(EncoderAttention);
 
-// Pre-norm ViT block with window attention (window_size > 0) or global attention.
+// Pre-norm ViT block with window attention (window_size > 0) or global attention. Its MLP
+// runs with fused_linear (MLPBlockImpl); attn and mlp fused_linear false give the reference's
+// linear layers. With attn->fused_linear, window attention projects qkv and proj on the
+// H x W tokens only and pads the windows with the qkv bias (what the reference's zero
+// padding projects to): equal within fp32 rounding.
 class EncoderBlockImpl : public torch::nn::Module {
  public:
   EncoderBlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias,
