@@ -716,40 +716,29 @@ std::pair<torch::Tensor, torch::Tensor> scaled_residual_backward(const torch::Te
   auto gx = torch::empty_like(x, format_of(cl));
   const float *xp = x.data_ptr<float>(), *gp = gy.data_ptr<float>(), *bp = b.data_ptr<float>();
   float* op = gx.data_ptr<float>();
-  // Rows of partial sums: channels-last, one per block of pixels (C wide); NCHW, one per
-  // (image, channel) plane and block of pixels (1 wide, then folded per channel).
+  // Rows of C partial sums, summed in row order by sum_partials: channels-last, one row
+  // per block of pixels; NCHW, one row per image and block of each plane's pixels.
   const int64_t block = cl ? kBackwardRows : kBlock;
-  const int64_t blocks = cl ? (n * hw + block - 1) / block : n * c * ((hw + block - 1) / block);
-  std::vector<float> partial(static_cast<size_t>(cl ? blocks * c : blocks), 0.0f);
+  const int64_t per_plane = (hw + block - 1) / block;
+  const int64_t blocks = cl ? (n * hw + block - 1) / block : n * c * per_plane;
+  const int64_t rows = cl ? blocks : n * per_plane;
+  std::vector<float> partial(static_cast<size_t>(rows * c), 0.0f);
   detail::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       if (cl) {
-        const int64_t p0 = i * block, rows = std::min(n * hw, p0 + block) - p0;
+        const int64_t p0 = i * block, pixels = std::min(n * hw, p0 + block) - p0;
         residual_backward_rows(xp + p0 * c, gp + p0 * c, bp, op + p0 * c, partial.data() + i * c,
-                               rows, c);
+                               pixels, c);
       } else {
-        const int64_t per_plane = (hw + block - 1) / block, plane = i / per_plane;
-        const int64_t p0 = plane * hw + (i % per_plane) * block;
+        const int64_t plane = i / per_plane, j = i % per_plane;
+        const int64_t p0 = plane * hw + j * block;
         const int64_t len = std::min(block, plane * hw + hw - p0);
-        partial[static_cast<size_t>(i)] =
+        partial[static_cast<size_t>(((plane / c) * per_plane + j) * c + plane % c)] =
             residual_backward_plane(xp + p0, gp + p0, bp[plane % c], op + p0, len);
       }
     }
   });
-  torch::Tensor gbeta;
-  if (cl) {
-    gbeta = sum_partials(partial, blocks, c);
-  } else {
-    // Per plane in block order, then per channel over the images in order.
-    const int64_t per_plane = blocks / (n * c);
-    std::vector<double> sums(static_cast<size_t>(c), 0.0);
-    for (int64_t plane = 0; plane < n * c; ++plane)
-      for (int64_t j = 0; j < per_plane; ++j)
-        sums[static_cast<size_t>(plane % c)] += partial[static_cast<size_t>(plane * per_plane + j)];
-    gbeta = torch::empty({c}, torch::kFloat);
-    for (int64_t k = 0; k < c; ++k) gbeta.data_ptr<float>()[k] = static_cast<float>(sums[k]);
-  }
-  return {gx, gbeta};
+  return {gx, sum_partials(partial, rows, c)};
 }
 
 // a + x * beta with the one-pass backward above; the forward is ATen's addcmul.

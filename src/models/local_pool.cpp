@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fused_parallel.h"
+#include "samdeblur/models/fused.h"
 
 namespace samdeblur::models {
 namespace {
@@ -82,11 +83,11 @@ torch::Tensor exact_local_mean(const torch::Tensor& x, const LocalAvgPool2dOptio
 // division by k1 * k2 (a float) and the replicate padding are then one pass that reads
 // the integral image where the padded pixel's window lies.
 
-// S (rows + 1) x (cols + 1) x lanes, row 0 and column 0 zero: S[r + 1][c + 1] =
-// float(sum over columns <= c of x[r][.]), x rows `x_row` apart, x columns `x_col`
-// apart, lanes contiguous in both. Rows [r0, r1).
-SDB_POOL_CLONES void prefix_rows(const float* x, int64_t x_row, int64_t x_col, float* s,
-                                 int64_t cols, int64_t lanes, int64_t r0, int64_t r1) {
+// Channels-last: S (rows + 1) x (cols + 1) x lanes, row 0 and column 0 zero: S[r + 1][c + 1]
+// = float(sum over columns <= c of x[r][.]), x (rows x cols x lanes) contiguous. Rows
+// [r0, r1).
+SDB_POOL_CLONES void prefix_rows(const float* x, float* s, int64_t cols, int64_t lanes, int64_t r0,
+                                 int64_t r1) {
   std::vector<double> acc(static_cast<size_t>(lanes));
   const int64_t s_row = (cols + 1) * lanes;
   for (int64_t r = r0; r < r1; ++r) {
@@ -94,7 +95,7 @@ SDB_POOL_CLONES void prefix_rows(const float* x, int64_t x_row, int64_t x_col, f
     float* out = s + (r + 1) * s_row;
     std::fill(out, out + lanes, 0.0f);
     for (int64_t c = 0; c < cols; ++c) {
-      const float* in = x + r * x_row + c * x_col;
+      const float* in = x + (r * cols + c) * lanes;
       float* o = out + (c + 1) * lanes;
       for (int64_t l = 0; l < lanes; ++l) {
         acc[l] += static_cast<double>(in[l]);
@@ -193,7 +194,7 @@ torch::Tensor integral_local_mean(const torch::Tensor& x, const LocalAvgPool2dOp
     for (int64_t pg = begin; pg < end; ++pg) {
       const int64_t p = pg / groups, r0 = (pg % groups) * group, r1 = std::min(h, r0 + group);
       if (cl) {
-        prefix_rows(xp + p * in_plane, w * lanes, lanes, sp + p * plane_len, w, lanes, r0, r1);
+        prefix_rows(xp + p * in_plane, sp + p * plane_len, w, lanes, r0, r1);
       } else {
         prefix_rows_nchw(xp + p * in_plane + r0 * w, w, sp + p * plane_len + (r0 + 1) * row_len, w,
                          r1 - r0);
@@ -220,9 +221,7 @@ torch::Tensor integral_local_mean(const torch::Tensor& x, const LocalAvgPool2dOp
 }
 
 bool integral_kernel_applies(const torch::Tensor& x) {
-  return x.dim() == 4 && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
-         x.layout() == torch::kStrided && x.numel() > 0 &&
-         (x.is_contiguous() || x.is_contiguous(at::MemoryFormat::ChannelsLast)) &&
+  return fused_kernels_apply(x) && x.numel() > 0 &&
          !(torch::GradMode::is_enabled() && x.requires_grad());
 }
 

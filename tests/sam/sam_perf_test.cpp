@@ -547,15 +547,34 @@ TEST(SamPerfBench, EncoderBlockedVsExplicit) {
   }
 }
 
+namespace {
+
+// One generator batch at vit_b's decoder size (the opt-in decoder benchmarks): image
+// embedding and positional encoding (1, 256, 64, 64), 64 prompts' sparse embeddings
+// (64, 2, 256) and the no-mask dense embedding broadcast over them. Draws from the global
+// generator.
+struct GeneratorBatch {
+  torch::Tensor image, pe, sparse, dense;
+};
+GeneratorBatch generator_batch() {
+  const int64_t prompts = 64;
+  GeneratorBatch b;
+  b.image = torch::randn({1, 256, 64, 64});
+  b.pe = torch::randn({1, 256, 64, 64});
+  b.sparse = torch::randn({prompts, 2, 256});
+  b.dense = torch::randn({1, 256, 1, 1}).expand({prompts, -1, 64, 64});
+  return b;
+}
+
+}  // namespace
+
 TEST(SamPerfBench, DecoderSharedVsPerPrompt) {
   if (!std::getenv("SAMDEBLUR_SAM_BENCH")) GTEST_SKIP() << "set SAMDEBLUR_SAM_BENCH=1 to run";
   torch::manual_seed(0);
   c10::InferenceMode guard;
   MaskDecoder decoder(MaskDecoderOptions{});
-  const int64_t B = 64;
-  const auto image = torch::randn({1, 256, 64, 64}), pe = torch::randn({1, 256, 64, 64});
-  const auto sparse = torch::randn({B, 2, 256});
-  const auto dense = torch::randn({1, 256, 1, 1}).expand({B, -1, 64, 64});
+  const GeneratorBatch batch = generator_batch();
+  const auto &image = batch.image, &pe = batch.pe, &sparse = batch.sparse, &dense = batch.dense;
   TwoWayImageCache cache;
   decoder->forward(image, pe, sparse.slice(0, 0, 2), dense.slice(0, 0, 2), true, &cache);
   for (int round = 0; round < 2; ++round) {
@@ -573,10 +592,8 @@ TEST(SamPerfBench, DecoderFastVsPlain) {
   torch::manual_seed(0);
   c10::InferenceMode guard;
   MaskDecoder decoder(MaskDecoderOptions{});
-  const int64_t B = 64;
-  const auto image = torch::randn({1, 256, 64, 64}), pe = torch::randn({1, 256, 64, 64});
-  const auto sparse = torch::randn({B, 2, 256});
-  const auto dense = torch::randn({1, 256, 1, 1}).expand({B, -1, 64, 64});
+  const GeneratorBatch batch = generator_batch();
+  const auto &image = batch.image, &pe = batch.pe, &sparse = batch.sparse, &dense = batch.dense;
   TwoWayImageCache plain_cache, fast_cache;
   decoder->fast = false;
   const auto ref = decoder->forward(image, pe, sparse, dense, true, &plain_cache).first;
