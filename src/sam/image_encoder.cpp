@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "samdeblur/core/torch_compat.h"
+#include "samdeblur/sam/attention_kernels.h"
 
 namespace F = torch::nn::functional;
 
@@ -125,9 +126,12 @@ namespace {
 // about attention_chunk_bytes() (so the scores, their bias and softmax stay in the cache
 // instead of going to memory in four full passes, and vit_h's global attention does not
 // allocate its 16 x 4096 x 4096 scores). Rh (qh, kh, c) and Rw (qw, kw, c) are the decomposed
-// relative positions (undefined: none). LibTorch 1.13: the explicit arithmetic of the reference
-// on each block ((q * scale) @ k^T, + rel_h, + rel_w, softmax, @ v), equal to the explicit path
-// within fp32 rounding (tests/sam/sam_perf_test.cpp). LibTorch >= 2.1 with `sdpa`:
+// relative positions (undefined: none). Float32 on the CPU with `fused_softmax` (and without
+// `sdpa` where it applies): the reference's products on each block ((q * scale) @ k^T, @ v)
+// around softmax_rel_pos_ (attention_kernels.h: + rel_h, + rel_w and the softmax in one
+// in-place pass per row), equal to the explicit path within fp32 rounding
+// (tests/sam/sam_perf_test.cpp). Otherwise without `sdpa`: the reference's arithmetic on each
+// block. LibTorch >= 2.1 with `sdpa`:
 // at::scaled_dot_product_attention on each block with the relative-position bias as attn_mask
 // (scale applied to q @ k^T instead of q: the same up to fp32 rounding;
 // tests/sam/encoder_sdpa_test.cpp).
@@ -135,7 +139,7 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
                                 const torch::Tensor& v, double scale, const torch::Tensor& Rh,
                                 const torch::Tensor& Rw, std::pair<int64_t, int64_t> q_size,
                                 std::pair<int64_t, int64_t> k_size, int64_t budget,
-                                [[maybe_unused]] bool sdpa) {
+                                [[maybe_unused]] bool sdpa, bool fused_softmax) {
   const int64_t BH = q.size(0), N = k.size(1), c = q.size(2);
   const auto [qh, qw] = q_size;
   const auto [kh, kw] = k_size;
@@ -145,7 +149,19 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
   const int64_t rows = std::clamp<int64_t>(budget / std::max<int64_t>(row_bytes, 1), 1, qh);
   const int64_t heads = rows < qh ? 1 : std::max<int64_t>(1, budget / (row_bytes * qh));
   auto out = torch::empty({BH, qh * qw, v.size(2)}, q.options());
+  // The CPU float32 kernel (attention_kernels.h): q scaled once, each block's scores into one
+  // reused buffer, the bias and softmax in place on it, @ v straight into `out` (each block of
+  // `out` is contiguous: one head, or whole heads).
+  bool kernel = fused_softmax && q.device().is_cpu() && q.scalar_type() == torch::kFloat;
+#if SAMDEBLUR_TORCH_AT_LEAST(2, 1)
+  kernel = kernel && !sdpa;  // LibTorch's own fused kernel instead
+#endif
   const auto q_grid = q.view({BH, qh, qw, c});
+  torch::Tensor scaled_grid, scores;
+  if (kernel) {
+    scaled_grid = (q * scale).view({BH, qh, qw, c});
+    scores = torch::empty({std::min(heads, BH) * rows * qw * N}, q.options());
+  }
   // The decomposed relative positions of all heads and query rows, two batched products per
   // call instead of two einsums per block: rel_h[b, y, x, k] = q[b, y, x] . Rh[y, k] batched
   // over y, rel_w[b, y, x, k] = q[b, y, x] . Rw[x, k] batched over x; (BH, qh, qw, kh / kw)
@@ -189,6 +205,18 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
                 .squeeze(0);
       }
 #endif
+      if (!o.defined() && kernel) {
+        auto attn = scores.narrow(0, 0, nb * nq * N).view({nb, nq, N});
+        at::bmm_out(attn, scaled_grid.slice(0, b0, b1).slice(1, r0, r1).reshape({nb, nq, c}),
+                    kb.transpose(-2, -1));
+        softmax_rel_pos_(attn, rel_h, rel_w);
+        auto dst = out.slice(0, b0, b1).slice(1, r0 * qw, r1 * qw);
+        if (dst.is_contiguous()) {
+          at::bmm_out(dst, attn, vb);
+          continue;
+        }
+        o = torch::bmm(attn, vb);
+      }
       if (!o.defined()) {
         auto attn = torch::matmul(qb * scale, kb.transpose(-2, -1));  // (nb, nq, N)
         if (rel) {
@@ -236,7 +264,8 @@ torch::Tensor EncoderAttentionImpl::attend_qkv(const torch::Tensor& x) {
       Rw = get_rel_pos(W, W, rel_pos_w);
     }
     o = blocked_attention(q, k, v, scale, Rh, Rw, {H, W}, {H, W},
-                          block_bytes > 0 ? block_bytes : attention_chunk_bytes(), sdpa);
+                          block_bytes > 0 ? block_bytes : attention_chunk_bytes(), sdpa,
+                          fused_softmax);
   } else {
     // The reference's explicit path (also the differentiable one).
     auto attn = torch::matmul(q * scale, k.transpose(-2, -1));

@@ -321,16 +321,21 @@ TEST(SamPerf, BlockedEncoderAttentionEqualsExplicitPath) {
     attn->blocked = false;
     const auto expected = attn->forward(x);
     attn->blocked = true;
-    // Budgets: one query row, several rows, whole heads, several heads per block.
+    // Budgets: one query row, several rows, whole heads, several heads per block; the fused
+    // bias + softmax kernel and the reference's arithmetic per block.
     const int64_t row = w * h * w * 4;
-    for (const int64_t budget : {int64_t{1}, 3 * row, h * row, 4 * h * row}) {
-      attn->block_bytes = budget;
-      const auto got = attn->forward(x);
-      const double diff = (got - expected).abs().max().item<double>();
-      EXPECT_LE(diff, 1e-5 * expected.abs().max().item<double>())
-          << b << "x" << h << "x" << w << " budget " << budget;
-      std::cout << b << "x" << h << "x" << w << " budget " << budget << ": max diff " << diff
-                << (torch::equal(got, expected) ? " (bit-exact)" : "") << std::endl;
+    for (const bool fused : {true, false}) {
+      attn->fused_softmax = fused;
+      for (const int64_t budget : {int64_t{1}, 3 * row, h * row, 4 * h * row}) {
+        attn->block_bytes = budget;
+        const auto got = attn->forward(x);
+        const double diff = (got - expected).abs().max().item<double>();
+        EXPECT_LE(diff, 1e-5 * expected.abs().max().item<double>())
+            << b << "x" << h << "x" << w << " budget " << budget << " fused " << fused;
+        std::cout << b << "x" << h << "x" << w << " budget " << budget << " fused softmax "
+                  << fused << ": max diff " << diff
+                  << (torch::equal(got, expected) ? " (bit-exact)" : "") << std::endl;
+      }
     }
   }
 }
@@ -519,24 +524,26 @@ TEST(SamPerfBench, EncoderBlockedVsExplicit) {
   Sam model(SamConfig::vit_b());
   c10::InferenceMode guard;
   const auto x = torch::randn({1, 3, 1024, 1024});
-  auto set = [&](bool blocked, bool fused, int64_t budget) {
+  auto set = [&](bool blocked, bool fused, int64_t budget, bool softmax) {
     for (const auto& blk : *model->image_encoder->blocks) {
       auto* b = blk->as<EncoderBlockImpl>();
       b->attn->blocked = blocked;
       b->attn->block_bytes = budget;
       b->attn->fused_linear = b->mlp->fused_linear = fused;
+      b->attn->fused_softmax = softmax;
     }
   };
-  const std::vector<std::tuple<std::string, bool, bool, int64_t>> cases = {
-      {"explicit, reference linear", false, false, 0},
-      {"blocked 1 MiB, reference linear", true, false, int64_t{1} << 20},
-      {"blocked 1 MiB, fused linear", true, true, int64_t{1} << 20},
-      {"blocked 4 MiB, fused linear", true, true, int64_t{4} << 20},
-      {"blocked 16 MiB, fused linear", true, true, int64_t{16} << 20}};
+  const std::vector<std::tuple<std::string, bool, bool, int64_t, bool>> cases = {
+      {"explicit, reference linear", false, false, 0, false},
+      {"blocked 1 MiB, reference linear, ATen softmax", true, false, int64_t{1} << 20, false},
+      {"blocked 4 MiB, fused linear, ATen softmax", true, true, int64_t{4} << 20, false},
+      {"blocked 1 MiB, fused linear, fused softmax", true, true, int64_t{1} << 20, true},
+      {"blocked 4 MiB, fused linear, fused softmax", true, true, int64_t{4} << 20, true},
+      {"blocked 16 MiB, fused linear, fused softmax", true, true, int64_t{16} << 20, true}};
   torch::Tensor reference;
   for (int round = 0; round < 2; ++round) {
-    for (const auto& [name, blocked, fused, budget] : cases) {
-      set(blocked, fused, budget);
+    for (const auto& [name, blocked, fused, budget, softmax] : cases) {
+      set(blocked, fused, budget, softmax);
       torch::Tensor out;
       report("vit_b encoder " + name, timed([&] { out = model->image_encoder->forward(x); }));
       if (!reference.defined()) reference = out;

@@ -81,6 +81,10 @@ class EncoderAttentionImpl : public torch::nn::Module {
   // Blocked path on LibTorch >= 2.1: true, each block through scaled_dot_product_attention;
   // false, the explicit arithmetic per block (the only one on LibTorch 1.13).
   bool sdpa = true;
+  // Blocked path on the CPU in float32 (where sdpa does not run): true, the relative-position
+  // bias and the softmax of each score block in one in-place pass (softmax_rel_pos_,
+  // attention_kernels.h; within fp32 rounding); false, the reference's arithmetic per block.
+  bool fused_softmax = true;
   // qkv and proj through linear_rows (within fp32 rounding); false: the reference's.
   bool fused_linear = true;
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
