@@ -73,8 +73,9 @@ void add_flags(CLI::App& app, DeblurArgs& a) {
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   app.add_option("--memory-format", a.d.memory_format,
-                 "contiguous (exact) or channels_last (+ fused kernels, fp32 rounding)")
-      ->check(CLI::IsMember({"contiguous", "channels_last"}))
+                 "auto (channels_last on the CPU, contiguous on CUDA), contiguous (exact) or "
+                 "channels_last (+ fused kernels, fp32 rounding)")
+      ->check(CLI::IsMember({"auto", "contiguous", "channels_last"}))
       ->capture_default_str();
   app.add_option("--sam-precision", a.d.masks.precision, "SAM precision: fp32 (exact) or bf16")
       ->check(CLI::IsMember({"fp32", "bf16"}))

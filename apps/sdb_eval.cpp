@@ -35,8 +35,10 @@ int main(int argc, char** argv) {
   app.add_option("--precision", precision, "fp32 (exact, default) or bf16: sets val.precision")
       ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--memory-format", memory_format,
-                 "contiguous (default) or channels_last (+ fused kernels): sets val.memory_format")
-      ->check(CLI::IsMember({"contiguous", "channels_last"}));
+                 "auto (default: channels_last on the CPU, contiguous on CUDA), contiguous (the "
+                 "exact ATen composition) or channels_last (+ fused kernels, within fp32 "
+                 "rounding): sets val.memory_format")
+      ->check(CLI::IsMember({"auto", "contiguous", "channels_last"}));
   bool allow_nonfinite = false;
   app.add_flag("--allow-nonfinite", allow_nonfinite,
                "load a checkpoint holding NaN/Inf weights (with a warning) instead of refusing it");

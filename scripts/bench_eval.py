@@ -302,7 +302,7 @@ def cmd_report(a):
     out["metrics_agreement"] = agree
     def ok(r):
         return r["process"].get("exit_status") == 0
-    # Every official run against every run of ours (sdb, sdb_cl, sdb_bf16).
+    # Every official run against every run of ours (sdb, sdb_exact, sdb_cl, sdb_bf16).
     ratios = {}
     for ours_name, o in runs.items():
         ours = o["process"].get("wall_seconds") if ok(o) else None

@@ -22,9 +22,10 @@
 # a venv with system site packages, OFFICIAL_VENV, made once), SAMDEBLUR_OFFICIAL
 # (official checkout, /tmp/ref/sam-deblur; copied into $OUT/official because test.py
 # writes results/ beside its code), TCMALLOC (libtcmalloc_minimal.so.4), SIDES (which
-# runs, default "sdb sdb_cl sdb_bf16 official_tcmalloc official_glibc" at 720p, "sdb
-# sdb_cl" at 4K; sdb_cl and sdb_bf16 are sdb-eval with --memory-format channels_last,
-# and with --precision bf16 as well), NICE (a prefix such as
+# runs, default "sdb sdb_exact sdb_bf16 official_tcmalloc official_glibc" at 720p, "sdb
+# sdb_exact" at 4K; sdb is sdb-eval as it comes (memory format auto: channels-last on the
+# CPU), sdb_exact with --memory-format contiguous, sdb_cl with --memory-format channels_last,
+# sdb_bf16 with --memory-format channels_last --precision bf16), NICE (a prefix such as
 # "nice -n 10" for a loaded machine). The official test.py needs python3-torchvision,
 # python3-tqdm, python3-lmdb, python3-skimage, python3-scipy and einops.
 # Run the full-size benchmark on an otherwise idle machine: on 2 cores any competing
@@ -32,8 +33,8 @@
 set -euo pipefail
 MODE=${1:-720p}
 case "$MODE" in
-  720p) size=1280x720 images=2 sides="sdb sdb_cl sdb_bf16 official_tcmalloc official_glibc" ;;
-  4K | 4k) size=3840x2160 images=1 sides="sdb sdb_cl" ;;
+  720p) size=1280x720 images=2 sides="sdb sdb_exact sdb_bf16 official_tcmalloc official_glibc" ;;
+  4K | 4k) size=3840x2160 images=1 sides="sdb sdb_exact" ;;
   *) echo "usage: $0 [720p|4K]" >&2; exit 2 ;;
 esac
 SIZE=${SIZE:-$size}
@@ -99,11 +100,14 @@ for run in "${RUNS[@]}"; do
   echo "== $run" >&2
   timefile="$OUT/$run.time"
   case "$run" in
-    sdb | sdb_cl | sdb_bf16)
-      # sdb: the default (exact) execution; sdb_cl: float32 channels-last + fused kernels;
+    sdb | sdb_exact | sdb_cl | sdb_bf16)
+      # sdb: the default execution (memory format auto: float32 channels-last + fused kernels
+      # on the CPU); sdb_exact: the exact NCHW ATen composition (--memory-format contiguous);
+      # sdb_cl: channels-last named explicitly (the default on the CPU);
       # sdb_bf16: bf16 channels-last (CPUs with AVX512-BF16 / AMX only).
       case "$run" in
         sdb) exec_args=() ;;
+        sdb_exact) exec_args=(--memory-format contiguous) ;;
         sdb_cl) exec_args=(--memory-format channels_last) ;;
         sdb_bf16) exec_args=(--memory-format channels_last --precision bf16) ;;
       esac

@@ -61,7 +61,7 @@ ValOptions parse_val(config::Section& val) {
   v.max_minibatch = val.get<int64_t>("max_minibatch", 1);
   v.mcr_threshold = val.get<double>("mcr_threshold", 3.0);
   v.precision = val.get<std::string>("precision", "fp32");
-  v.memory_format = val.get<std::string>("memory_format", "contiguous");
+  v.memory_format = val.get<std::string>("memory_format", models::kInferenceMemoryFormat);
   models::parse_execution(v.precision, v.memory_format, source + ": val");  // checks the values
   if (v.grids) {
     const bool h_ok = v.crop_size_h > 0 || v.crop_size_h_ratio > 0;

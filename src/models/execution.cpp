@@ -19,15 +19,16 @@ torch::ScalarType parse_precision(const std::string& value, const std::string& w
 }
 
 ExecutionOptions parse_execution(const std::string& precision, const std::string& memory_format,
-                                 const std::string& what) {
+                                 const std::string& what, const torch::Device& device) {
   ExecutionOptions o;
   o.dtype = parse_precision(precision, what);
-  if (memory_format == "channels_last") {
+  if (memory_format == "channels_last" || (memory_format == "auto" && device.is_cpu())) {
     o.channels_last = true;
     o.fused = true;  // models/fused_forward.h: float32 and bfloat16
-  } else if (memory_format != "contiguous") {
-    throw ConfigError(fmt::format(
-        "{}: unknown memory format '{}' (valid: contiguous, channels_last)", what, memory_format));
+  } else if (memory_format != "contiguous" && memory_format != "auto") {
+    throw ConfigError(
+        fmt::format("{}: unknown memory format '{}' (valid: auto, contiguous, channels_last)",
+                    what, memory_format));
   }
   return o;
 }

@@ -316,6 +316,13 @@ TEST(Execution, ParsesAndRefuses) {
   EXPECT_TRUE(sm::parse_execution("bf16", "channels_last", "val").fused);  // fused_forward.h
   EXPECT_THROW(sm::parse_execution("fp16", "contiguous", "val.precision"), samdeblur::ConfigError);
   EXPECT_THROW(sm::parse_execution("fp32", "nhwc", "val.memory_format"), samdeblur::ConfigError);
+  // auto (inference's default): channels-last + fused kernels on the CPU, the exact layout
+  // on CUDA.
+  const auto cpu_auto = sm::parse_execution("fp32", "auto", "val");
+  EXPECT_TRUE(cpu_auto.channels_last && cpu_auto.fused && cpu_auto.dtype == torch::kFloat);
+  EXPECT_TRUE(
+      sm::parse_execution("fp32", "auto", "val", torch::Device(torch::kCUDA, 0)).is_default());
+  EXPECT_EQ(std::string(sm::kInferenceMemoryFormat), "auto");
   EXPECT_TRUE(sm::cpuinfo_has_bf16("processor : 0\nflags : fpu avx512f avx512_bf16 sse\n"));
   EXPECT_TRUE(sm::cpuinfo_has_bf16("flags\t\t: fpu amx_bf16 amx_tile\n"));
   EXPECT_FALSE(sm::cpuinfo_has_bf16("flags : fpu avx512f avx512bw\nbugs : avx512_bf16\n"));

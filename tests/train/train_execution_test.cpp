@@ -83,6 +83,10 @@ TEST(TrainMemoryFormat, ParsesTheKeyAndTheOlderSpelling) {
   const std::string both =
       config_error({"train.memory_format=contiguous", "train.channels_last=true"});
   EXPECT_NE(both.find("train.channels_last"), std::string::npos) << both;
+  // Inference's default is not a training layout: refused by name.
+  const std::string inference = config_error({"train.memory_format=auto"});
+  EXPECT_NE(inference.find("train.memory_format"), std::string::npos) << inference;
+  EXPECT_NE(inference.find("inference"), std::string::npos) << inference;
 }
 
 TEST(TrainMemoryFormat, ChannelsLastStepEqualsTheDefaultWithinFp32Rounding) {

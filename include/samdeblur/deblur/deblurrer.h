@@ -27,6 +27,7 @@
 #include "samdeblur/dataset/options.h"
 #include "samdeblur/deblur/tiling.h"
 #include "samdeblur/masks/options.h"
+#include "samdeblur/models/execution.h"
 #include "samdeblur/models/network.h"
 
 namespace samdeblur {
@@ -52,11 +53,12 @@ class Deblurrer {
     int threads = 0;             // torch intra-op threads (process-wide); 0 = torch's choice
     // How the network runs (models/execution.h): precision "fp32" (exact) | "bf16"
     // (CPUs with AVX512-BF16 / AMX-BF16, or CUDA; refused elsewhere), memory_format
-    // "contiguous" (exact) | "channels_last" (+ fused NAFBlock kernels, fp32 rounding).
+    // "auto" (channels_last on the CPU, contiguous on CUDA) | "contiguous" (exact) |
+    // "channels_last" (+ fused NAFBlock kernels, fp32 rounding).
     // The same keys as sdb-eval's val.precision / val.memory_format. SAM masks have
     // their own masks.precision.
     std::string precision = "fp32";
-    std::string memory_format = "contiguous";
+    std::string memory_format = models::kInferenceMemoryFormat;
     // Where masks come from when the network needs them: type "" (none: an
     // Error for a network that needs masks), "sam" (checkpoint, model_type,
     // generator, rgb), "superpixels" or "files" (files.folder; image paths only).

@@ -13,6 +13,7 @@
 #include "samdeblur/dataset/options.h"
 #include "samdeblur/metrics/metric.h"
 #include "samdeblur/metrics/realblur_align.h"
+#include "samdeblur/models/execution.h"
 #include "samdeblur/models/network.h"
 
 namespace samdeblur::eval {
@@ -29,9 +30,11 @@ struct ValOptions {
   // evaluation: output registered to gt, masked PSNR / SSIM; metrics/realblur_align.h).
   metrics::Alignment align = metrics::Alignment::none;
   // ext: how the network runs (models/execution.h): fp32 | bf16, and
-  // contiguous | channels_last (+ fused kernels). Defaults: the exact path.
+  // auto | contiguous | channels_last (+ fused kernels). Defaults: fp32, auto
+  // (channels_last on the CPU: within fp32 rounding of the exact path, which
+  // `contiguous` selects).
   std::string precision = "fp32";
-  std::string memory_format = "contiguous";
+  std::string memory_format = models::kInferenceMemoryFormat;
 };
 
 struct PathOptions {
