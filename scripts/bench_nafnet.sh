@@ -61,7 +61,7 @@ if [[ ${TRAIN:-1} != 0 ]]; then
     echo "== training iterations, $format"
     "$BIN/sdb-bench" "${train[@]}" --memory-format "$format" -q --json "$OUT/sdb_train_$format.json"
     if [[ $have_official == 1 ]]; then
-      LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${train[@]}" \
+      "${same_blas[@]}" LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${train[@]}" \
         --memory-format "$format" --json "$OUT/official_tcmalloc_train_$format.json"
       "$PYTHON" scripts/bench_official.py --root "$OFFICIAL" "${train[@]}" \
         --memory-format "$format" --json "$OUT/official_glibc_train_$format.json"

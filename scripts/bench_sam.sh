@@ -20,7 +20,9 @@
 # amx_bf16), official glibc, official tcmalloc. --compare checks that our fp32
 # masks equal the official ones (count and per-record areas).
 #
-# Environment: SDB_BIN (default build/bin), PYTHON (/usr/bin/python3 with Debian's
+# Environment: CASES (default "encoder amg-all amg-dflt"), SIDES (default "sdb_fp32
+# official_tcmalloc sdb_bf16 official_glibc": which runs, in this order per case; the
+# --compare needs sdb_fp32 and official_glibc), SDB_BIN (default build/bin), PYTHON (/usr/bin/python3 with Debian's
 # python3-torch, the same LibTorch), SAM_REF (official segment-anything checkout;
 # the official side is skipped when missing), TCMALLOC (libtcmalloc_minimal.so.4),
 # WEIGHTS (default /tmp/sam_vit_b_random.pth, made by the official script when
@@ -42,29 +44,34 @@ if [[ ! -f $WEIGHTS ]]; then
 fi
 
 common=(--checkpoint "$WEIGHTS" --image "$IMAGE" --threads "$THREADS" --repeat "$REPEAT" --warmup 1)
-declare -A CASES=(
+declare -A CASE_ARGS=(
   [encoder]="--what encoder"
   [amg-all]="--what amg --points-per-side 16 --pred-iou-thresh 0 --stability-score-thresh 0 --box-nms-thresh 1.0"
   [amg-dflt]="--what amg --points-per-side 16"
 )
-for name in encoder amg-all amg-dflt; do
-  read -r -a opts <<<"${CASES[$name]}"
+read -r -a case_names <<<"${CASES:-encoder amg-all amg-dflt}"
+sides=" ${SIDES:-sdb_fp32 official_tcmalloc sdb_bf16 official_glibc} "
+for name in "${case_names[@]}"; do
+  [[ -n ${CASE_ARGS[$name]+set} ]] || { echo "unknown case $name (encoder, amg-all, amg-dflt)" >&2; exit 2; }
+  read -r -a opts <<<"${CASE_ARGS[$name]}"
   echo "== $name"
   # --profile: after the timed runs, one profiled encoder forward / decoder batch (the
   # JSON's "profile": per operator, the decoder split into transformer and upscaling).
-  "$BIN/sdb-sam-bench" "${common[@]}" "${opts[@]}" --profile -q --json "$OUT/sdb_fp32_$name.json"
-  if [[ $have_official == 1 ]]; then
+  if [[ $sides == *" sdb_fp32 "* ]]; then
+    "$BIN/sdb-sam-bench" "${common[@]}" "${opts[@]}" --profile -q --json "$OUT/sdb_fp32_$name.json"
+  fi
+  if [[ $have_official == 1 && $sides == *" official_tcmalloc "* ]]; then
     "${same_blas[@]}" LD_PRELOAD="$TCMALLOC" "$PYTHON" scripts/bench_sam_official.py "${common[@]}" "${opts[@]}" \
       --json "$OUT/official_tcmalloc_$name.json"
   fi
-  if [[ $have_bf16 == 1 ]]; then
+  if [[ $have_bf16 == 1 && $sides == *" sdb_bf16 "* ]]; then
     "$BIN/sdb-sam-bench" "${common[@]}" "${opts[@]}" --precision bf16 -q \
       --json "$OUT/sdb_bf16_$name.json"
   fi
-  if [[ $have_official == 1 ]]; then
+  if [[ $have_official == 1 && $sides == *" official_glibc "* ]]; then
     "$PYTHON" scripts/bench_sam_official.py "${common[@]}" "${opts[@]}" \
       --json "$OUT/official_glibc_$name.json"
-    if [[ $name != encoder ]]; then
+    if [[ $name != encoder && $sides == *" sdb_fp32 "* ]]; then
       "$PYTHON" scripts/bench_sam_official.py --compare "$OUT/sdb_fp32_$name.json" \
         "$OUT/official_glibc_$name.json" || echo "MISMATCH: $name (fp32 masks differ)" >&2
     fi

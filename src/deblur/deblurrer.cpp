@@ -98,9 +98,8 @@ Deblurrer::Deblurrer(Options options) : options_(std::move(options)), device_(to
   path.pretrain_network_g = options_.checkpoint;
   path.param_key_g = options_.param_key;
   net_ = eval::build_and_load(network, path, device_, options_.allow_nonfinite);
-  const auto execution =
-      models::parse_execution(options_.precision, options_.memory_format, "Deblurrer options",
-                              device_);
+  const auto execution = models::parse_execution(options_.precision, options_.memory_format,
+                                                 "Deblurrer options", device_);
   models::check_execution_supported(execution, device_);
   net_->set_execution(execution);
   input_.key = "deblur";

@@ -362,8 +362,8 @@ EvalResult run_evaluation(const EvalConfig& cfg, const RunOptions& run) {
   const auto t_setup = Clock::now();
   models::DeblurNet net = build_and_load(cfg.network_g, cfg.path, device, run.allow_nonfinite);
   result.setup_seconds = seconds_since(t_setup);
-  const auto execution =
-      models::parse_execution(cfg.val.precision, cfg.val.memory_format, cfg.source + ": val", device);
+  const auto execution = models::parse_execution(cfg.val.precision, cfg.val.memory_format,
+                                                 cfg.source + ": val", device);
   models::check_execution_supported(execution, device);
   net->set_execution(execution);
   log::info(

@@ -27,8 +27,8 @@ ExecutionOptions parse_execution(const std::string& precision, const std::string
     o.fused = true;  // models/fused_forward.h: float32 and bfloat16
   } else if (memory_format != "contiguous" && memory_format != "auto") {
     throw ConfigError(
-        fmt::format("{}: unknown memory format '{}' (valid: auto, contiguous, channels_last)",
-                    what, memory_format));
+        fmt::format("{}: unknown memory format '{}' (valid: auto, contiguous, channels_last)", what,
+                    memory_format));
   }
   return o;
 }

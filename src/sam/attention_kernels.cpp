@@ -174,9 +174,8 @@ void softmax_rel_pos_(torch::Tensor& scores, const torch::Tensor& rel_h,
     TORCH_CHECK(rel_h.sizes().slice(0, 3) == rel_w.sizes().slice(0, 3) &&
                     rel_h.size(0) * rel_h.size(1) * rel_h.size(2) == rows &&
                     rel_h.size(3) * rel_w.size(3) == n,
-                "softmax_rel_pos_: scores ", scores.sizes(), " do not match rel_h ",
-                rel_h.sizes(), " and rel_w ", rel_w.sizes(),
-                " (rows nb * r * qw and keys kh * kw)");
+                "softmax_rel_pos_: scores ", scores.sizes(), " do not match rel_h ", rel_h.sizes(),
+                " and rel_w ", rel_w.sizes(), " (rows nb * r * qw and keys kh * kw)");
     rel.h = rel_h.data_ptr<float>();
     rel.w = rel_w.data_ptr<float>();
     rel.r = rel_h.size(1);
@@ -191,9 +190,8 @@ void softmax_rel_pos_(torch::Tensor& scores, const torch::Tensor& rel_h,
   float* s = scores.data_ptr<float>();
   // About 32 KiB of scores per grain: the team's start-up is amortised on small windows.
   const int64_t grain = std::max<int64_t>(1, (int64_t{8} << 10) / n);
-  models::detail::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
-    softmax_rows(s, b, e, n, rel);
-  });
+  models::detail::parallel_for(0, rows, grain,
+                               [&](int64_t b, int64_t e) { softmax_rows(s, b, e, n, rel); });
 }
 
 }  // namespace samdeblur::sam

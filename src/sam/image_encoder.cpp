@@ -121,6 +121,26 @@ EncoderAttentionImpl::EncoderAttentionImpl(int64_t dim, int64_t num_heads, bool 
 
 namespace {
 
+// The decomposed relative positions of all heads and query rows of q_grid (BH, qh, qw, c),
+// two batched products per attention call instead of two einsums per block:
+// rel_h[b, y, x, k] = q[b, y, x] . Rh[y, k] batched over y, rel_w[b, y, x, k] =
+// q[b, y, x] . Rw[x, k] batched over x; (BH, qh, qw, kh) and (BH, qh, qw, kw) views.
+std::pair<torch::Tensor, torch::Tensor> relative_positions(const torch::Tensor& q_grid,
+                                                           const torch::Tensor& Rh,
+                                                           const torch::Tensor& Rw) {
+  const int64_t BH = q_grid.size(0), qh = q_grid.size(1), qw = q_grid.size(2);
+  const int64_t c = q_grid.size(3), kh = Rh.size(1), kw = Rw.size(1);
+  auto rel_h =
+      torch::bmm(q_grid.permute({1, 0, 2, 3}).reshape({qh, BH * qw, c}), Rh.transpose(1, 2))
+          .view({qh, BH, qw, kh})
+          .permute({1, 0, 2, 3});
+  auto rel_w =
+      torch::bmm(q_grid.permute({2, 0, 1, 3}).reshape({qw, BH * qh, c}), Rw.transpose(1, 2))
+          .view({qw, BH, qh, kw})
+          .permute({1, 2, 0, 3});
+  return {rel_h, rel_w};
+}
+
 // Attention of the (BH, N, c) heads over a qh x qw grid of queries, the keys of a kh x kw grid,
 // blocked: (heads, query-grid rows) chunks whose (bh, rows * qw, N) score block stays within
 // about attention_chunk_bytes() (so the scores, their bias and softmax stay in the cache
@@ -162,21 +182,8 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
     scaled_grid = (q * scale).view({BH, qh, qw, c});
     scores = torch::empty({std::min(heads, BH) * rows * qw * N}, q.options());
   }
-  // The decomposed relative positions of all heads and query rows, two batched products per
-  // call instead of two einsums per block: rel_h[b, y, x, k] = q[b, y, x] . Rh[y, k] batched
-  // over y, rel_w[b, y, x, k] = q[b, y, x] . Rw[x, k] batched over x; (BH, qh, qw, kh / kw)
-  // views.
-  torch::Tensor rel_h_all, rel_w_all;
-  if (rel) {
-    rel_h_all =
-        torch::bmm(q_grid.permute({1, 0, 2, 3}).reshape({qh, BH * qw, c}), Rh.transpose(1, 2))
-            .view({qh, BH, qw, kh})
-            .permute({1, 0, 2, 3});
-    rel_w_all =
-        torch::bmm(q_grid.permute({2, 0, 1, 3}).reshape({qw, BH * qh, c}), Rw.transpose(1, 2))
-            .view({qw, BH, qh, kw})
-            .permute({1, 2, 0, 3});
-  }
+  const auto [rel_h_all, rel_w_all] =
+      rel ? relative_positions(q_grid, Rh, Rw) : std::pair<torch::Tensor, torch::Tensor>{};
   for (int64_t b0 = 0; b0 < BH; b0 += heads) {
     const int64_t b1 = std::min(BH, b0 + heads), nb = b1 - b0;
     const auto kb = k.slice(0, b0, b1), vb = v.slice(0, b0, b1);

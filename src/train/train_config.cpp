@@ -119,9 +119,10 @@ TrainOptions parse_train_options(config::Section& train) {
   t.memory_format = train.get<std::string>("memory_format", t.memory_format);
   models::parse_execution("fp32", t.memory_format, source + ": " + train.key_path("memory_format"));
   if (t.memory_format == "auto")  // inference's default (models/execution.h), not training's
-    throw ConfigError(fmt::format("{}: {} 'auto' is for inference; training takes contiguous "
-                                  "(default, exact) or channels_last",
-                                  source, train.key_path("memory_format")));
+    throw ConfigError(
+        fmt::format("{}: {} 'auto' is for inference; training takes contiguous "
+                    "(default, exact) or channels_last",
+                    source, train.key_path("memory_format")));
   if (train.get<bool>("channels_last", false)) {  // the older spelling
     if (train.has("memory_format") && t.memory_format != "channels_last")
       throw ConfigError(fmt::format("{}: {} is true but {} is '{}'", source,

@@ -133,7 +133,7 @@ TEST(SoftmaxRelPos, RefusesWhatItCannotTake) {
   EXPECT_THROW(softmax_rel_pos_(not_contiguous), c10::Error);
   auto doubles = torch::randn({2, 4}, torch::kDouble);
   EXPECT_THROW(softmax_rel_pos_(doubles), c10::Error);
-  EXPECT_THROW(softmax_rel_pos_(s, h), c10::Error);  // rel_w missing
+  EXPECT_THROW(softmax_rel_pos_(s, h), c10::Error);                              // rel_w missing
   EXPECT_THROW(softmax_rel_pos_(s, h, torch::randn({2, 3, 4, 4})), c10::Error);  // 2 x 4 != 6
   EXPECT_THROW(softmax_rel_pos_(s, h, torch::randn({2, 3, 6, 3})), c10::Error);  // rows
   EXPECT_THROW(softmax_rel_pos_(s, h, torch::randn({2, 3, 3, 4}).transpose(2, 3)), c10::Error);

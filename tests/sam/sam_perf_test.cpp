@@ -332,9 +332,9 @@ TEST(SamPerf, BlockedEncoderAttentionEqualsExplicitPath) {
         const double diff = (got - expected).abs().max().item<double>();
         EXPECT_LE(diff, 1e-5 * expected.abs().max().item<double>())
             << b << "x" << h << "x" << w << " budget " << budget << " fused " << fused;
-        std::cout << b << "x" << h << "x" << w << " budget " << budget << " fused softmax "
-                  << fused << ": max diff " << diff
-                  << (torch::equal(got, expected) ? " (bit-exact)" : "") << std::endl;
+        std::cout << b << "x" << h << "x" << w << " budget " << budget << " fused softmax " << fused
+                  << ": max diff " << diff << (torch::equal(got, expected) ? " (bit-exact)" : "")
+                  << std::endl;
       }
     }
   }
