@@ -1,7 +1,8 @@
 // The encoder attention's fused relative-position bias + softmax (see
-// include/samdeblur/sam/attention_kernels.h). Written like models/fused*.cpp: loops over
-// kLanes independent lanes for the compiler's vectoriser, cloned for AVX-512 / AVX2 /
-// baseline (GCC target_clones), rows spread over LibTorch's OpenMP team.
+// include/samdeblur/sam/attention_kernels.h). Like the depthwise and tile kernels of
+// models/fused_forward.cpp and models/nafblock_tiles.cpp: GCC vector types of 16 lanes,
+// cloned for AVX-512 / AVX2 / baseline (GCC target_clones), rows spread over LibTorch's
+// OpenMP team.
 #include "samdeblur/sam/attention_kernels.h"
 
 #include <ATen/record_function.h>
@@ -51,9 +52,9 @@ SDB_ATTN_INLINE void store(float* p, vfloat v) { std::memcpy(p, &v, sizeof v); }
 // degree 5); 2^n built in the exponent field. Arguments below -87 give 0 (e^-87 = 1.4 FLT_MIN:
 // nothing beside a softmax row's sum >= 1), so that no lane ever computes or returns a
 // subnormal: Intel cores take a microcode assist of about a hundred cycles per subnormal
-// operand or result, which made this kernel 4x slower and the product @ v after it 20 %
-// slower on random-weight SAM scores. NaN stays NaN; no overflow handling: the softmax passes
-// v <= 0 only.
+// operand or result, which made this kernel 4x slower than ATen's softmax on random-weight
+// SAM scores (and the product @ v after it about 10 % slower). NaN stays NaN; no overflow
+// handling: the softmax passes v <= 0 only.
 SDB_ATTN_INLINE vfloat exp_lanes(vfloat v) {
   constexpr float kMinArg = -87.f;  // n >= -126 and, at n = -126, r >= 0: a normal result
   constexpr float kLog2e = 1.44269504088896341f;
