@@ -1,8 +1,8 @@
 #pragma once
-// Shared inline pieces of the channels-last inference kernels (private header of
-// models/fused_forward.cpp and models/nafblock_tiles.cpp): the clone attributes, bfloat16
-// widening and narrowing, the row LayerNorm2d, 16-lane GCC vectors and their loads and
-// stores, and three helpers defined in fused_forward.cpp.
+// Shared inline pieces of the hand-written CPU kernels (private header of
+// models/fused_forward.cpp, models/nafblock_tiles.cpp and sam/attention_kernels.cpp): the clone
+// attributes, bfloat16 widening and narrowing, the row LayerNorm2d, 16-lane GCC vectors and their
+// loads and stores, and three helpers defined in fused_forward.cpp.
 #include <torch/torch.h>
 
 #include <cmath>

@@ -1,8 +1,7 @@
 // The encoder attention's fused relative-position bias + softmax (see
-// include/samdeblur/sam/attention_kernels.h). Like the depthwise and tile kernels of
-// models/fused_forward.cpp and models/nafblock_tiles.cpp: GCC vector types of 16 lanes,
-// cloned for AVX-512 / AVX2 / baseline (GCC target_clones), rows spread over LibTorch's
-// OpenMP team.
+// include/samdeblur/sam/attention_kernels.h). On the pieces of the NAFBlock kernels
+// (models/fused_forward_simd.h): 16-lane GCC vectors, cloned for AVX-512 / AVX2 / baseline
+// (GCC target_clones), rows spread over LibTorch's OpenMP team (models/fused_parallel.h).
 #include "samdeblur/sam/attention_kernels.h"
 
 #include <ATen/record_function.h>
@@ -12,40 +11,18 @@
 #include <cstring>
 #include <limits>
 
+#include "../models/fused_forward_simd.h"
 #include "../models/fused_parallel.h"
 
 namespace samdeblur::sam {
 namespace {
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define SDB_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#define SDB_ATTN_INLINE inline __attribute__((always_inline))
-#else
-#define SDB_ATTN_CLONES
-#define SDB_ATTN_INLINE inline
-#endif
+using namespace models::detail;  // SDB_FWD_* clones, 16-lane vfloat16 with load16 / store16
 
-// The helpers below pass vectors by value but are always inlined: no call ABI is involved.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
+typedef int32_t vint __attribute__((vector_size(kLanes * sizeof(int32_t))));
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// 16 lanes as a GCC vector: the clones compile it to one AVX-512 register, two AVX2 or four SSE
-// ones. (A loop over 16 scalars was not vectorised: GCC unrolls it first.)
-constexpr int kLanes = 16;
-typedef float vfloat __attribute__((vector_size(kLanes * sizeof(float))));
-typedef int32_t vint __attribute__((vector_size(kLanes * sizeof(int32_t))));
-
-SDB_ATTN_INLINE vfloat splat(float x) { return vfloat{} + x; }
-SDB_ATTN_INLINE vfloat load(const float* p) {
-  vfloat v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-SDB_ATTN_INLINE void store(float* p, vfloat v) { std::memcpy(p, &v, sizeof v); }
+SDB_FWD_INLINE vfloat16 splat(float x) { return vfloat16{} + x; }
 
 // e^v lane-wise. Cody-Waite: v = n ln2 + r with n = round(v / ln2), |r| <= ln2 / 2, ln2 split
 // into an exact head and a tail; e^r from Cephes expf's polynomial (1 + r + r^2 P(r), P of
@@ -55,25 +32,25 @@ SDB_ATTN_INLINE void store(float* p, vfloat v) { std::memcpy(p, &v, sizeof v); }
 // operand or result, which made this kernel 4x slower than ATen's softmax on random-weight
 // SAM scores (and the product @ v after it about 10 % slower). NaN stays NaN; no overflow
 // handling: the softmax passes v <= 0 only.
-SDB_ATTN_INLINE vfloat exp_lanes(vfloat v) {
+SDB_FWD_INLINE vfloat16 exp_lanes(vfloat16 v) {
   constexpr float kMinArg = -87.f;  // n >= -126 and, at n = -126, r >= 0: a normal result
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
   constexpr float kRound = 12582912.f;  // 1.5 * 2^23: x + kRound - kRound rounds x to an integer
-  const vfloat x = v > kMinArg ? v : splat(kMinArg);  // NaN -> kMinArg here, restored below
-  const vfloat n = (x * kLog2e + kRound) - kRound;
-  const vfloat r = (x - n * kLn2Hi) - n * kLn2Lo;
-  vfloat p = splat(1.9875691500e-4f);
+  const vfloat16 x = v > kMinArg ? v : splat(kMinArg);  // NaN -> kMinArg here, restored below
+  const vfloat16 n = (x * kLog2e + kRound) - kRound;
+  const vfloat16 r = (x - n * kLn2Hi) - n * kLn2Lo;
+  vfloat16 p = splat(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const vfloat y = p * (r * r) + r + 1.f;
+  const vfloat16 y = p * (r * r) + r + 1.f;
   const vint bits = (__builtin_convertvector(n, vint) + 127) << 23;  // n in [-126, 0]: normal
-  vfloat scale;
+  vfloat16 scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  const vfloat e = v < kMinArg ? splat(0.f) : y * scale;
+  const vfloat16 e = v < kMinArg ? splat(0.f) : y * scale;
   return v != v ? v : e;
 }
 
@@ -97,7 +74,7 @@ struct RelPos {
   }
 };
 
-SDB_ATTN_INLINE void softmax_row(float* __restrict s, int64_t n, const RelRow& rel) {
+SDB_FWD_INLINE void softmax_row(float* __restrict s, int64_t n, const RelRow& rel) {
   if (rel.h) {
     for (int64_t i = 0; i < rel.kh; ++i) {
       float* __restrict si = s + i * rel.kw;
@@ -109,26 +86,26 @@ SDB_ATTN_INLINE void softmax_row(float* __restrict s, int64_t n, const RelRow& r
   // The maximum of the numbers; a NaN score stays NaN through e^(s - m) and makes the sum,
   // hence the whole row, NaN (as ATen's softmax).
   const int64_t full = n / kLanes * kLanes, rest = n - full;
-  vfloat mx = splat(kNegInf);
+  vfloat16 mx = splat(kNegInf);
   for (int64_t k = 0; k < full; k += kLanes) {
-    const vfloat x = load(s + k);
+    const vfloat16 x = load16(s + k);
     mx = x > mx ? x : mx;
   }
   float m = kNegInf;
   for (int j = 0; j < kLanes; ++j) m = std::max(m, mx[j]);
   for (int64_t t = full; t < n; ++t) m = std::max(m, s[t]);
 
-  vfloat acc = splat(0.f);
+  vfloat16 acc = splat(0.f);
   for (int64_t k = 0; k < full; k += kLanes) {
-    const vfloat e = exp_lanes(load(s + k) - m);
-    store(s + k, e);
+    const vfloat16 e = exp_lanes(load16(s + k) - m);
+    store16(e, s + k);
     acc += e;
   }
   if (rest > 0) {
     float tail[kLanes];
     for (int j = 0; j < kLanes; ++j) tail[j] = j < rest ? s[full + j] - m : kNegInf;
-    const vfloat e = exp_lanes(load(tail));
-    store(tail, e);
+    const vfloat16 e = exp_lanes(load16(tail));
+    store16(e, tail);
     acc += e;
     std::memcpy(s + full, tail, static_cast<size_t>(rest) * sizeof(float));
   }
@@ -139,8 +116,8 @@ SDB_ATTN_INLINE void softmax_row(float* __restrict s, int64_t n, const RelRow& r
   for (int64_t t = 0; t < n; ++t) s[t] = s[t] < cutoff ? 0.f : s[t] * inv;
 }
 
-SDB_ATTN_CLONES void softmax_rows(float* s, int64_t row0, int64_t row1, int64_t n,
-                                  const RelPos& rel) {
+SDB_FWD_CLONES void softmax_rows(float* s, int64_t row0, int64_t row1, int64_t n,
+                                 const RelPos& rel) {
   for (int64_t row = row0; row < row1; ++row) softmax_row(s + row * n, n, rel.at(row));
 }
 

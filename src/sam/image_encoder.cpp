@@ -189,13 +189,14 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
     const auto kb = k.slice(0, b0, b1), vb = v.slice(0, b0, b1);
     for (int64_t r0 = 0; r0 < qh; r0 += rows) {
       const int64_t r1 = std::min(qh, r0 + rows), nq = (r1 - r0) * qw;
-      const auto qg = q_grid.slice(0, b0, b1).slice(1, r0, r1);  // (nb, r, qw, c)
       torch::Tensor rel_h, rel_w;
       if (rel) {
         rel_h = rel_h_all.slice(0, b0, b1).slice(1, r0, r1);  // (nb, r, qw, kh)
         rel_w = rel_w_all.slice(0, b0, b1).slice(1, r0, r1);  // (nb, r, qw, kw)
       }
-      const auto qb = qg.reshape({nb, nq, c});
+      // q * scale for the kernel (scaled once per call), q otherwise.
+      const auto qb =
+          (kernel ? scaled_grid : q_grid).slice(0, b0, b1).slice(1, r0, r1).reshape({nb, nq, c});
       torch::Tensor o;
 #if SAMDEBLUR_TORCH_AT_LEAST(2, 1)
       if (sdpa) {
@@ -214,15 +215,11 @@ torch::Tensor blocked_attention(const torch::Tensor& q, const torch::Tensor& k,
 #endif
       if (!o.defined() && kernel) {
         auto attn = scores.narrow(0, 0, nb * nq * N).view({nb, nq, N});
-        at::bmm_out(attn, scaled_grid.slice(0, b0, b1).slice(1, r0, r1).reshape({nb, nq, c}),
-                    kb.transpose(-2, -1));
+        at::bmm_out(attn, qb, kb.transpose(-2, -1));
         softmax_rel_pos_(attn, rel_h, rel_w);
         auto dst = out.slice(0, b0, b1).slice(1, r0 * qw, r1 * qw);
-        if (dst.is_contiguous()) {
-          at::bmm_out(dst, attn, vb);
-          continue;
-        }
-        o = torch::bmm(attn, vb);
+        at::bmm_out(dst, attn, vb);
+        continue;
       }
       if (!o.defined()) {
         auto attn = torch::matmul(qb * scale, kb.transpose(-2, -1));  // (nb, nq, N)
